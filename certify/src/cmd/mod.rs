@@ -1,0 +1,6 @@
+//! One module per subcommand; each owns its clap arguments and returns the exit code.
+pub mod certify;
+pub mod gate;
+pub mod probe;
+pub mod report;
+pub mod run;

@@ -1,0 +1,52 @@
+//! `hvcert`: hardware-compatibility probe, hypervisor runner, certification suite,
+//! reports and the release gate.
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "hvcert",
+    version,
+    about = "Hardware-compatibility and certification harness for the hvcert hypervisor"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Detect virtualization features of this server and score it against supported-server lists.
+    Probe(cmd::probe::ProbeArgs),
+    /// Boot a guest kernel on the hvcert hypervisor.
+    Run(cmd::run::RunArgs),
+    /// Boot SUSE-like certification guests and validate device and hypercall behaviour.
+    Certify(cmd::certify::CertifyArgs),
+    /// Render a saved run as HTML, JUnit XML, Markdown or JSON.
+    Report(cmd::report::ReportArgs),
+    /// Compare a run with a baseline; exit 1 on a regression.
+    Gate(cmd::gate::GateArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("HVCERT_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Probe(a) => cmd::probe::run(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Certify(a) => cmd::certify::run(a),
+        Command::Report(a) => cmd::report::run(a),
+        Command::Gate(a) => cmd::gate::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hvcert: error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

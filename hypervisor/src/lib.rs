@@ -1,0 +1,4 @@
+//! A KVM virtual machine monitor: guest memory, vCPUs, boot, exits, a Hyper-V-style
+//! hypercall interface, a Xen-compatibility adapter and virtio devices.
+
+pub mod bus;
