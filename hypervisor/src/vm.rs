@@ -19,8 +19,8 @@
 //!   register dump. KVM_EXIT_SYSTEM_EVENT shutdown/reset end it as a shutdown.
 //! - The wall-clock timeout ends the VM as `Timeout`. Ending the VM stops every vCPU thread
 //!   (signal kick until each has left KVM_RUN) and joins them before `run` returns.
-use crate::boot::{self, EntryMode};
-use crate::bus::MmioDevice;
+use crate::boot;
+use crate::bus::MmioBus;
 use crate::hyperv::{self, MsrWrite, Partition};
 use crate::layout::*;
 use crate::pagewalk::{self, PagingMode};
@@ -82,13 +82,6 @@ impl Trigger for IrqTrigger {
     }
 }
 
-/// A device window on the MMIO bus.
-struct MmioSlot {
-    base: u64,
-    size: u64,
-    dev: Box<dyn MmioDevice>,
-}
-
 /// vCPU liveness as seen at the last watchdog probe.
 const ST_RUNNING: u64 = 0;
 const ST_HALTED_NOIRQ: u64 = 1;
@@ -100,7 +93,7 @@ struct Shared {
     created: Instant,
     serial: Mutex<Serial<IrqTrigger, NoEvents, Console>>,
     console: Mutex<Option<Console>>,
-    mmio: Mutex<Vec<MmioSlot>>,
+    mmio: Mutex<MmioBus>,
     hv: Mutex<Partition>,
     xen: Mutex<XenState>,
     counts: Mutex<BTreeMap<String, u64>>,
@@ -223,11 +216,12 @@ impl Vm {
             install_msr_filter(&kvm, &vm)?;
         }
 
-        // Devices: the virtio-mmio windows (added by the device integration) are reserved in
-        // the memory map and announced on the command line.
-        let devices: Vec<MmioSlot> = Vec::new();
-        let reserved: Vec<(u64, u64)> = devices.iter().map(|d| (d.base, d.size)).collect();
-        let extra: Vec<String> = Vec::new();
+        // Devices: virtio-mmio windows are reserved in the memory map and announced on the
+        // command line. Device models are added to `devices` here (see `MmioBus::add_virtio`)
+        // by the virtio integration.
+        let devices = MmioBus::new();
+        let reserved = devices.reserved();
+        let extra = devices.cmdline_entries();
 
         let cmdline = boot::cmdline(&cfg.cmdline, &extra)?;
         let memory_map = memory_map(cfg.memory_mib, &reserved);
@@ -271,7 +265,6 @@ impl Vm {
             vcpus.push(vcpu);
         }
         tracing::debug!(mode = ?loaded.mode, "kernel loaded");
-        let _ = EntryMode::Pvh { entry: 0 };
 
         #[cfg(feature = "fault-injection")]
         let hv_opts = hyperv::DispatchOptions {
@@ -619,11 +612,8 @@ fn handle_exit(id: usize, exit: VcpuExit<'_>, shared: &Shared, pending: &mut Pen
         }
         VcpuExit::MmioRead(addr, data) => {
             let mut bus = lock(&shared.mmio);
-            match bus
-                .iter_mut()
-                .find(|d| addr >= d.base && addr - d.base < d.size)
-            {
-                Some(d) => d.dev.read(addr - d.base, data),
+            match bus.find(addr) {
+                Some((dev, off)) => dev.read(off, data),
                 None => {
                     data.fill(0xff);
                     unclaimed(shared, "MMIO read", addr, 0);
@@ -633,11 +623,8 @@ fn handle_exit(id: usize, exit: VcpuExit<'_>, shared: &Shared, pending: &mut Pen
         }
         VcpuExit::MmioWrite(addr, data) => {
             let mut bus = lock(&shared.mmio);
-            match bus
-                .iter_mut()
-                .find(|d| addr >= d.base && addr - d.base < d.size)
-            {
-                Some(d) => d.dev.write(addr - d.base, data),
+            match bus.find(addr) {
+                Some((dev, off)) => dev.write(off, data),
                 None => unclaimed(shared, "MMIO write", addr, le_value(data)),
             }
             Next::Continue

@@ -223,3 +223,125 @@ fn interface_parses() {
     assert_eq!("xen".parse::<Interface>(), Ok(Interface::Xen));
     assert!("vmware".parse::<Interface>().is_err());
 }
+
+#[test]
+fn hyperv_interface_rules_from_the_guest() {
+    if !kvm_or_skip("hyperv_interface_rules_from_the_guest") {
+        return;
+    }
+    let (r, text) = boot(cfg(guests::guest("hyperv"), "all"));
+    assert_eq!(r.end, VmEnd::Status(0x2a), "{text}\n{}", r.final_regs[0]);
+    assert!(
+        text.contains("dbg!\n"),
+        "PostDebugData reaches the console: {text}"
+    );
+    assert!(text.contains("hyperv checks passed"), "{text}");
+    let h = &r.hypercalls;
+    assert_eq!(h.get("HvCallNotifyLongSpinWait"), Some(&6), "{h:?}");
+    assert_eq!(h.get("invalid(0x7777)"), Some(&1), "{h:?}");
+    assert_eq!(h.get("HvCallFlushVirtualAddressSpace"), Some(&1), "{h:?}");
+    assert_eq!(h.get("HvCallFlushVirtualAddressList"), Some(&1), "{h:?}");
+    assert_eq!(h.get("HvCallPostDebugData"), Some(&1), "{h:?}");
+    assert_eq!(h.get("HvCallRetrieveDebugData"), Some(&1), "{h:?}");
+}
+
+#[test]
+fn hypercalls_from_cpl3_or_outside_the_page_raise_ud() {
+    if !kvm_or_skip("hypercalls_from_cpl3_or_outside_the_page_raise_ud") {
+        return;
+    }
+    // 0x60 | CPL of the code that took #UD.
+    for (mode, want) in [("u", 0x63), ("p", 0x63), ("o", 0x60), ("n", 0x60)] {
+        let (r, text) = boot(cfg(guests::guest("hyperv"), mode));
+        assert_eq!(
+            r.end,
+            VmEnd::Status(want),
+            "mode {mode}: {text}\n{}",
+            r.final_regs[0]
+        );
+        assert!(r.hypercalls.is_empty(), "mode {mode}: {:?}", r.hypercalls);
+    }
+}
+
+#[test]
+fn synthetic_msrs_and_leaves_absent_without_hyperv() {
+    if !kvm_or_skip("synthetic_msrs_and_leaves_absent_without_hyperv") {
+        return;
+    }
+    // With the Xen interface, leaf 0x40000000 is Xen's (max leaf 0x40000002): check 1 fails.
+    let mut c = cfg(guests::guest("hyperv"), "all");
+    c.interface = Interface::Xen;
+    assert_eq!(boot(c).0.end, VmEnd::Status(1));
+    // No interface: leaf 0x40000000 is not a hypervisor leaf any more.
+    let mut c = cfg(guests::guest("hyperv"), "all");
+    c.interface = Interface::None;
+    let end = boot(c).0.end;
+    assert!(
+        matches!(end, VmEnd::Status(1) | VmEnd::Status(2)),
+        "{end:?}"
+    );
+}
+
+#[test]
+fn xen_adapter_translates_and_powers_off() {
+    if !kvm_or_skip("xen_adapter_translates_and_powers_off") {
+        return;
+    }
+    for iface in [Interface::Xen, Interface::Both] {
+        let mut c = cfg(guests::guest("xen"), "x");
+        c.interface = iface;
+        let (r, text) = boot(c);
+        assert_eq!(
+            r.end,
+            VmEnd::Shutdown,
+            "{iface}: {text}\n{:?}",
+            r.final_regs
+        );
+        assert_eq!(r.end.exit_code(), 0);
+        assert!(text.contains("xen console_io says hi\n"), "{text}");
+        let t = r.xen_trace.join("\n");
+        for want in [
+            "xen_version(XENVER_version) -> 0x40010",
+            "xen_version(XENVER_extraversion",
+            "console_io(CONSOLEIO_write, 23) -> console -> 0",
+            "sched_op(SCHEDOP_yield) -> HvCallNotifyLongSpinWait -> 0",
+            "hypercall_1(...) -> -ENOSYS",
+            "-EFAULT",
+            "hvm_op(HVMOP_get_param, 1) -> 0x1234",
+            "memory_op(XENMEM_maximum_ram_page)",
+            "sched_op(SCHEDOP_shutdown, poweroff) -> VM ends",
+        ] {
+            assert!(t.contains(want), "{iface}: trace lacks `{want}`:\n{t}");
+        }
+        assert_eq!(r.hypercalls.get("HvCallNotifyLongSpinWait"), Some(&1));
+        assert_eq!(r.hypercalls.get("xen:console_io"), Some(&2));
+    }
+}
+
+#[test]
+fn xen_crash_shutdown_is_a_crash() {
+    if !kvm_or_skip("xen_crash_shutdown_is_a_crash") {
+        return;
+    }
+    let mut c = cfg(guests::guest("xen"), "c");
+    c.interface = Interface::Xen;
+    let (r, _) = boot(c);
+    assert!(
+        matches!(&r.end, VmEnd::Crash { reason, .. } if reason.contains("crash")),
+        "{:?}",
+        r.end
+    );
+    assert_eq!(r.end.exit_code(), 125);
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn fault_injection_breaks_the_invalid_code_status() {
+    if !kvm_or_skip("fault_injection_breaks_the_invalid_code_status") {
+        return;
+    }
+    let mut c = cfg(guests::guest("hyperv"), "all");
+    c.fault = Some(hypervisor::Fault::WrongInvalidCodeStatus);
+    // Check 15 of the guest expects HV_STATUS_INVALID_HYPERCALL_CODE.
+    assert_eq!(boot(c).0.end, VmEnd::Status(15));
+}
