@@ -116,7 +116,7 @@ pub fn decide(d: &Derived, lists: &[Hcl]) -> Verdict {
                         key,
                         Level::Info,
                         n.clone(),
-                        Some("load the msr driver (modprobe msr) and run as root".into()),
+                        Some("on the live server: modprobe msr and run the probe as root".into()),
                     );
                 }
             }
