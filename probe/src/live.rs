@@ -341,12 +341,20 @@ fn read_kernel_log(dev: &Path) -> Avail<Vec<String>> {
         match f.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                let rec = String::from_utf8_lossy(&buf[..n]);
-                // "prio,seq,usec,flags;message\n"
-                let msg = rec.split_once(';').map(|(_, m)| m).unwrap_or(&rec);
-                let msg = msg.lines().next().unwrap_or("").trim();
-                if kernel_line_matters(msg) && lines.len() < 50 {
-                    lines.push(msg.to_string());
+                // /dev/kmsg gives one record per read: "prio,seq,usec,flags;message\n" and
+                // " KEY=value" continuation lines; a plain file (a saved log) gives many lines.
+                for line in String::from_utf8_lossy(&buf[..n]).lines() {
+                    if line.starts_with(' ') {
+                        continue;
+                    }
+                    let msg = match line.split_once(';') {
+                        Some((head, m)) if head.split(',').count() >= 3 => m,
+                        _ => line,
+                    };
+                    let msg = msg.trim();
+                    if kernel_line_matters(msg) && lines.len() < 50 {
+                        lines.push(msg.to_string());
+                    }
                 }
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
