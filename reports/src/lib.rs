@@ -258,6 +258,16 @@ mod tests {
             s.starts_with("run.json:3:") && s.contains("unknown variant `exploded`"),
             "{s}"
         );
+        let e = parse(
+            "{\"schema\": \"hvcert.report/v1\",\n\"identity\": {\"command\": \"c\", \"version\": \"v\", \"date\": \"d\"},\n\"suites\": [{\"name\": \"p\", \"cases\": [{\"id\": \"a\", \"outcome\": \"pass\", \"blocker\": true, \"ms\": 3}]}]}",
+            p(),
+        )
+        .unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.starts_with("run.json:3:") && s.contains("unknown field `ms`"),
+            "{s}"
+        );
         let e = parse("", p()).unwrap_err();
         assert!(
             e.to_string()

@@ -20,6 +20,7 @@ pub const LOG_EXCERPT_MAX_BYTES: usize = 8 * 1024;
 
 /// One run: who produced it, on what, and the results per suite (profile).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Report {
     /// Always [`SCHEMA`].
     pub schema: String,
@@ -36,6 +37,7 @@ pub struct Report {
 
 /// Run identity: enough to reproduce the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Identity {
     /// The subcommand that produced the report: "certify", "probe", ...
     pub command: String,
@@ -57,6 +59,7 @@ pub struct Identity {
 
 /// A profile (or a group of probe checks) and its cases.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Suite {
     pub name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -70,6 +73,7 @@ pub struct Suite {
 
 /// One test case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Case {
     pub id: String,
     pub outcome: Outcome,
@@ -158,6 +162,7 @@ impl Direction {
 
 /// A figure measured by a case (e.g. the hypercall round trip in µs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Measurement {
     pub name: String,
     pub value: f64,
@@ -170,6 +175,7 @@ pub struct Measurement {
 
 /// A waiver as applied to one case (copied from the waivers file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AppliedWaiver {
     /// The case-id pattern that matched.
     pub pattern: String,
@@ -180,6 +186,7 @@ pub struct AppliedWaiver {
 
 /// A waiver that was not applied because it had expired.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WaiverNote {
     pub pattern: String,
     #[serde(default, skip_serializing_if = "is_star")]
@@ -197,6 +204,7 @@ fn is_star(s: &str) -> bool {
 
 /// Counts and the overall verdict, derived from the cases.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Summary {
     pub verdict: Verdict,
     pub total: usize,

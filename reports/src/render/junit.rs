@@ -9,7 +9,7 @@
 use std::fmt::Write;
 
 use super::{escape_markup as e, seconds};
-use crate::model::{format_number, Case, Outcome, Report, Suite};
+use crate::model::{Case, Outcome, Report, Suite};
 
 struct Counts {
     tests: usize,
@@ -214,10 +214,9 @@ fn system_out(c: &Case) -> String {
     for m in &c.measurements {
         let _ = writeln!(
             out,
-            "measurement {} = {} {} ({})",
+            "measurement {} = {} ({})",
             m.name,
-            format_number(m.value),
-            m.unit,
+            m.display_value(),
             m.direction.as_str()
         );
     }
