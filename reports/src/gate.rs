@@ -4,8 +4,8 @@
 //! - a blocker case that passed in the baseline and now fails, crashes, times out, is
 //!   skipped or did not run;
 //! - a blocker case that passed in the baseline and is missing now;
-//! - in a blocker case, a figure with a direction that is worse than its tolerance, that
-//!   changed unit, or that disappeared.
+//! - in a blocker case that passed in both runs, a figure with a direction that is worse
+//!   than its tolerance, that changed unit, or that disappeared.
 //!
 //! "Blocker" is the current run's flag (the baseline's for a missing case), minus waivers.
 //! The same findings on non-blocker cases are **warnings**, on waived cases **waived**;
@@ -162,8 +162,12 @@ pub fn compare(baseline: &Report, current: &Report, opts: &GateOptions<'_>) -> G
                     Some(_) => {}
                 }
             }
-            if let Some(c) = now {
-                changes.extend(figure_changes(bcase, c, opts.tolerance_pct));
+            // Figures are compared between passing runs of the case only: a failed case's
+            // figures mean little, and its outcome is already a finding.
+            if let Some(c) = now.filter(|c| c.outcome == Outcome::Pass) {
+                if bcase.outcome == Outcome::Pass {
+                    changes.extend(figure_changes(bcase, c, opts.tolerance_pct));
+                }
             }
             if changes.is_empty() {
                 continue;

@@ -68,11 +68,8 @@ impl std::str::FromStr for Format {
 /// Errors reading reports and waivers. Every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: cannot read: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{}: cannot read: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{}:{line}:{column}: not valid JSON: {msg}", path.display())]
     Syntax {
         path: PathBuf,
@@ -99,9 +96,9 @@ pub enum Error {
 /// a field error; recomputes the summary from the cases.
 pub fn load(path: impl AsRef<Path>) -> Result<Report, Error> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let text = std::fs::read_to_string(path).map_err(|err| Error::Io {
         path: path.to_path_buf(),
-        source,
+        err,
     })?;
     parse(&text, path)
 }

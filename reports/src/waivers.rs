@@ -66,9 +66,9 @@ struct RawWaiver {
 impl Waivers {
     /// Reads and checks a waivers file; errors name the file and line.
     pub fn load(path: &Path) -> Result<Waivers, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|err| Error::Io {
             path: path.to_path_buf(),
-            source,
+            err,
         })?;
         let mut w = Waivers::parse(&text).map_err(|msg| Error::Waivers {
             path: path.to_path_buf(),
