@@ -317,11 +317,11 @@ fn color(o: Outcome) -> &'static str {
 /// Horizontal bars of the longest cases, coloured by outcome.
 fn chart(o: &mut String, r: &Report) {
     let mut cases: Vec<(&Suite, &Case)> = r.cases().filter(|(_, c)| c.duration_ms > 0).collect();
-    o.push_str("<section id=\"chart\">\n<h2>Case durations</h2>\n");
     if cases.is_empty() {
-        o.push_str("<p>No case recorded a duration.</p>\n</section>\n");
+        figures_chart(o, r);
         return;
     }
+    o.push_str("<section id=\"chart\">\n<h2>Case durations</h2>\n");
     // Longest first; stable, so equal durations keep report order.
     cases.sort_by_key(|c| std::cmp::Reverse(c.1.duration_ms));
     let shown = cases.len().min(CHART_MAX_BARS);
@@ -375,6 +375,68 @@ fn chart(o: &mut String, r: &Report) {
     );
 }
 
+/// For runs without durations (e.g. a probe): the figures, one bar each, scaled within
+/// their unit so that figures of one unit compare.
+fn figures_chart(o: &mut String, r: &Report) {
+    o.push_str("<section id=\"chart\">\n<h2>Figures</h2>\n");
+    let figures: Vec<(String, &crate::Measurement)> = r
+        .cases()
+        .flat_map(|(s, c)| {
+            c.measurements
+                .iter()
+                .filter(|m| m.value.is_finite())
+                .map(move |m| (format!("{} / {} / {}", s.name, c.id, m.name), m))
+        })
+        .take(CHART_MAX_BARS)
+        .collect();
+    if figures.is_empty() {
+        o.push_str("<p>No case recorded a duration or a figure.</p>\n</section>\n");
+        return;
+    }
+    let unit_max = |unit: &str| {
+        figures
+            .iter()
+            .filter(|(_, m)| m.unit == unit)
+            .map(|(_, m)| m.value.abs())
+            .fold(0.0_f64, f64::max)
+    };
+    let (label_w, bar_w, value_w, row_h, top) = (300.0, 520.0, 90.0, 20.0, 6.0);
+    let width = label_w + bar_w + value_w;
+    let height = top * 2.0 + row_h * figures.len() as f64;
+    let _ = writeln!(
+        o,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" viewBox=\"0 0 {width} {height}\" width=\"100%\" style=\"max-width:{width}px\" aria-labelledby=\"chart-title\">\n<title id=\"chart-title\">Figures, scaled within each unit</title>"
+    );
+    for (i, (label, m)) in figures.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        let max = unit_max(&m.unit);
+        let w = if max > 0.0 {
+            (m.value.abs() / max * bar_w).max(1.0)
+        } else {
+            1.0
+        };
+        let _ = writeln!(
+            o,
+            "<g><title>{}: {} ({})</title><text x=\"{}\" y=\"{:.0}\" text-anchor=\"end\">{}</text>\
+             <rect x=\"{label_w}\" y=\"{:.0}\" width=\"{:.1}\" height=\"{:.0}\" rx=\"2\" fill=\"#0969da\"/>\
+             <text x=\"{:.1}\" y=\"{:.0}\">{}</text></g>",
+            e(label),
+            e(&m.display_value()),
+            e(m.direction.as_str()),
+            label_w - 6.0,
+            y + row_h * 0.7,
+            e(&truncate(label, 44)),
+            y + 3.0,
+            w,
+            row_h - 6.0,
+            label_w + w + 6.0,
+            y + row_h * 0.7,
+            e(&m.display_value()),
+        );
+    }
+    o.push_str("</svg>\n</section>\n");
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
@@ -387,7 +449,24 @@ fn truncate(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::{render, Case, Format, Identity, Outcome, Report};
+    use crate::{render, Case, Format, Identity, Measurement, Outcome, Report};
+
+    #[test]
+    fn figures_chart_without_durations() {
+        let mut r = Report::new(Identity::new("probe", "0.1.0", "d"));
+        r.add_case(
+            "host",
+            Case::new("kvm.exit_round_trip", Outcome::Pass)
+                .measurement(Measurement::lower_is_better("round_trip", 9.1, "µs"))
+                .measurement(Measurement::info("ratio", 3700.0, "")),
+        );
+        let h = render(&r, Format::Html);
+        assert!(h.contains("<h2>Figures</h2>"), "{h}");
+        assert!(h.contains("host / kvm.exit_round_trip / round_trip: 9.1 µs"));
+        assert_eq!(h.matches("<rect").count(), 2);
+        let empty = Report::new(Identity::new("probe", "0.1.0", "d"));
+        assert!(render(&empty, Format::Html).contains("No case recorded a duration or a figure."));
+    }
 
     #[test]
     fn self_contained_and_escaped() {
@@ -406,6 +485,7 @@ mod tests {
         for external in ["src=", "<link", "@import", "url("] {
             assert!(!h.contains(external), "external reference {external}");
         }
+        assert!(h.contains("<h2>Case durations</h2>"));
         // The verdict comes before any table.
         assert!(h.find("id=\"verdict\"").unwrap() < h.find("<table").unwrap());
     }

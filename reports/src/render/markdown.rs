@@ -154,6 +154,7 @@ pub fn render(r: &Report) -> String {
         o.push('\n');
     }
 
+    let head = std::mem::take(&mut o);
     let _ = writeln!(o, "<details><summary>All cases ({})</summary>\n", s.total);
     for suite in &r.suites {
         let ss = suite.summary();
@@ -190,6 +191,7 @@ pub fn render(r: &Report) -> String {
         o.push('\n');
     }
     o.push_str("</details>\n");
+    let all_cases = std::mem::take(&mut o);
 
     let logs: Vec<_> = problems
         .iter()
@@ -210,12 +212,77 @@ pub fn render(r: &Report) -> String {
         }
         o.push_str("</details>\n");
     }
-    o
+    let logs = o;
+    fit(head, all_cases, logs)
+}
+
+/// Largest Markdown a comment takes: GitHub refuses comments over 65,536 characters.
+pub const MARKDOWN_LIMIT: usize = 60_000;
+
+/// Drops the logs, then the full case list, when the comment would be too long.
+fn fit(head: String, all_cases: String, logs: String) -> String {
+    const NOTE: &str = "\n_Shortened to fit a comment: see the HTML or JSON report for ";
+    if head.len() + all_cases.len() + logs.len() <= MARKDOWN_LIMIT {
+        return head + &all_cases + &logs;
+    }
+    if head.len() + all_cases.len() + NOTE.len() + 20 <= MARKDOWN_LIMIT {
+        return head + &all_cases + NOTE + "the logs._\n";
+    }
+    let mut out = head;
+    if out.len() + NOTE.len() + 40 > MARKDOWN_LIMIT {
+        // Even the problem table is too long: cut it at a line boundary.
+        let mut cut = MARKDOWN_LIMIT - NOTE.len() - 40;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let line_end = out[..cut].rfind('\n').map_or(0, |i| i + 1);
+        out.truncate(line_end);
+    }
+    out + NOTE + "every case and the logs._\n"
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_reports_fit_a_comment() {
+        use crate::{Case, Identity, Outcome, Report};
+        let mut r = Report::new(Identity::new("certify", "0.1.0", "d"));
+        for i in 0..3000 {
+            let outcome = if i % 2 == 0 {
+                Outcome::Pass
+            } else {
+                Outcome::Fail
+            };
+            r.add_case(
+                "p",
+                Case::new(format!("case.{i}"), outcome).log("x\n".repeat(50).as_str()),
+            );
+        }
+        let md = render(&r);
+        assert!(md.len() <= MARKDOWN_LIMIT, "{}", md.len());
+        assert!(md.starts_with("## ❌ hvcert certify: FAIL"));
+        assert!(
+            md.ends_with("every case and the logs._\n"),
+            "{}",
+            &md[md.len() - 200..]
+        );
+        // A moderate report keeps its case list and drops only the logs.
+        let mut r = Report::new(Identity::new("certify", "0.1.0", "d"));
+        for i in 0..200 {
+            r.add_case(
+                "p",
+                Case::new(format!("c{i}"), Outcome::Fail).log(&"y".repeat(400)),
+            );
+        }
+        let md = render(&r);
+        assert!(
+            md.contains("All cases (200)") && md.ends_with("the logs._\n"),
+            "{}",
+            md.len()
+        );
+    }
 
     #[test]
     fn escaping() {
