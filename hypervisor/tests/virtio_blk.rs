@@ -11,7 +11,6 @@ use virtio_bindings::bindings::virtio_config::VIRTIO_F_VERSION_1;
 use virtio_bindings::bindings::virtio_ring::{
     VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE,
 };
-use virtio_queue::mock::MockSplitQueue;
 use virtio_queue::Queue;
 use virtio_util::*;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -55,7 +54,7 @@ fn rig(tag: &str, sectors: u64, read_only: bool, features: u64) -> Rig {
 
 /// Submit one chain on a fresh 16-entry queue and run the handler.
 fn run(rig: &mut Rig, bufs: &[Buf]) -> Result<Vec<(u32, u32)>, Malformed> {
-    let vq = MockSplitQueue::create(&rig.mem, ring_base(0), 16);
+    let vq = Vq::new(&rig.mem, ring_base(0), 16);
     add_chain(&vq, 0, bufs);
     let mut qs = vec![device_queue(&vq)];
     with_queues(&rig.mem, &mut qs, FEATURES, |q| {
@@ -254,12 +253,8 @@ fn write_zeroes_and_discard() {
 }
 
 /// Run the handler on a queue whose descriptors were stored by `build`.
-fn run_raw(
-    rig: &mut Rig,
-    features: u64,
-    build: impl FnOnce(&MockSplitQueue<GuestMemoryMmap<()>>),
-) -> Result<(), Malformed> {
-    let vq = MockSplitQueue::create(&rig.mem, ring_base(0), 16);
+fn run_raw(rig: &mut Rig, features: u64, build: impl FnOnce(&Vq)) -> Result<(), Malformed> {
+    let vq = Vq::new(&rig.mem, ring_base(0), 16);
     build(&vq);
     let mut qs: Vec<Queue> = vec![device_queue(&vq)];
     with_queues(&rig.mem, &mut qs, features, |q| {
@@ -394,7 +389,7 @@ fn indirect_without_negotiation_needs_reset_and_works_when_negotiated() {
 fn avail_index_jump_needs_reset() {
     let mut r = rig("availjump", 8, false, FEATURES);
     let e = run_raw(&mut r, FEATURES, |vq| {
-        vq.avail().idx().store(100); // 100 new chains in a 16-entry queue
+        vq.set_avail_idx(100); // 100 new chains in a 16-entry queue
     })
     .unwrap_err();
     assert!(matches!(e, Malformed::Ring(_)), "{e}");
@@ -403,7 +398,7 @@ fn avail_index_jump_needs_reset() {
 #[test]
 fn many_requests_in_one_batch() {
     let mut r = rig("batch", 64, false, FEATURES);
-    let vq = MockSplitQueue::create(&r.mem, ring_base(0), 16);
+    let vq = Vq::new(&r.mem, ring_base(0), 16);
     // Five reads of sector i each, chains of 3 descriptors.
     for i in 0..5u16 {
         let h = HDR + 0x100 * i as u64;

@@ -26,12 +26,55 @@ pub fn ring_base(i: usize) -> GuestAddress {
     GuestAddress(0x1_0000 * (i as u64 + 1))
 }
 
+/// A driver-side queue: descriptor table and available ring through virtio-queue's
+/// `MockSplitQueue`; the used ring at `base + 0x8000`. (`MockSplitQueue::create` places its
+/// own used ring at `avail.end()`, which counts ring *elements* as bytes, so for queues of
+/// more than a few entries its used ring overlaps the tail of the available ring; we keep
+/// the device's used ring clear of it.)
+pub struct Vq<'a> {
+    pub mock: MockSplitQueue<'a, GuestMemoryMmap<()>>,
+    mem: &'a GuestMemoryMmap<()>,
+    pub used_addr: GuestAddress,
+    pub size: u16,
+}
+
+impl<'a> Vq<'a> {
+    pub fn new(mem: &'a GuestMemoryMmap<()>, base: GuestAddress, size: u16) -> Self {
+        let used_addr = GuestAddress(base.0 + 0x8000);
+        mem.write_slice(&vec![0u8; 6 + 8 * size as usize], used_addr)
+            .expect("used ring");
+        Vq {
+            mock: MockSplitQueue::create(mem, base, size),
+            mem,
+            used_addr,
+            size,
+        }
+    }
+    pub fn desc_table_addr(&self) -> GuestAddress {
+        self.mock.desc_table_addr()
+    }
+    pub fn avail_addr(&self) -> GuestAddress {
+        self.mock.avail_addr()
+    }
+    pub fn used_idx(&self) -> u16 {
+        self.mem
+            .read_obj(GuestAddress(self.used_addr.0 + 2))
+            .expect("used idx")
+    }
+    pub fn avail_idx(&self) -> u16 {
+        self.mock.avail().idx().load()
+    }
+    pub fn set_avail_idx(&self, v: u16) {
+        self.mock.avail().idx().store(v)
+    }
+}
+
 /// One buffer of a chain: (guest address, length, device-writable).
 #[derive(Debug, Clone, Copy)]
 pub struct Buf(pub u64, pub u32, pub bool);
 
 /// Write `bufs` as one chain at descriptor indices `first..` and make it available.
-pub fn add_chain(vq: &MockSplitQueue<GuestMemoryMmap<()>>, first: u16, bufs: &[Buf]) -> u16 {
+pub fn add_chain(vq: &Vq, first: u16, bufs: &[Buf]) -> u16 {
     let n = bufs.len() as u16;
     for (k, b) in bufs.iter().enumerate() {
         let k = k as u16;
@@ -40,7 +83,8 @@ pub fn add_chain(vq: &MockSplitQueue<GuestMemoryMmap<()>>, first: u16, bufs: &[B
             flags |= VRING_DESC_F_NEXT as u16;
         }
         let d = Descriptor::new(b.0, b.1, flags, first + k + 1);
-        vq.desc_table()
+        vq.mock
+            .desc_table()
             .store(first + k, RawDescriptor::from(d))
             .expect("store descriptor");
     }
@@ -49,27 +93,21 @@ pub fn add_chain(vq: &MockSplitQueue<GuestMemoryMmap<()>>, first: u16, bufs: &[B
 }
 
 /// Put head `head` into the available ring.
-pub fn push_avail(vq: &MockSplitQueue<GuestMemoryMmap<()>>, head: u16) {
-    let idx = vq.avail().idx().load();
-    let size = vq.desc_table().total_size() / 16;
-    vq.avail()
+pub fn push_avail(vq: &Vq, head: u16) {
+    let idx = vq.avail_idx();
+    vq.mock
+        .avail()
         .ring()
-        .ref_at((idx as u64 % size) as usize)
+        .ref_at((idx % vq.size) as usize)
         .expect("avail slot")
         .store(head);
-    vq.avail().idx().store(idx.wrapping_add(1));
+    vq.set_avail_idx(idx.wrapping_add(1));
 }
 
 /// Store a raw descriptor.
-pub fn store_desc(
-    vq: &MockSplitQueue<GuestMemoryMmap<()>>,
-    i: u16,
-    addr: u64,
-    len: u32,
-    flags: u16,
-    next: u16,
-) {
-    vq.desc_table()
+pub fn store_desc(vq: &Vq, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
+    vq.mock
+        .desc_table()
         .store(
             i,
             RawDescriptor::from(Descriptor::new(addr, len, flags, next)),
@@ -78,17 +116,14 @@ pub fn store_desc(
 }
 
 /// Used ring entries so far: (id, len).
-pub fn used(vq: &MockSplitQueue<GuestMemoryMmap<()>>) -> Vec<(u32, u32)> {
-    let n = vq.used().idx().load();
+pub fn used(vq: &Vq) -> Vec<(u32, u32)> {
+    let n = vq.used_idx();
     (0..n)
         .map(|i| {
-            let e = vq
-                .used()
-                .ring()
-                .ref_at(i as usize)
-                .expect("used slot")
-                .load();
-            (e.id(), e.len())
+            let a = vq.used_addr.0 + 4 + 8 * u64::from(i % vq.size);
+            let id: u32 = vq.mem.read_obj(GuestAddress(a)).expect("used id");
+            let len: u32 = vq.mem.read_obj(GuestAddress(a + 4)).expect("used len");
+            (id, len)
         })
         .collect()
 }
@@ -106,8 +141,11 @@ pub fn read_u8(mem: &GuestMemoryMmap<()>, addr: u64) -> u8 {
 }
 
 /// A `Queue` (device side) over the mock rings, for direct handler calls.
-pub fn device_queue(vq: &MockSplitQueue<GuestMemoryMmap<()>>) -> Queue {
-    vq.create_queue::<Queue>().expect("queue")
+pub fn device_queue(vq: &Vq) -> Queue {
+    let mut q = vq.mock.create_queue::<Queue>().expect("queue");
+    q.try_set_used_ring_address(vq.used_addr)
+        .expect("used ring");
+    q
 }
 
 /// Run `f` with a `Queues` view, as the worker does.
@@ -160,8 +198,8 @@ pub fn negotiate(t: &mut MmioTransport, features: u64) -> bool {
 }
 
 /// Program queue `i` with the mock's rings and size, and mark it ready.
-pub fn setup_queue(t: &mut MmioTransport, i: u32, vq: &MockSplitQueue<GuestMemoryMmap<()>>) {
-    let size = (vq.desc_table().total_size() / 16) as u32;
+pub fn setup_queue(t: &mut MmioTransport, i: u32, vq: &Vq) {
+    let size = u32::from(vq.size);
     wr(t, 0x30, i);
     wr(t, 0x38, size);
     let set = |t: &mut MmioTransport, lo: u64, a: GuestAddress| {
@@ -170,7 +208,7 @@ pub fn setup_queue(t: &mut MmioTransport, i: u32, vq: &MockSplitQueue<GuestMemor
     };
     set(t, 0x80, vq.desc_table_addr());
     set(t, 0x90, vq.avail_addr());
-    set(t, 0xa0, vq.used_addr());
+    set(t, 0xa0, vq.used_addr);
     wr(t, 0x44, 1);
 }
 
@@ -179,10 +217,10 @@ pub fn driver_ok(t: &mut MmioTransport) {
 }
 
 /// Wait until the used ring holds `n` entries (the worker thread runs asynchronously).
-pub fn wait_used(vq: &MockSplitQueue<GuestMemoryMmap<()>>, n: u16) -> bool {
+pub fn wait_used(vq: &Vq, n: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if vq.used().idx().load() >= n {
+        if vq.used_idx() >= n {
             return true;
         }
         std::thread::sleep(Duration::from_millis(1));
