@@ -27,8 +27,8 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 /// Small guest memory so that random addresses often fall outside it.
 const FUZZ_MEM: u64 = 0x4_0000;
 const QSIZE: u16 = 8;
-/// Buffers live in [0x8000, FUZZ_MEM).
-const BUF_BASE: u64 = 0x8000;
+/// Buffers live in [0x10000, FUZZ_MEM); rings (and the used rings at +0x8000) below.
+const BUF_BASE: u64 = 0x1_0000;
 
 #[derive(Debug, Clone)]
 struct RawDesc {
