@@ -26,6 +26,7 @@ th { background: var(--bg); } td.num { text-align: right; white-space: nowrap; }
 .o { font-weight: 600; white-space: nowrap; }
 .o-pass { color: var(--pass); } .o-fail { color: var(--fail); } .o-skip { color: var(--skip); }
 .o-crash { color: var(--crash); } .o-timeout { color: var(--timeout); } .o-not_run { color: var(--fail); }
+.o-warn { color: var(--warn); } .o-none { color: var(--none); }
 tr.waived td { background: #fff8c5; }
 .tag { display:inline-block; border:1px solid var(--line); border-radius:10px; padding:0 6px; font-size:12px; }
 pre { background: var(--bg); border: 1px solid var(--line); padding: 8px; overflow-x: auto;
@@ -250,11 +251,7 @@ fn suite_table(o: &mut String, index: usize, suite: &Suite) {
         o,
         "<section class=\"suite\" id=\"suite-{index}\">\n<h2>Profile {}: <span class=\"o o-{}\">{}</span></h2>\n<p>{}{}</p>\n",
         e(&suite.name),
-        match ss.verdict.slug() {
-            "warn" => "timeout",
-            "none" => "skip",
-            v => v,
-        },
+        ss.verdict.slug(),
         e(ss.verdict.label()),
         e(&ss.counts_line()),
         if suite.description.is_empty() {
