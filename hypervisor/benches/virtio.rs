@@ -34,7 +34,7 @@ fn mbps(bytes: u64, d: Duration) -> f64 {
 
 fn blk_chain(write: bool) -> Vec<Buf> {
     let mut v = vec![Buf(HDR, 16, false)];
-    for i in 0..16u64 {
+    for i in 0..(MIB / u64::from(SEG)) {
         v.push(Buf(BUF + i * u64::from(SEG), SEG, !write));
     }
     v.push(Buf(STATUS, 1, true));
