@@ -440,3 +440,57 @@ fn missing_image_is_a_clear_error() {
     let msg = err.to_string();
     assert!(msg.contains("/nonexistent/hvcert/disk.img"), "{msg}");
 }
+
+#[test]
+fn data_buffer_spanning_two_memory_regions() {
+    // Two adjacent regions: one buffer descriptor crosses the boundary at 2 MiB, so the
+    // vectored I/O gets two slices for it.
+    let mem = GuestMemoryMmap::<()>::from_ranges(&[
+        (GuestAddress(0), 2 << 20),
+        (GuestAddress(2 << 20), 2 << 20),
+    ])
+    .unwrap();
+    let img = TempFile::new("regions", &image(16));
+    let blk = Block::new(&DiskConfig {
+        path: img.0.clone(),
+        read_only: false,
+    })
+    .unwrap();
+    let mut h = blk.handler(FEATURES).unwrap();
+    let span = (2 << 20) - 700;
+    let pattern: Vec<u8> = (0..2048).map(|i| (i * 31 % 253) as u8).collect();
+    mem.write_slice(&pattern, GuestAddress(span)).unwrap();
+    let vq = Vq::new(&mem, ring_base(0), 16);
+    blk_header(&mem, HDR, VIRTIO_BLK_T_OUT, 3);
+    add_chain(
+        &vq,
+        0,
+        &[
+            Buf(HDR, 16, false),
+            Buf(span, 2048, false),
+            Buf(STATUS, 1, true),
+        ],
+    );
+    blk_header(&mem, HDR + 64, VIRTIO_BLK_T_IN, 3);
+    let out = (2 << 20) - 100;
+    add_chain(
+        &vq,
+        3,
+        &[
+            Buf(HDR + 64, 16, false),
+            Buf(out, 2048, true),
+            Buf(STATUS + 1, 1, true),
+        ],
+    );
+    let mut qs = vec![device_queue(&vq)];
+    with_queues(&mem, &mut qs, FEATURES, |q| h.queue_event(0, q)).unwrap();
+    assert_eq!(used(&vq), vec![(0, 1), (3, 2049)]);
+    assert_eq!((read_u8(&mem, STATUS), read_u8(&mem, STATUS + 1)), (0, 0));
+    assert_eq!(
+        &std::fs::read(&img.0).unwrap()[3 * 512..7 * 512],
+        &pattern[..]
+    );
+    let mut back = vec![0u8; 2048];
+    mem.read_slice(&mut back, GuestAddress(out)).unwrap();
+    assert_eq!(back, pattern);
+}

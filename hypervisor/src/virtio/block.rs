@@ -19,7 +19,7 @@ use virtio_bindings::bindings::virtio_blk::{
 };
 use vm_memory::GuestMemory;
 
-use super::chain::{self, Chain, Malformed};
+use super::chain::{self, Chain, FileIo, Malformed};
 use super::mmio::{QueueHandler, Queues, VirtioDevice};
 use super::{DiskConfig, Error};
 
@@ -246,17 +246,10 @@ impl BlockHandler {
                 let Some(off) = self.range(h.sector, data_in) else {
                     return (Status::IoErr, 0);
                 };
-                let r = self
-                    .file
-                    .seek(SeekFrom::Start(off))
-                    .map_err(|_| ())
-                    .and_then(|_| {
-                        chain::fill_from(mem, &c.writable, 0, data_in, &mut self.file)
-                            .map_err(|_| ())
-                    });
+                let r = chain::file_io(mem, &c.writable, 0, data_in, &self.file, off, FileIo::Read);
                 match r {
                     Ok(()) => (Status::Ok, data_in),
-                    Err(()) => (Status::IoErr, 0),
+                    Err(_) => (Status::IoErr, 0),
                 }
             }
             VIRTIO_BLK_T_OUT => {
@@ -266,17 +259,18 @@ impl BlockHandler {
                 let Some(off) = self.range(h.sector, data_out) else {
                     return (Status::IoErr, 0);
                 };
-                let r = self
-                    .file
-                    .seek(SeekFrom::Start(off))
-                    .map_err(|_| ())
-                    .and_then(|_| {
-                        chain::drain_to(mem, &c.readable, HEADER_LEN, data_out, &mut self.file)
-                            .map_err(|_| ())
-                    });
+                let r = chain::file_io(
+                    mem,
+                    &c.readable,
+                    HEADER_LEN,
+                    data_out,
+                    &self.file,
+                    off,
+                    FileIo::Write,
+                );
                 match r {
                     Ok(()) => (Status::Ok, 0),
-                    Err(()) => (Status::IoErr, 0),
+                    Err(_) => (Status::IoErr, 0),
                 }
             }
             VIRTIO_BLK_T_FLUSH => {

@@ -133,6 +133,11 @@ pub enum Error {
     },
     #[error("{0}")]
     BadOption(String),
+    #[error("KVM: {what}: {source}")]
+    Kvm {
+        what: String,
+        source: kvm_ioctls::Error,
+    },
 }
 
 /// Refuse a device configuration above the per-VM limits (the seed's beta: one storage
@@ -210,4 +215,93 @@ impl Interrupt {
         // signals); the line is raised anyway in that case.
         let _ = self.evt.write(1);
     }
+}
+
+/// A virtio-mmio device placed on the guest's MMIO bus by [`attach`].
+pub struct Attached {
+    pub base: u64,
+    pub size: u64,
+    pub gsi: u32,
+    /// "blk" or "net".
+    pub kind: &'static str,
+    pub transport: MmioTransport,
+    /// Frame counters of a NIC.
+    pub net_stats: Option<std::sync::Arc<NetStats>>,
+}
+
+/// MAC address of the `index`-th NIC (locally administered, QEMU's 52:54:00 prefix).
+pub fn mac_for(index: usize) -> [u8; 6] {
+    [
+        0x52,
+        0x54,
+        0x00,
+        0x12,
+        0x34,
+        0x56u8.wrapping_add(index as u8),
+    ]
+}
+
+/// A device model, its kind and (for a NIC) its counters.
+type NewDevice = (
+    Box<dyn VirtioDevice>,
+    &'static str,
+    Option<std::sync::Arc<NetStats>>,
+);
+
+/// Build the configured devices (disks first, then NICs), place them from [`MMIO_BASE`]
+/// upward [`MMIO_SIZE`] apart with GSIs from [`FIRST_GSI`], and wire them into KVM: one
+/// ioeventfd per queue on the QueueNotify register (datamatch = queue index, as Linux's
+/// virtio_mmio driver writes it) and an irqfd per device. Returns the devices and the kernel
+/// command-line fragments announcing them. The VM must already have its irqchip.
+pub fn attach(
+    vm: &kvm_ioctls::VmFd,
+    mem: &vm_memory::GuestMemoryMmap<()>,
+    disks: &[DiskConfig],
+    nets: &[NetConfig],
+    max_disks: usize,
+    max_nics: usize,
+) -> Result<(Vec<Attached>, Vec<String>), Error> {
+    check_device_limits(disks, nets, max_disks, max_nics)?;
+    let mut devs: Vec<NewDevice> = Vec::new();
+    for d in disks {
+        devs.push((Box::new(Block::new(d)?), "blk", None));
+    }
+    for (i, n) in nets.iter().enumerate() {
+        let net = Net::new(n, mac_for(i))?;
+        let stats = net.stats();
+        devs.push((Box::new(net), "net", Some(stats)));
+    }
+    let mut out = Vec::new();
+    let mut cmdline = Vec::new();
+    for (i, (dev, kind, net_stats)) in devs.into_iter().enumerate() {
+        let base = MMIO_BASE + MMIO_SIZE * i as u64;
+        let gsi = FIRST_GSI + i as u32;
+        let transport = MmioTransport::new(dev, mem.clone())?;
+        for (q, evt) in transport.queue_evts().iter().enumerate() {
+            vm.register_ioevent(
+                evt,
+                &kvm_ioctls::IoEventAddress::Mmio(base + mmio::REG_QUEUE_NOTIFY),
+                q as u32,
+            )
+            .map_err(|source| Error::Kvm {
+                what: format!("KVM_IOEVENTFD for virtio-{kind} queue {q} at {base:#x}"),
+                source,
+            })?;
+        }
+        vm.register_irqfd(transport.interrupt_evt(), gsi)
+            .map_err(|source| Error::Kvm {
+                what: format!("KVM_IRQFD for virtio-{kind} on GSI {gsi}"),
+                source,
+            })?;
+        cmdline.push(cmdline_fragment(base, gsi));
+        out.push(Attached {
+            base,
+            size: MMIO_SIZE,
+            gsi,
+            kind,
+            transport,
+            net_stats,
+        });
+    }
+    Ok((out, cmdline))
 }
