@@ -2,3 +2,4 @@
 //! hypercall interface, a Xen-compatibility adapter and virtio devices.
 
 pub mod bus;
+pub mod virtio;
