@@ -46,7 +46,9 @@ impl Default for LiveOptions {
 /// Collects everything from the running machine.
 pub fn collect(opts: &LiveOptions) -> RawHost {
     let root = &opts.root;
+    let t0 = std::time::Instant::now();
     let cpuid = read_cpuid();
+    tracing::debug!(target: "probe", "cpuid: {:.3} ms", t0.elapsed().as_secs_f64() * 1e3);
     let vendor = {
         let r = cpuid.get(0, 0);
         vendor_string(r[1], r[3], r[2])
@@ -56,19 +58,30 @@ pub fn collect(opts: &LiveOptions) -> RawHost {
         "AuthenticAMD" | "HygonGenuine" => AMD_MSRS,
         _ => &[],
     };
+    // Each reader is timed at debug level (HVCERT_LOG=probe=debug) to keep the probe fast.
+    fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
+        let t0 = std::time::Instant::now();
+        let v = f();
+        tracing::debug!(target: "probe", "{what}: {:.3} ms", t0.elapsed().as_secs_f64() * 1e3);
+        v
+    }
     RawHost {
         inputs: vec!["live host".to_string()],
         cpuid: Avail::Known(cpuid),
         cpuid_missing: None,
-        msrs: read_msrs(&root.join("dev/cpu/0/msr"), msr_list),
-        cpuinfo: read_cpuinfo(&root.join("proc/cpuinfo")),
-        dmi: read_dmi(&root.join("sys/class/dmi/id")),
-        pci_host_bridges: read_pci(&root.join("sys/bus/pci/devices")),
-        acpi_tables: read_acpi(&root.join("sys/firmware/acpi/tables")),
-        iommu_groups: read_iommu_groups(&root.join("sys/kernel/iommu_groups")),
-        kernel_log: read_kernel_log(&root.join("dev/kmsg")),
+        msrs: timed("msr", || read_msrs(&root.join("dev/cpu/0/msr"), msr_list)),
+        cpuinfo: timed("cpuinfo", || read_cpuinfo(&root.join("proc/cpuinfo"))),
+        dmi: timed("dmi", || read_dmi(&root.join("sys/class/dmi/id"))),
+        pci_host_bridges: timed("pci", || read_pci(&root.join("sys/bus/pci/devices"))),
+        acpi_tables: timed("acpi", || read_acpi(&root.join("sys/firmware/acpi/tables"))),
+        iommu_groups: timed("iommu", || {
+            read_iommu_groups(&root.join("sys/kernel/iommu_groups"))
+        }),
+        kernel_log: timed("kmsg", || read_kernel_log(&root.join("dev/kmsg"))),
         kvm: if opts.kvm_check {
-            Avail::Known(crate::kvm_check::run(&root.join("dev/kvm")))
+            timed("kvm", || {
+                Avail::Known(crate::kvm_check::run(&root.join("dev/kvm")))
+            })
         } else {
             Avail::missing("the KVM check was not requested")
         },
