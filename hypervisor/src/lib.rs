@@ -189,3 +189,4 @@ pub enum Error {
 pub(crate) fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> Error {
     move |source| Error::Kvm { what, source }
 }
+pub mod virtio;
