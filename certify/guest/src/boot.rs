@@ -13,7 +13,10 @@
 //! handler, exceptions do): RAX = function; 0 = rdmsr(ECX := EDI) -> RAX, 1 = wrmsr(ECX := EDI, value
 //! RSI), 2 = Hyper-V hypercall through the page at R9 (input RDI, input GPA RSI, output GPA
 //! RDX, moved to RCX/RDX/R8) -> RAX, 3 = `call r9` with RDI/RSI/RDX/R10/R8 passed through
-//! (Xen stubs) -> RAX, 9 = halt forever. RCX, R8, R10 and R11 may be clobbered. A fault inside the gate (e.g. #GP from an unimplemented MSR) is
+//! (Xen stubs) -> RAX, 4 = cpuid(leaf EDI, subleaf ESI) -> EAX, EBX in EDI, ECX in ESI,
+//! EDX, 9 = halt forever. CPUID goes through ring 0 because on the nested KVM here a
+//! ring-3 CPUID is answered by the outer hypervisor, not by ours (ring 0 is emulated with
+//! our CPUID table), which is also where a real kernel executes it. RCX, R8, R10 and R11 may be clobbered. A fault inside the gate (e.g. #GP from an unimplemented MSR) is
 //! caught: `GATE_FAULT` = 0x100 | vector, and the gate returns.
 use core::arch::global_asm;
 
@@ -49,6 +52,9 @@ static mut PD3: Table = large_pages(3 << 30, PDE_MMIO);
 
 #[no_mangle]
 static mut START_INFO: u32 = 0;
+/// TSC at the first instruction (ring 0), for the ring-0 share of the guest's life.
+#[no_mangle]
+pub static mut BOOT_TSC: u64 = 0;
 
 pub const KSTACK_SIZE: usize = 16 * 1024;
 #[repr(C, align(16))]
@@ -177,6 +183,9 @@ GDT_PTR:
     .code32
     .global _start32
 _start32:
+    rdtsc
+    mov dword ptr [BOOT_TSC], eax
+    mov dword ptr [BOOT_TSC + 4], edx
     cli
     cld
     mov dword ptr [START_INFO], ebx
@@ -379,9 +388,20 @@ gate_entry:
     je gate_hv
     cmp rax, 3
     je gate_call
+    cmp rax, 4
+    je gate_cpuid
     cmp rax, 9
     je 25b
     mov rax, -1
+    jmp gate_ret
+gate_cpuid:
+    push rbx
+    mov eax, edi
+    mov ecx, esi
+    cpuid
+    mov edi, ebx
+    mov esi, ecx
+    pop rbx
     jmp gate_ret
 gate_rdmsr:
     mov ecx, edi

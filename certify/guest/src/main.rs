@@ -86,6 +86,8 @@ fn read_cmdline(start_info: u64) -> (&'static str, bool, u64) {
 
 #[no_mangle]
 pub extern "C" fn user_main(start_info: u64) -> ! {
+    // SAFETY: single CPU; written once here.
+    unsafe { sys::USER_TSC = sys::rdtsc() };
     let (raw, ok, ram_top) = read_cmdline(start_info);
     let mut ctx = Ctx {
         cmdline: Cmdline { raw },

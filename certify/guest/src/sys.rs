@@ -15,8 +15,48 @@ pub fn outl(port: u16, v: u32) {
     unsafe { asm!("out dx, eax", in("dx") port, in("eax") v, options(nostack, preserves_flags)) };
 }
 
+/// TSC cycles spent in the gate (ring 0, including the VMM exits made from there).
+static mut GATE_TSC: u64 = 0;
+static mut GATE_CALLS: u64 = 0;
+/// TSC when ring 3 was entered.
+pub static mut USER_TSC: u64 = 0;
+
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc is unprivileged (CR4.TSD clear) and has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+fn gate_timed<T>(f: impl FnOnce() -> T) -> T {
+    let t0 = rdtsc();
+    let r = f();
+    let dt = rdtsc().wrapping_sub(t0);
+    // SAFETY: single CPU; plain counters.
+    unsafe {
+        GATE_TSC = GATE_TSC.wrapping_add(dt);
+        GATE_CALLS += 1;
+    }
+    r
+}
+
+/// `# timing: ...`: where the guest's time went, in TSC cycles (the runner turns it into
+/// the ring-0 share when the hypervisor doesn't measure it).
+pub fn print_timing() {
+    let now = rdtsc();
+    // SAFETY: reads of counters only this CPU writes.
+    let (boot, user, gate, calls) =
+        unsafe { (crate::boot::BOOT_TSC, USER_TSC, GATE_TSC, GATE_CALLS) };
+    crate::diag!(
+        "timing: boot_ring0_tsc={} gate_tsc={} gate_calls={} total_tsc={}",
+        user.wrapping_sub(boot),
+        gate,
+        calls,
+        now.wrapping_sub(boot)
+    );
+}
+
 /// End the VM with `status` through port 0xf4. If nothing listens there, halt in ring 0.
 pub fn exit(status: u32) -> ! {
+    print_timing();
     outl(EXIT_PORT, status);
     // SAFETY: gate function 9 never returns.
     unsafe {
@@ -39,12 +79,16 @@ fn gate_fault() -> Option<Fault> {
 }
 
 pub fn rdmsr(msr: u32) -> Result<u64, Fault> {
-    let v: u64;
-    // SAFETY: gate function 0 executes rdmsr in ring 0 with a trap armed; it clobbers rdx.
-    unsafe {
-        asm!("call {gate}", inout("rax") 0u64 => v, in("rdi") msr as u64, lateout("rdx") _,
-             lateout("rcx") _, lateout("r11") _, gate = sym crate::boot::gate_stub)
-    };
+    let v = gate_timed(|| {
+        let v: u64;
+        // SAFETY: gate function 0 executes rdmsr in ring 0 with a trap armed; it clobbers
+        // rdx (and rcx/r11 may be clobbered by the gate).
+        unsafe {
+            asm!("call {gate}", inout("rax") 0u64 => v, in("rdi") msr as u64, lateout("rdx") _,
+                 lateout("rcx") _, lateout("r11") _, gate = sym crate::boot::gate_stub)
+        };
+        v
+    });
     match gate_fault() {
         Some(f) => Err(f),
         None => Ok(v),
@@ -52,11 +96,13 @@ pub fn rdmsr(msr: u32) -> Result<u64, Fault> {
 }
 
 pub fn wrmsr(msr: u32, value: u64) -> Result<(), Fault> {
-    // SAFETY: gate function 1 executes wrmsr in ring 0 with a trap armed.
-    unsafe {
-        asm!("call {gate}", inout("rax") 1u64 => _, in("rdi") msr as u64, in("rsi") value,
-             lateout("rdx") _, lateout("rcx") _, lateout("r11") _, gate = sym crate::boot::gate_stub)
-    };
+    gate_timed(|| {
+        // SAFETY: gate function 1 executes wrmsr in ring 0 with a trap armed.
+        unsafe {
+            asm!("call {gate}", inout("rax") 1u64 => _, in("rdi") msr as u64, in("rsi") value,
+                 lateout("rdx") _, lateout("rcx") _, lateout("r11") _, gate = sym crate::boot::gate_stub)
+        }
+    });
     match gate_fault() {
         Some(f) => Err(f),
         None => Ok(()),
@@ -65,14 +111,18 @@ pub fn wrmsr(msr: u32, value: u64) -> Result<(), Fault> {
 
 /// Hyper-V hypercall through the page at `page`, from CPL 0 (gate function 2).
 pub fn hv_hypercall(page: u64, input: u64, in_gpa: u64, out_gpa: u64) -> Result<u64, Fault> {
-    let rax: u64;
-    // SAFETY: the gate calls `page` in ring 0; the hypercall page code is the VMM's and
-    // may clobber any caller-saved register, all declared here.
-    unsafe {
-        asm!("call {gate}", inout("rax") 2u64 => rax, inout("r9") page => _,
-             inout("rdi") input => _, inout("rsi") in_gpa => _, inout("rdx") out_gpa => _,
-             lateout("rcx") _, lateout("r8") _, lateout("r10") _, lateout("r11") _, gate = sym crate::boot::gate_stub)
-    };
+    let rax = gate_timed(|| {
+        let rax: u64;
+        // SAFETY: the gate calls `page` in ring 0; the hypercall page code is the VMM's and
+        // may clobber any caller-saved register, all declared here.
+        unsafe {
+            asm!("call {gate}", inout("rax") 2u64 => rax, inout("r9") page => _,
+                 inout("rdi") input => _, inout("rsi") in_gpa => _, inout("rdx") out_gpa => _,
+                 lateout("rcx") _, lateout("r8") _, lateout("r10") _, lateout("r11") _,
+                 gate = sym crate::boot::gate_stub)
+        };
+        rax
+    });
     match gate_fault() {
         Some(f) => Err(f),
         None => Ok(rax),
@@ -81,14 +131,17 @@ pub fn hv_hypercall(page: u64, input: u64, in_gpa: u64, out_gpa: u64) -> Result<
 
 /// Xen hypercall `nr` through the page at `page` (32-byte stubs), from CPL 0.
 pub fn xen_hypercall(page: u64, nr: u64, a: [u64; 5]) -> Result<i64, Fault> {
-    let rax: u64;
-    // SAFETY: as in `hv_hypercall`; Xen's ABI passes rdi, rsi, rdx, r10, r8.
-    unsafe {
-        asm!("call {gate}", inout("rax") 3u64 => rax, inout("r9") page + nr * 32 => _,
-             inout("rdi") a[0] => _, inout("rsi") a[1] => _, inout("rdx") a[2] => _,
-             inout("r10") a[3] => _, inout("r8") a[4] => _,
-             lateout("rcx") _, lateout("r11") _, gate = sym crate::boot::gate_stub)
-    };
+    let rax = gate_timed(|| {
+        let rax: u64;
+        // SAFETY: as in `hv_hypercall`; Xen's ABI passes rdi, rsi, rdx, r10, r8.
+        unsafe {
+            asm!("call {gate}", inout("rax") 3u64 => rax, inout("r9") page + nr * 32 => _,
+                 inout("rdi") a[0] => _, inout("rsi") a[1] => _, inout("rdx") a[2] => _,
+                 inout("r10") a[3] => _, inout("r8") a[4] => _,
+                 lateout("rcx") _, lateout("r11") _, gate = sym crate::boot::gate_stub)
+        };
+        rax
+    });
     match gate_fault() {
         Some(f) => Err(f),
         None => Ok(rax as i64),
@@ -123,15 +176,23 @@ pub struct Cpuid {
     pub edx: u32,
 }
 
+/// CPUID through the gate (ring 0; see boot.rs for why not natively in ring 3).
 pub fn cpuid(leaf: u32) -> Cpuid {
-    // CPUID is unprivileged and exits to the hypervisor from ring 3 too.
-    let r = core::arch::x86_64::__cpuid_count(leaf, 0);
-    Cpuid {
-        eax: r.eax,
-        ebx: r.ebx,
-        ecx: r.ecx,
-        edx: r.edx,
-    }
+    gate_timed(|| {
+        let (eax, ebx, ecx, edx): (u64, u64, u64, u64);
+        // SAFETY: gate function 4 runs cpuid in ring 0 and returns the four registers.
+        unsafe {
+            asm!("call {gate}", inout("rax") 4u64 => eax, inout("rdi") leaf as u64 => ebx,
+                 inout("rsi") 0u64 => ecx, lateout("rdx") edx, lateout("rcx") _, lateout("r11") _,
+                 gate = sym crate::boot::gate_stub)
+        };
+        Cpuid {
+            eax: eax as u32,
+            ebx: ebx as u32,
+            ecx: ecx as u32,
+            edx: edx as u32,
+        }
+    })
 }
 
 /// The 12-byte signature in EBX, ECX, EDX.

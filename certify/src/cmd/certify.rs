@@ -117,9 +117,7 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
         jobs.len(),
         profiles.len()
     );
-    let exec = suite::vm::HypervisorExecutor {
-        guest: guest.clone(),
-    };
+    let exec = suite::vm::HypervisorExecutor::new(guest.clone());
     let t0 = Instant::now();
     let mut stderr = std::io::stderr();
     let mut results = runner::run_all(&exec, &jobs, workers, &mut stderr);

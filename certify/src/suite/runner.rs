@@ -198,6 +198,29 @@ fn finish(
     (Outcome::Pass, reasons, diagnostics)
 }
 
+/// The guest's own account (`# timing: boot_ring0_tsc=A gate_tsc=B gate_calls=C
+/// total_tsc=D`): share of its life in ring 0 = (A + B) / D. B includes the VMM exits made
+/// from ring 0 (hypercalls, MSRs), so it is an upper bound on ring-0 execution proper.
+pub fn guest_ring0_share(console: &[u8]) -> Option<f64> {
+    let text = String::from_utf8_lossy(console);
+    let line = text
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("# timing:"))?;
+    let field = |name: &str| -> Option<f64> {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))?
+            .parse()
+            .ok()
+    };
+    let (boot, gate, total) = (
+        field("boot_ring0_tsc")?,
+        field("gate_tsc")?,
+        field("total_tsc")?,
+    );
+    (total > 0.0 && boot + gate <= total).then(|| (boot + gate) / total)
+}
+
 /// Last lines of the console, for reports.
 pub fn excerpt(console: &[u8], lines: usize) -> String {
     let text = String::from_utf8_lossy(console);
@@ -238,7 +261,7 @@ fn run_one(exec: &dyn Executor, job: &Job) -> CaseResult {
             res.vm_end = Some(raw.end.clone());
             res.hypercalls = raw.hypercalls;
             res.xen_trace = raw.xen_trace;
-            res.ring0_share = raw.ring0_share;
+            res.ring0_share = raw.ring0_share.or_else(|| guest_ring0_share(&raw.console));
             res.log_excerpt = excerpt(&raw.console, 12);
             res.console = raw.console;
         }
@@ -444,6 +467,22 @@ mod tests {
         assert_eq!(classify(&c, &raw(log, VmEnd::Status(0))).0, Outcome::Fail);
         let with = format!("hvcert-xen-console-ok\n{log}");
         assert_eq!(classify(&c, &raw(&with, VmEnd::Status(0))).0, Outcome::Pass);
+    }
+
+    #[test]
+    fn ring0_share_from_guest_timing() {
+        let log = b"KTAP version 1\nok 1 x\n# timing: boot_ring0_tsc=300 gate_tsc=100 gate_calls=4 total_tsc=1000\n";
+        assert_eq!(guest_ring0_share(log), Some(0.4));
+        assert_eq!(
+            guest_ring0_share(b"# timing: boot_ring0_tsc=3 gate_tsc=1"),
+            None
+        );
+        assert_eq!(
+            guest_ring0_share(
+                b"# timing: boot_ring0_tsc=3000 gate_tsc=1 gate_calls=1 total_tsc=10"
+            ),
+            None
+        );
     }
 
     struct Fake;

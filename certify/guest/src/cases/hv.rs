@@ -16,6 +16,7 @@ const CALL_FLUSH_SPACE: u64 = 0x0002;
 const CALL_FLUSH_LIST: u64 = 0x0003;
 const CALL_NOTIFY_LONG_SPIN_WAIT: u64 = 0x0008;
 const CALL_POST_DEBUG_DATA: u64 = 0x0069;
+const CALL_RETRIEVE_DEBUG_DATA: u64 = 0x006A;
 const FAST: u64 = 1 << 16;
 const fn rep_count(n: u64) -> u64 {
     n << 32
@@ -402,6 +403,43 @@ pub fn call_post_debug_data(ctx: &mut Ctx) -> Outcome {
     diag!(
         "PostDebugData output PendingCount={:#x}",
         sys::read_u32(output_gpa())
+    );
+    Outcome::Pass
+}
+
+pub fn call_retrieve_debug_data(ctx: &mut Ctx) -> Outcome {
+    let page = setup!(ctx);
+    sys::write_u32(input_gpa(), 64); // Count
+    sys::write_u32(input_gpa() + 4, 0); // Options
+    sys::write_u64(input_gpa() + 8, 0); // Timeout
+    sys::write_u64(output_gpa(), u64::MAX);
+    expect_status!(
+        page,
+        CALL_RETRIEVE_DEBUG_DATA,
+        input_gpa(),
+        output_gpa(),
+        HV_STATUS_SUCCESS,
+        "RetrieveDebugData"
+    );
+    let got = sys::read_u32(output_gpa());
+    diag!(
+        "RetrieveDebugData RetrievedCount={} RemainingCount={}",
+        got,
+        sys::read_u32(output_gpa() + 4)
+    );
+    check!(
+        got <= 64,
+        "RetrievedCount {} exceeds the 64 bytes asked",
+        got
+    );
+    // A fast call is not allowed for it.
+    expect_status!(
+        page,
+        CALL_RETRIEVE_DEBUG_DATA | FAST,
+        0,
+        0,
+        HV_STATUS_INVALID_HYPERCALL_INPUT,
+        "fast RetrieveDebugData"
     );
     Outcome::Pass
 }

@@ -24,6 +24,7 @@ const CASES: &[(&str, Case)] = &[
     ("hv_call_flush_space", hv::call_flush_space),
     ("hv_call_flush_list", hv::call_flush_list),
     ("hv_call_post_debug_data", hv::call_post_debug_data),
+    ("hv_call_retrieve_debug_data", hv::call_retrieve_debug_data),
     ("hv_call_invalid_code", hv::call_invalid_code),
     ("hv_call_reserved_bits", hv::call_reserved_bits),
     ("hv_call_rep_on_simple", hv::call_rep_on_simple),
@@ -39,6 +40,8 @@ const CASES: &[(&str, Case)] = &[
     ("xen_console_io", xen::console_io),
     ("xen_sched_yield", xen::sched_yield),
     ("xen_enosys", xen::enosys),
+    ("xen_memory_op", xen::memory_op),
+    ("xen_hvm_param", xen::hvm_param),
     ("xen_shutdown", xen::shutdown),
 ];
 

@@ -5,6 +5,16 @@ use crate::sys::{self, Page};
 use crate::{check, diag, fail, msg, Ctx};
 
 const HYPERVISOR_MMU_UPDATE: u64 = 1;
+const HYPERVISOR_MEMORY_OP: u64 = 12;
+const HYPERVISOR_HVM_OP: u64 = 34;
+const XENMEM_MAXIMUM_RAM_PAGE: u64 = 2;
+const XENMEM_CURRENT_RESERVATION: u64 = 3;
+const XENMEM_MEMORY_MAP: u64 = 9;
+const HVMOP_SET_PARAM: u64 = 0;
+const HVMOP_GET_PARAM: u64 = 1;
+/// HVM_PARAM_CALLBACK_IRQ: what a PV-on-HVM driver sets first.
+const HVM_PARAM_CALLBACK_IRQ: u32 = 0;
+const DOMID_SELF: u16 = 0x7ff0;
 const HYPERVISOR_XEN_VERSION: u64 = 17;
 const HYPERVISOR_CONSOLE_IO: u64 = 18;
 const HYPERVISOR_SCHED_OP: u64 = 29;
@@ -233,7 +243,105 @@ pub fn enosys(_ctx: &mut Ctx) -> Outcome {
 pub fn shutdown(_ctx: &mut Ctx) -> Outcome {
     let x = setup!();
     sys::write_u32(buf(), SHUTDOWN_POWEROFF);
+    sys::print_timing();
     diag!("calling SCHEDOP_shutdown(poweroff)");
     let r = call!(&x, HYPERVISOR_SCHED_OP, [SCHEDOP_SHUTDOWN, buf(), 0, 0, 0]);
     fail!("SCHEDOP_shutdown returned {}", r)
+}
+
+/// memory_op as a PV-on-HVM guest uses it to size itself: maximum_ram_page,
+/// current_reservation(DOMID_SELF) and the memory map, checked against the PVH map.
+pub fn memory_op(ctx: &mut Ctx) -> Outcome {
+    let x = setup!();
+    let max_pfn = call!(
+        &x,
+        HYPERVISOR_MEMORY_OP,
+        [XENMEM_MAXIMUM_RAM_PAGE, 0, 0, 0, 0]
+    );
+    diag!(
+        "XENMEM_maximum_ram_page = {:#x} (PVH map RAM top {:#x})",
+        max_pfn,
+        ctx.ram_top
+    );
+    check!(max_pfn > 0, "XENMEM_maximum_ram_page returned {}", max_pfn);
+    check!(
+        ctx.ram_top == 0 || (max_pfn as u64 + 1) << 12 >= ctx.ram_top,
+        "maximum_ram_page {:#x} below the RAM top {:#x}",
+        max_pfn,
+        ctx.ram_top
+    );
+    sys::write_u32(buf(), DOMID_SELF as u32);
+    let pages = call!(
+        &x,
+        HYPERVISOR_MEMORY_OP,
+        [XENMEM_CURRENT_RESERVATION, buf(), 0, 0, 0]
+    );
+    diag!("XENMEM_current_reservation = {} pages", pages);
+    check!(
+        pages > 0 && (pages as u64) << 12 <= ctx.ram_top.max(1 << 30),
+        "current_reservation {} pages",
+        pages
+    );
+    // struct xen_memory_map { u32 nr_entries; u64 buffer; } -> e820 entries of 20 bytes.
+    let map = buf() + 2048;
+    sys::write_u32(buf(), 16);
+    sys::write_u64(buf() + 8, map);
+    let r = call!(
+        &x,
+        HYPERVISOR_MEMORY_OP,
+        [XENMEM_MEMORY_MAP, buf(), 0, 0, 0]
+    );
+    check!(r == 0, "XENMEM_memory_map returned {}", r);
+    let n = sys::read_u32(buf());
+    check!((1..=16).contains(&n), "XENMEM_memory_map gave {} entries", n);
+    let mut top = 0;
+    for i in 0..n as u64 {
+        let e = map + i * 20;
+        let (addr, size, kind) = (
+            sys::read_u64(e),
+            sys::read_u64(e + 8),
+            sys::read_u32(e + 16),
+        );
+        diag!("e820 {:#x}+{:#x} type {}", addr, size, kind);
+        if kind == 1 {
+            top = top.max(addr + size);
+        }
+    }
+    check!(
+        ctx.ram_top == 0 || top == ctx.ram_top,
+        "Xen map RAM top {:#x} != PVH map {:#x}",
+        top,
+        ctx.ram_top
+    );
+    Outcome::Pass
+}
+
+/// hvm_op set/get param round trip (HVM_PARAM_CALLBACK_IRQ), and a foreign domain refused.
+pub fn hvm_param(_ctx: &mut Ctx) -> Outcome {
+    let x = setup!();
+    // struct xen_hvm_param { u16 domid; u16 pad; u32 index; u64 value; }
+    let set = |domid: u16, index: u32, value: u64| {
+        sys::write_u32(buf(), domid as u32);
+        sys::write_u32(buf() + 4, index);
+        sys::write_u64(buf() + 8, value);
+    };
+    let value = 0x0200_0000_0000_0005; // "vector" callback type with vector 5
+    set(DOMID_SELF, HVM_PARAM_CALLBACK_IRQ, value);
+    let r = call!(&x, HYPERVISOR_HVM_OP, [HVMOP_SET_PARAM, buf(), 0, 0, 0]);
+    check!(r == 0, "HVMOP_set_param returned {}", r);
+    set(DOMID_SELF, HVM_PARAM_CALLBACK_IRQ, 0);
+    let r = call!(&x, HYPERVISOR_HVM_OP, [HVMOP_GET_PARAM, buf(), 0, 0, 0]);
+    check!(r == 0, "HVMOP_get_param returned {}", r);
+    let got = sys::read_u64(buf() + 8);
+    check!(
+        got == value,
+        "HVMOP_get_param gave {:#x}, set {:#x}",
+        got,
+        value
+    );
+    set(7, HVM_PARAM_CALLBACK_IRQ, 0);
+    let r = call!(&x, HYPERVISOR_HVM_OP, [HVMOP_GET_PARAM, buf(), 0, 0, 0]);
+    diag!("HVMOP_get_param for domain 7 returned {}", r);
+    check!(r < 0, "HVMOP_get_param for another domain returned {}", r);
+    Outcome::Pass
 }
