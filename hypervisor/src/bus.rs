@@ -7,3 +7,115 @@ pub trait MmioDevice: Send {
     fn read(&mut self, offset: u64, data: &mut [u8]);
     fn write(&mut self, offset: u64, data: &[u8]);
 }
+
+use crate::layout::{VIRTIO_FIRST_GSI, VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE};
+
+/// One device window on the bus.
+pub struct MmioSlot {
+    pub base: u64,
+    pub size: u64,
+    pub gsi: u32,
+    pub dev: Box<dyn MmioDevice>,
+}
+
+/// The VM's MMIO bus. Virtio-mmio devices are placed from 0xd000_0000 upward, 0x1000 apart,
+/// with GSIs from 5 upward (CONTRACT.md); each is announced on the kernel command line as
+/// `virtio_mmio.device=4K@0xd0000000:5` and reserved in the guest's memory map.
+#[derive(Default)]
+pub struct MmioBus {
+    slots: Vec<MmioSlot>,
+}
+
+impl MmioBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Where the next device will go: (base address, GSI).
+    pub fn next_slot(&self) -> (u64, u32) {
+        let i = self.slots.len() as u64;
+        (
+            VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_SIZE,
+            VIRTIO_FIRST_GSI + i as u32,
+        )
+    }
+
+    /// Adds a virtio-mmio device at [`MmioBus::next_slot`]; returns its (base, GSI).
+    pub fn add_virtio(&mut self, dev: Box<dyn MmioDevice>) -> (u64, u32) {
+        let (base, gsi) = self.next_slot();
+        self.slots.push(MmioSlot {
+            base,
+            size: VIRTIO_MMIO_SIZE,
+            gsi,
+            dev,
+        });
+        (base, gsi)
+    }
+
+    /// Kernel command-line entries announcing the devices.
+    pub fn cmdline_entries(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .map(|s| {
+                format!(
+                    "virtio_mmio.device={}K@{:#x}:{}",
+                    s.size / 1024,
+                    s.base,
+                    s.gsi
+                )
+            })
+            .collect()
+    }
+
+    /// Address ranges to mark reserved in the memory map.
+    pub fn reserved(&self) -> Vec<(u64, u64)> {
+        self.slots.iter().map(|s| (s.base, s.size)).collect()
+    }
+
+    /// The device covering `addr` and the offset into it.
+    pub fn find(&mut self, addr: u64) -> Option<(&mut (dyn MmioDevice + 'static), u64)> {
+        self.slots
+            .iter_mut()
+            .find(|s| addr >= s.base && addr - s.base < s.size)
+            .map(|s| (s.dev.as_mut(), addr - s.base))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Reg(u8);
+    impl MmioDevice for Reg {
+        fn read(&mut self, _offset: u64, data: &mut [u8]) {
+            data.fill(self.0);
+        }
+        fn write(&mut self, _offset: u64, data: &[u8]) {
+            self.0 = data[0];
+        }
+    }
+
+    #[test]
+    fn placement_follows_the_contract() {
+        let mut bus = MmioBus::new();
+        assert_eq!(bus.add_virtio(Box::new(Reg(1))), (0xd000_0000, 5));
+        assert_eq!(bus.add_virtio(Box::new(Reg(2))), (0xd000_1000, 6));
+        assert_eq!(
+            bus.cmdline_entries(),
+            vec![
+                "virtio_mmio.device=4K@0xd0000000:5",
+                "virtio_mmio.device=4K@0xd0001000:6"
+            ]
+        );
+        assert_eq!(
+            bus.reserved(),
+            vec![(0xd000_0000, 0x1000), (0xd000_1000, 0x1000)]
+        );
+        let (dev, off) = bus.find(0xd000_1ff8).unwrap();
+        assert_eq!(off, 0xff8);
+        let mut b = [0u8; 2];
+        dev.read(off, &mut b);
+        assert_eq!(b, [2, 2]);
+        assert!(bus.find(0xd000_2000).is_none());
+    }
+}

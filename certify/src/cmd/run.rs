@@ -1,9 +1,66 @@
-//! `hvcert run`.
+//! `hvcert run`: boot a kernel on the hvcert hypervisor, stream its serial console to stdout,
+//! exit with the guest's status (port 0xf4, low 8 bits), 124 on timeout, 125 on a crash.
+use hypervisor::{Interface, Vm, VmConfig, VmEnd};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(clap::Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// Kernel: a PVH ELF (XEN_ELFNOTE_PHYS32_ENTRY) or a bzImage.
+    #[arg(long)]
+    pub kernel: PathBuf,
+    /// Kernel command line.
+    #[arg(long, default_value = "")]
+    pub cmdline: String,
+    /// Initial ramdisk.
+    #[arg(long)]
+    pub initrd: Option<PathBuf>,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 128)]
+    pub memory: u32,
+    /// Number of vCPUs.
+    #[arg(long, default_value_t = 1)]
+    pub cpus: u8,
+    /// Paravirtual interface: hyperv, xen, both or none.
+    #[arg(long, default_value = "hyperv")]
+    pub interface: Interface,
+    /// Wall-clock limit in seconds (0 = none); exit status 124 when it elapses.
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout: f64,
+    /// Print every vCPU's registers on stderr when the VM ends.
+    #[arg(long)]
+    pub dump_regs: bool,
+}
 
-pub fn run(_args: RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`hvcert run` is not implemented yet")
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if !args.timeout.is_finite() || args.timeout < 0.0 {
+        anyhow::bail!(
+            "--timeout {}: expected a non-negative number of seconds",
+            args.timeout
+        );
+    }
+    let cfg = VmConfig {
+        memory_mib: args.memory,
+        cpus: args.cpus,
+        kernel: args.kernel,
+        initrd: args.initrd,
+        cmdline: args.cmdline,
+        interface: args.interface,
+        timeout: Duration::from_secs_f64(args.timeout),
+        ..Default::default()
+    };
+    let vm = Vm::new(cfg)?;
+    let outcome = vm.run(Box::new(std::io::stdout()))?;
+    match &outcome.end {
+        VmEnd::Crash { reason, .. } => eprintln!("hvcert: guest crashed: {reason}"),
+        VmEnd::Timeout => eprintln!("hvcert: timeout after {:.1} s", outcome.wall.as_secs_f64()),
+        VmEnd::Status(_) | VmEnd::Shutdown => {}
+    }
+    if args.dump_regs {
+        for (i, r) in outcome.final_regs.iter().enumerate() {
+            eprintln!("vCPU {i}:\n{r}");
+        }
+    }
+    Ok(ExitCode::from(outcome.end.exit_code()))
 }

@@ -1,0 +1,342 @@
+//! Kernel loading (PVH ELF and bzImage via linux-loader) and the boot vCPU's initial state.
+use crate::layout::*;
+use crate::Error;
+use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs};
+use linux_loader::configurator::pvh::PvhBootConfigurator;
+use linux_loader::configurator::{BootConfigurator, BootParams};
+use linux_loader::loader::bootparam::boot_params;
+use linux_loader::loader::elf::start_info::{
+    hvm_memmap_table_entry, hvm_modlist_entry, hvm_start_info,
+};
+use linux_loader::loader::elf::PvhBootCapability;
+use linux_loader::loader::{BzImage, Cmdline, Elf, KernelLoader};
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+/// How the boot vCPU starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryMode {
+    /// 32-bit protected mode, paging off, EBX = hvm_start_info (PVH boot ABI).
+    Pvh { entry: u64 },
+    /// 64-bit long mode with the first 1 GiB identity-mapped, RSI = boot_params
+    /// (Linux 64-bit boot protocol), entry = load address + 0x200.
+    Linux64 { entry: u64 },
+}
+
+/// Result of loading a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    pub mode: EntryMode,
+    pub kernel_end: u64,
+    pub initrd: Option<(u64, u64)>,
+}
+
+const ELF_MAGIC: [u8; 4] = [0x7f, b'E', b'L', b'F'];
+const HDRS_MAGIC: u32 = 0x5372_6448;
+const XEN_HVM_START_MAGIC: u32 = 0x336e_c578;
+const XLF_KERNEL_64: u16 = 1;
+const LOADFLAGS_CAN_USE_HEAP: u8 = 0x80;
+
+fn kerr(path: &Path, msg: impl Into<String>) -> Error {
+    Error::Kernel {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
+}
+
+/// Builds the command line the guest sees.
+pub fn cmdline(user: &str, extra: &[String]) -> Result<Cmdline, Error> {
+    let mut c = Cmdline::new(CMDLINE_MAX).map_err(|e| Error::Config(format!("cmdline: {e}")))?;
+    if !user.is_empty() {
+        c.insert_str(user)
+            .map_err(|e| Error::Config(format!("cmdline `{user}`: {e}")))?;
+    }
+    for x in extra {
+        c.insert_str(x)
+            .map_err(|e| Error::Config(format!("cmdline `{x}`: {e}")))?;
+    }
+    Ok(c)
+}
+
+/// Loads `kernel` (+ `initrd`) and writes boot parameters, command line and memory map.
+pub fn load(
+    mem: &GuestMemoryMmap,
+    memory_mib: u32,
+    kernel: &Path,
+    initrd: Option<&Path>,
+    cmdline: &Cmdline,
+    reserved: &[(u64, u64)],
+) -> Result<Loaded, Error> {
+    let mut f = File::open(kernel).map_err(|e| kerr(kernel, format!("cannot open: {e}")))?;
+    let mut magic = [0u8; 4];
+    f.read_exact(&mut magic)
+        .map_err(|e| kerr(kernel, format!("cannot read the first 4 bytes: {e}")))?;
+    let low_end = low_ram_end(memory_mib);
+    let map = memory_map(memory_mib, reserved);
+    linux_loader::loader::load_cmdline(mem, GuestAddress(CMDLINE_ADDR), cmdline)
+        .map_err(|e| Error::Config(format!("command line: {e}")))?;
+    let cmdline_len = cmdline
+        .as_cstring()
+        .map(|c| c.as_bytes().len())
+        .unwrap_or(0);
+    write_gdt(mem)?;
+
+    if magic == ELF_MAGIC {
+        let r = Elf::load(mem, None, &mut f, Some(GuestAddress(KERNEL_ADDR)))
+            .map_err(|e| kerr(kernel, format!("ELF load failed: {e}")))?;
+        let PvhBootCapability::PvhEntryPresent(entry) = r.pvh_boot_cap else {
+            return Err(kerr(
+                kernel,
+                "ELF kernel has no XEN_ELFNOTE_PHYS32_ENTRY note: only PVH ELF kernels can boot",
+            ));
+        };
+        let initrd = match initrd {
+            Some(p) => Some(load_initrd(
+                mem,
+                p,
+                r.kernel_end,
+                low_end,
+                u64::from(u32::MAX),
+            )?),
+            None => None,
+        };
+        write_pvh(mem, &map, initrd)?;
+        Ok(Loaded {
+            mode: EntryMode::Pvh { entry: entry.0 },
+            kernel_end: r.kernel_end,
+            initrd,
+        })
+    } else {
+        let r = BzImage::load(mem, None, &mut f, Some(GuestAddress(KERNEL_ADDR))).map_err(|e| {
+            kerr(
+                kernel,
+                format!("neither an ELF nor a loadable bzImage: {e}"),
+            )
+        })?;
+        let hdr = r
+            .setup_header
+            .ok_or_else(|| kerr(kernel, "bzImage without a setup header"))?;
+        if hdr.header != HDRS_MAGIC {
+            return Err(kerr(kernel, "bzImage setup header lacks the HdrS magic"));
+        }
+        let version = hdr.version;
+        let xloadflags = hdr.xloadflags;
+        if version < 0x020c || xloadflags & XLF_KERNEL_64 == 0 {
+            return Err(kerr(
+                kernel,
+                format!(
+                    "bzImage boot protocol {version:#06x} without the 64-bit entry (XLF_KERNEL_64): need >= 2.12"
+                ),
+            ));
+        }
+        let initrd_max = if hdr.initrd_addr_max == 0 {
+            0x37ff_ffff
+        } else {
+            u64::from(hdr.initrd_addr_max)
+        };
+        let initrd = match initrd {
+            Some(p) => Some(load_initrd(mem, p, r.kernel_end, low_end, initrd_max)?),
+            None => None,
+        };
+        let mut params = boot_params {
+            hdr,
+            ..Default::default()
+        };
+        params.hdr.type_of_loader = 0xff;
+        params.hdr.loadflags |= LOADFLAGS_CAN_USE_HEAP;
+        params.hdr.heap_end_ptr = 0xfe00;
+        params.hdr.cmd_line_ptr = CMDLINE_ADDR as u32;
+        params.hdr.cmdline_size = cmdline_len as u32;
+        if let Some((addr, size)) = initrd {
+            params.hdr.ramdisk_image = addr as u32;
+            params.hdr.ramdisk_size = size as u32;
+        }
+        if map.len() > params.e820_table.len() {
+            return Err(Error::Config(
+                "too many memory-map entries for boot_params".into(),
+            ));
+        }
+        for (i, e) in map.iter().enumerate() {
+            params.e820_table[i].addr = e.addr;
+            params.e820_table[i].size = e.size;
+            params.e820_table[i].r#type = e.kind;
+        }
+        params.e820_entries = map.len() as u8;
+        mem.write_obj(params, GuestAddress(ZERO_PAGE_ADDR))
+            .map_err(|e| Error::Memory(format!("boot_params: {e}")))?;
+        write_identity_tables(mem)?;
+        Ok(Loaded {
+            mode: EntryMode::Linux64 {
+                entry: r.kernel_load.0 + 0x200,
+            },
+            kernel_end: r.kernel_end,
+            initrd,
+        })
+    }
+}
+
+fn write_gdt(mem: &GuestMemoryMmap) -> Result<(), Error> {
+    mem.write_obj(GDT, GuestAddress(GDT_ADDR))
+        .map_err(|e| Error::Memory(format!("GDT: {e}")))
+}
+
+fn write_identity_tables(mem: &GuestMemoryMmap) -> Result<(), Error> {
+    let w = |gpa: u64, v: u64| {
+        mem.write_obj(v, GuestAddress(gpa))
+            .map_err(|e| Error::Memory(format!("page tables: {e}")))
+    };
+    w(PML4_ADDR, PDPT_ADDR | 3)?;
+    w(PDPT_ADDR, PD_ADDR | 3)?;
+    for i in 0..512u64 {
+        w(PD_ADDR + i * 8, (i << 21) | 0x83)?;
+    }
+    Ok(())
+}
+
+/// Places the initrd page-aligned as high as possible below `min(low_end, max + 1)` and above
+/// `kernel_end`.
+fn load_initrd(
+    mem: &GuestMemoryMmap,
+    path: &Path,
+    kernel_end: u64,
+    low_end: u64,
+    max: u64,
+) -> Result<(u64, u64), Error> {
+    let ierr = |msg: String| Error::Initrd {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let data = std::fs::read(path).map_err(|e| ierr(format!("cannot read: {e}")))?;
+    let size = data.len() as u64;
+    let top = low_end.min(max.saturating_add(1));
+    let addr = top.checked_sub(size).map(|a| a & !0xfff);
+    match addr {
+        Some(a) if a >= kernel_end.next_multiple_of(0x1000) => {
+            mem.write_slice(&data, GuestAddress(a))
+                .map_err(|e| ierr(format!("cannot copy into guest memory: {e}")))?;
+            Ok((a, size))
+        }
+        _ => Err(ierr(format!(
+            "{size} bytes do not fit between the kernel end {kernel_end:#x} and {top:#x}: give the VM more memory"
+        ))),
+    }
+}
+
+fn write_pvh(
+    mem: &GuestMemoryMmap,
+    map: &[MemEntry],
+    initrd: Option<(u64, u64)>,
+) -> Result<(), Error> {
+    let mut info = hvm_start_info {
+        magic: XEN_HVM_START_MAGIC,
+        version: 1,
+        cmdline_paddr: CMDLINE_ADDR,
+        memmap_paddr: PVH_MEMMAP_ADDR,
+        memmap_entries: map.len() as u32,
+        ..Default::default()
+    };
+    let entries: Vec<hvm_memmap_table_entry> = map
+        .iter()
+        .map(|e| hvm_memmap_table_entry {
+            addr: e.addr,
+            size: e.size,
+            type_: e.kind,
+            reserved: 0,
+        })
+        .collect();
+    if initrd.is_some() {
+        info.nr_modules = 1;
+        info.modlist_paddr = PVH_MODLIST_ADDR;
+    }
+    let mut params = BootParams::new(&info, GuestAddress(PVH_INFO_ADDR));
+    params.set_sections(&entries, GuestAddress(PVH_MEMMAP_ADDR));
+    if let Some((paddr, size)) = initrd {
+        params.set_modules(
+            &[hvm_modlist_entry {
+                paddr,
+                size,
+                cmdline_paddr: 0,
+                reserved: 0,
+            }],
+            GuestAddress(PVH_MODLIST_ADDR),
+        );
+    }
+    PvhBootConfigurator::write_bootparams(&params, mem)
+        .map_err(|e| Error::Memory(format!("PVH start info: {e}")))
+}
+
+fn seg(selector: u16, type_: u8, l: u8, db: u8) -> kvm_segment {
+    kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector,
+        type_,
+        present: 1,
+        dpl: 0,
+        db,
+        s: 1,
+        l,
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    }
+}
+
+/// Sets up the boot vCPU's special and general registers for `mode`.
+pub fn boot_regs(mode: EntryMode, sregs: &mut kvm_sregs) -> kvm_regs {
+    let data = seg(SEL_DATA, 3, 0, 1);
+    sregs.ds = data;
+    sregs.es = data;
+    sregs.fs = data;
+    sregs.gs = data;
+    sregs.ss = data;
+    sregs.tr = kvm_segment {
+        base: 0,
+        limit: 0x67,
+        selector: SEL_TSS,
+        type_: 11,
+        present: 1,
+        s: 0,
+        g: 0,
+        db: 0,
+        l: 0,
+        dpl: 0,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    };
+    sregs.gdt.base = GDT_ADDR;
+    sregs.gdt.limit = (GDT.len() * 8 - 1) as u16;
+    sregs.idt.base = 0;
+    sregs.idt.limit = 0;
+    let mut regs = kvm_regs {
+        rflags: 2,
+        ..Default::default()
+    };
+    match mode {
+        EntryMode::Pvh { entry } => {
+            sregs.cs = seg(SEL_CODE32, 11, 0, 1);
+            sregs.cr0 = 0x11; // PE | ET
+            sregs.cr3 = 0;
+            sregs.cr4 = 0;
+            sregs.efer = 0;
+            regs.rip = entry;
+            regs.rbx = PVH_INFO_ADDR;
+        }
+        EntryMode::Linux64 { entry } => {
+            sregs.cs = seg(SEL_CODE64, 11, 1, 0);
+            sregs.cr0 = 0x8000_0011; // PG | ET | PE
+            sregs.cr3 = PML4_ADDR;
+            sregs.cr4 = 0x20; // PAE
+            sregs.efer = 0x500; // LME | LMA
+            regs.rip = entry;
+            regs.rsi = ZERO_PAGE_ADDR;
+            regs.rsp = BOOT_STACK;
+            regs.rbp = BOOT_STACK;
+        }
+    }
+    regs
+}

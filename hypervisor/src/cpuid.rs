@@ -1,0 +1,192 @@
+//! The guest's CPUID: the host's (KVM_GET_SUPPORTED_CPUID) with a documented mask, plus our
+//! hypervisor leaves.
+//!
+//! Mask, and why. On this platform guest ring 0 runs through KVM's instruction emulator,
+//! which lacks `cmpxchg16b`, the XSAVE family and the VEX/EVEX-encoded instructions (a Debian
+//! kernel died with "emulation failure" on `lock cmpxchg16b` and on `xrstor`). So we hide:
+//! - leaf 1 ECX: FMA (12), CX16 (13), PCID (17), XSAVE (26), OSXSAVE (27), AVX (28), F16C (29);
+//!   and set the "hypervisor" bit (31). EBX[31:24] = the vCPU's APIC ID, EBX[23:16] = vCPUs.
+//! - leaf 7.0 EBX: AVX2 (5), INVPCID (10), AVX-512 F/DQ/IFMA/PF/ER/CD/BW/VL (16, 17, 21, 26,
+//!   27, 28, 30, 31); ECX: AVX-512 VBMI (1), VBMI2 (6), GFNI (8), VAES (9), VPCLMULQDQ (10),
+//!   VNNI (11), BITALG (12), VPOPCNTDQ (14); EDX: AVX-512 4VNNIW/4FMAPS (2, 3), AMX (22, 24, 25),
+//!   AVX512_FP16 (23); leaf 7.1 EAX: AVX-VNNI (4), AVX512_BF16 (5).
+//! - leaf 0xD (XSAVE state) removed; leaf 0x80000001 ECX: XOP (11), FMA4 (16).
+//! - every host hypervisor leaf 0x40000000..=0x4FFFFFFF (KVM's own "KVMKVMKVM" paravirt
+//!   leaves) removed, replaced by ours for the chosen [`Interface`].
+//! - leaves 0xB / 0x1F EDX (x2APIC ID) = the vCPU's id.
+use crate::Interface;
+use kvm_bindings::kvm_cpuid_entry2;
+
+pub const HV_MAX_LEAF: u32 = 0x4000_000A;
+/// "hvcertHyperV": our vendor signature in leaf 0x40000000 (Linux keys on "Hv#1" in 0x40000001).
+pub const HV_VENDOR: &[u8; 12] = b"hvcertHyperV";
+pub const HV_INTERFACE_SIG: u32 = 0x3123_7648; // "Hv#1"
+/// Partition privileges (leaf 0x40000003 EAX): AccessPartitionReferenceCounter (1),
+/// AccessHypercallMsrs (5), AccessVpIndex (6).
+pub const HV_PRIV_EAX: u32 = (1 << 1) | (1 << 5) | (1 << 6);
+/// Leaf 0x40000003 EBX: Debugging (11) = HvCallPostDebugData / HvCallRetrieveDebugData.
+pub const HV_PRIV_EBX: u32 = 1 << 11;
+/// Recommendations (leaf 0x40000004 EAX): hypercall for local (1) and remote (2) TLB flush.
+pub const HV_RECOMMEND_EAX: u32 = (1 << 1) | (1 << 2);
+/// Spin-wait retries before HvCallNotifyLongSpinWait (leaf 0x40000004 EBX).
+pub const HV_SPIN_RETRIES: u32 = 0x1000;
+pub const XEN_VENDOR: &[u8; 12] = b"XenVMMXenVMM";
+/// The Xen version we report: 4.16.
+pub const XEN_VERSION: u32 = (4 << 16) | 16;
+
+fn sig(s: &[u8; 12]) -> (u32, u32, u32) {
+    let w = |i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    (w(0), w(4), w(8))
+}
+
+fn leaf(function: u32, eax: u32, ebx: u32, ecx: u32, edx: u32) -> kvm_cpuid_entry2 {
+    kvm_cpuid_entry2 {
+        function,
+        eax,
+        ebx,
+        ecx,
+        edx,
+        ..Default::default()
+    }
+}
+
+fn clear(v: &mut u32, bits: &[u32]) {
+    for b in bits {
+        *v &= !(1 << b);
+    }
+}
+
+/// Builds the CPUID table for vCPU `vcpu` of `cpus` from the host's supported entries.
+pub fn build(
+    host: &[kvm_cpuid_entry2],
+    iface: Interface,
+    vcpu: u8,
+    cpus: u8,
+) -> Vec<kvm_cpuid_entry2> {
+    let mut out: Vec<kvm_cpuid_entry2> = host
+        .iter()
+        .filter(|e| !(0x4000_0000..=0x4FFF_FFFF).contains(&e.function) && e.function != 0xD)
+        .copied()
+        .collect();
+    for e in out.iter_mut() {
+        match (e.function, e.index) {
+            (1, _) => {
+                clear(&mut e.ecx, &[12, 13, 17, 26, 27, 28, 29]);
+                e.ecx |= 1 << 31;
+                e.ebx = (e.ebx & 0x0000_ffff) | (u32::from(vcpu) << 24) | (u32::from(cpus) << 16);
+            }
+            (7, 0) => {
+                clear(&mut e.ebx, &[5, 10, 16, 17, 21, 26, 27, 28, 30, 31]);
+                clear(&mut e.ecx, &[1, 6, 8, 9, 10, 11, 12, 14]);
+                clear(&mut e.edx, &[2, 3, 22, 23, 24, 25]);
+            }
+            (7, 1) => clear(&mut e.eax, &[4, 5]),
+            (0xB, _) | (0x1F, _) => e.edx = u32::from(vcpu),
+            (0x8000_0001, _) => clear(&mut e.ecx, &[11, 16]),
+            _ => {}
+        }
+    }
+    out.extend(hypervisor_leaves(iface));
+    out
+}
+
+/// Our hypervisor leaves for `iface` (pure; see the module docs and hyperv/xen modules).
+pub fn hypervisor_leaves(iface: Interface) -> Vec<kvm_cpuid_entry2> {
+    let mut v = Vec::new();
+    if iface.has_hyperv() {
+        let (b, c, d) = sig(HV_VENDOR);
+        v.push(leaf(0x4000_0000, HV_MAX_LEAF, b, c, d));
+        v.push(leaf(0x4000_0001, HV_INTERFACE_SIG, 0, 0, 0));
+        // Build 1, version 10.0, service pack 0.
+        v.push(leaf(0x4000_0002, 1, 0x000A_0000, 0, 0));
+        v.push(leaf(0x4000_0003, HV_PRIV_EAX, HV_PRIV_EBX, 0, 0));
+        v.push(leaf(0x4000_0004, HV_RECOMMEND_EAX, HV_SPIN_RETRIES, 0, 0));
+        // Limits: virtual processors, logical processors.
+        v.push(leaf(0x4000_0005, 255, 255, 0, 0));
+        for f in 0x4000_0006..=HV_MAX_LEAF {
+            v.push(leaf(f, 0, 0, 0, 0));
+        }
+    }
+    if let Some((base, msr)) = iface.xen_base() {
+        let (b, c, d) = sig(XEN_VENDOR);
+        v.push(leaf(base, base + 2, b, c, d));
+        v.push(leaf(base + 1, XEN_VERSION, 0, 0, 0));
+        v.push(leaf(base + 2, 1, msr, 0, 0));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(v: &[kvm_cpuid_entry2], f: u32) -> Option<kvm_cpuid_entry2> {
+        v.iter().find(|e| e.function == f).copied()
+    }
+
+    fn host() -> Vec<kvm_cpuid_entry2> {
+        vec![
+            leaf(1, 0, 0x0000_0800, 0xffff_ffff, 0xffff_ffff),
+            kvm_cpuid_entry2 {
+                function: 7,
+                index: 0,
+                ebx: 0xffff_ffff,
+                ecx: 0xffff_ffff,
+                edx: 0xffff_ffff,
+                ..Default::default()
+            },
+            leaf(0xD, 7, 0, 0, 0),
+            leaf(0x4000_0000, 0x4000_0001, 0x4b4d564b, 0x564b4d56, 0x4d),
+            leaf(0x4000_0001, 0xffff, 0, 0, 0),
+            leaf(0x8000_0001, 0, 0, 0xffff_ffff, 0),
+        ]
+    }
+
+    #[test]
+    fn mask_hides_what_the_emulator_cannot_run() {
+        let v = build(&host(), Interface::None, 2, 4);
+        let l1 = find(&v, 1).unwrap();
+        for bit in [12, 13, 26, 27, 28, 29] {
+            assert_eq!(l1.ecx & (1 << bit), 0, "leaf 1 ecx bit {bit}");
+        }
+        assert_ne!(l1.ecx & (1 << 31), 0, "hypervisor bit");
+        assert_eq!(l1.ebx >> 24, 2);
+        assert_eq!((l1.ebx >> 16) & 0xff, 4);
+        let l7 = find(&v, 7).unwrap();
+        assert_eq!(l7.ebx & (1 << 5), 0, "avx2");
+        assert_eq!(l7.ebx & (1 << 16), 0, "avx512f");
+        assert_ne!(l7.ebx & 1, 0, "fsgsbase kept");
+        assert!(find(&v, 0xD).is_none());
+        assert!(find(&v, 0x4000_0000).is_none(), "host KVM leaves hidden");
+        assert_eq!(find(&v, 0x8000_0001).unwrap().ecx & (1 << 16), 0);
+    }
+
+    #[test]
+    fn hyperv_leaves() {
+        let v = build(&host(), Interface::HyperV, 0, 1);
+        let l0 = find(&v, 0x4000_0000).unwrap();
+        assert!(l0.eax >= 0x4000_0005);
+        let l1 = find(&v, 0x4000_0001).unwrap();
+        assert_eq!(l1.eax, 0x3123_7648);
+        let l3 = find(&v, 0x4000_0003).unwrap();
+        assert_eq!(l3.eax & 0x62, 0x62);
+        assert_eq!(v.iter().filter(|e| e.function == 0x4000_0000).count(), 1);
+    }
+
+    #[test]
+    fn xen_leaves_move_when_both() {
+        let v = hypervisor_leaves(Interface::Xen);
+        let l0 = find(&v, 0x4000_0000).unwrap();
+        assert_eq!((l0.ebx, l0.ecx, l0.edx), sig(b"XenVMMXenVMM"));
+        assert!(l0.eax >= 0x4000_0002);
+        assert_eq!(find(&v, 0x4000_0002).unwrap().ebx, 0x4000_0000);
+        let v = hypervisor_leaves(Interface::Both);
+        assert_eq!(find(&v, 0x4000_0001).unwrap().eax, HV_INTERFACE_SIG);
+        let x = find(&v, 0x4000_0100).unwrap();
+        assert_eq!((x.ebx, x.ecx, x.edx), sig(b"XenVMMXenVMM"));
+        assert_eq!(x.eax, 0x4000_0102);
+        assert_eq!(find(&v, 0x4000_0101).unwrap().eax, XEN_VERSION);
+        assert_eq!(find(&v, 0x4000_0102).unwrap().ebx, 0x4000_0200);
+        assert!(hypervisor_leaves(Interface::None).is_empty());
+    }
+}

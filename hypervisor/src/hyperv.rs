@@ -1,0 +1,635 @@
+//! Hyper-V-style native interface (TLFS semantics), done in user space.
+//!
+//! - Synthetic MSRs ([`Partition::rdmsr`]/[`Partition::wrmsr`], reached through KVM's
+//!   user-space MSR filter): GUEST_OS_ID 0x40000000, HYPERCALL 0x40000001, VP_INDEX
+//!   0x40000002 (read-only), TIME_REF_COUNT 0x40000020 (read-only, 100 ns units since the VM
+//!   was created). Anything else in 0x40000000..=0x400000FF raises #GP.
+//! - The hypercall page ([`HYPERCALL_PAGE_CODE`]): `mov r11, cs; test r11b, 3; jnz ud;
+//!   out 0xf6, eax; ret; ud: ud2`. A call from CPL > 0 hits `ud2` (#UD) in the page; the
+//!   VMM checks again on the port exit (the exit's RIP must translate into the enabled page,
+//!   CPL must be 0) and injects #UD otherwise.
+//! - Calling convention: RCX = input value, RDX = input GPA, R8 = output GPA (fast calls:
+//!   RDX/R8 are the input data); result value in RAX. Clobbers R11.
+//! - Input value decoding ([`decode`]) and dispatch ([`dispatch`]) are pure functions over
+//!   guest memory, so they are unit-tested without KVM.
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+pub const MSR_GUEST_OS_ID: u32 = 0x4000_0000;
+pub const MSR_HYPERCALL: u32 = 0x4000_0001;
+pub const MSR_VP_INDEX: u32 = 0x4000_0002;
+pub const MSR_TIME_REF_COUNT: u32 = 0x4000_0020;
+
+pub const HV_STATUS_SUCCESS: u16 = 0;
+pub const HV_STATUS_INVALID_HYPERCALL_CODE: u16 = 2;
+pub const HV_STATUS_INVALID_HYPERCALL_INPUT: u16 = 3;
+pub const HV_STATUS_INVALID_ALIGNMENT: u16 = 4;
+pub const HV_STATUS_INVALID_PARAMETER: u16 = 5;
+
+pub const CALL_FLUSH_VA_SPACE: u16 = 0x0002;
+pub const CALL_FLUSH_VA_LIST: u16 = 0x0003;
+pub const CALL_NOTIFY_LONG_SPIN_WAIT: u16 = 0x0008;
+pub const CALL_POST_DEBUG_DATA: u16 = 0x0069;
+pub const CALL_RETRIEVE_DEBUG_DATA: u16 = 0x006A;
+
+/// Bytes of the hypercall page's code (the rest of the page is `int3`).
+pub const HYPERCALL_PAGE_CODE: [u8; 14] = [
+    0x49, 0x8c, 0xcb, // mov r11, cs
+    0x41, 0xf6, 0xc3, 0x03, // test r11b, 3
+    0x75, 0x03, // jnz ud
+    0xe7, 0xf6, // out 0xf6, eax
+    0xc3, // ret
+    0x0f, 0x0b, // ud: ud2
+];
+
+/// The whole 4 KiB hypercall page.
+pub fn hypercall_page() -> [u8; 4096] {
+    let mut p = [0xccu8; 4096];
+    p[..HYPERCALL_PAGE_CODE.len()].copy_from_slice(&HYPERCALL_PAGE_CODE);
+    p
+}
+
+/// A decoded hypercall input value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Input {
+    pub code: u16,
+    pub fast: bool,
+    pub var_header_qwords: u16,
+    pub rep_count: u16,
+    pub rep_start: u16,
+}
+
+/// RsvdZ bits of the input value: 31:27, 47:44, 63:60.
+pub const INPUT_RSVD_MASK: u64 = (0x1f << 27) | (0xf << 44) | (0xf << 60);
+
+/// Decodes an input value: code 15:0, fast 16, variable header size 26:17, rep count 43:32,
+/// rep start 59:48. Any RsvdZ bit set is HV_STATUS_INVALID_HYPERCALL_INPUT.
+pub fn decode(input: u64) -> Result<Input, u16> {
+    if input & INPUT_RSVD_MASK != 0 {
+        return Err(HV_STATUS_INVALID_HYPERCALL_INPUT);
+    }
+    Ok(Input {
+        code: (input & 0xffff) as u16,
+        fast: input & (1 << 16) != 0,
+        var_header_qwords: ((input >> 17) & 0x3ff) as u16,
+        rep_count: ((input >> 32) & 0xfff) as u16,
+        rep_start: ((input >> 48) & 0xfff) as u16,
+    })
+}
+
+/// Result value: status 15:0, reps completed 43:32.
+pub fn result_value(status: u16, reps_completed: u16) -> u64 {
+    u64::from(status) | (u64::from(reps_completed & 0xfff) << 32)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CallInfo {
+    code: u16,
+    name: &'static str,
+    rep: bool,
+    /// May be issued as a fast call (input in registers).
+    fast_ok: bool,
+}
+
+const CALLS: &[CallInfo] = &[
+    CallInfo {
+        code: CALL_FLUSH_VA_SPACE,
+        name: "HvCallFlushVirtualAddressSpace",
+        rep: false,
+        fast_ok: true,
+    },
+    CallInfo {
+        code: CALL_FLUSH_VA_LIST,
+        name: "HvCallFlushVirtualAddressList",
+        rep: true,
+        fast_ok: false,
+    },
+    CallInfo {
+        code: CALL_NOTIFY_LONG_SPIN_WAIT,
+        name: "HvCallNotifyLongSpinWait",
+        rep: false,
+        fast_ok: true,
+    },
+    CallInfo {
+        code: CALL_POST_DEBUG_DATA,
+        name: "HvCallPostDebugData",
+        rep: false,
+        fast_ok: false,
+    },
+    CallInfo {
+        code: CALL_RETRIEVE_DEBUG_DATA,
+        name: "HvCallRetrieveDebugData",
+        rep: false,
+        fast_ok: false,
+    },
+];
+
+/// TLFS name of a call code, if implemented.
+pub fn call_name(code: u16) -> Option<&'static str> {
+    CALLS.iter().find(|c| c.code == code).map(|c| c.name)
+}
+
+/// A hypercall as the guest issued it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub input: u64,
+    pub in_gpa: u64,
+    pub out_gpa: u64,
+}
+
+/// What a hypercall did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Value for RAX.
+    pub rax: u64,
+    /// Name the call is counted under.
+    pub name: String,
+    /// Bytes for the console (HvCallPostDebugData).
+    pub console: Vec<u8>,
+}
+
+/// Options that change dispatch behaviour (fault injection).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DispatchOptions {
+    /// Answer an unknown call code with HV_STATUS_INVALID_PARAMETER instead of
+    /// HV_STATUS_INVALID_HYPERCALL_CODE (the `fault-injection` feature's
+    /// `Fault::WrongInvalidCodeStatus`).
+    pub wrong_invalid_code_status: bool,
+}
+
+const FLUSH_FLAGS_VALID: u64 = 0xf;
+const DEBUG_DATA_MAX: u32 = 4096 - 16;
+
+/// Validates and executes a hypercall. Order of checks: call code, RsvdZ bits, rep/simple
+/// mismatch and fast-call support, variable header, alignment of input/output GPA, GPA
+/// ranges, then call-specific parameters.
+pub fn dispatch(mem: &GuestMemoryMmap, call: Call, opts: DispatchOptions) -> Outcome {
+    let code = (call.input & 0xffff) as u16;
+    let Some(info) = CALLS.iter().find(|c| c.code == code) else {
+        let status = if opts.wrong_invalid_code_status {
+            HV_STATUS_INVALID_PARAMETER
+        } else {
+            HV_STATUS_INVALID_HYPERCALL_CODE
+        };
+        return Outcome {
+            rax: result_value(status, 0),
+            name: format!("invalid({code:#06x})"),
+            console: Vec::new(),
+        };
+    };
+    let fail = |status: u16| Outcome {
+        rax: result_value(status, 0),
+        name: info.name.to_string(),
+        console: Vec::new(),
+    };
+    let input = match decode(call.input) {
+        Ok(i) => i,
+        Err(s) => return fail(s),
+    };
+    if !info.rep && (input.rep_count != 0 || input.rep_start != 0) {
+        return fail(HV_STATUS_INVALID_HYPERCALL_INPUT);
+    }
+    if info.rep && input.rep_start > input.rep_count {
+        return fail(HV_STATUS_INVALID_HYPERCALL_INPUT);
+    }
+    if input.fast && !info.fast_ok {
+        return fail(HV_STATUS_INVALID_HYPERCALL_INPUT);
+    }
+    if input.var_header_qwords != 0 {
+        return fail(HV_STATUS_INVALID_HYPERCALL_INPUT);
+    }
+    if !input.fast && (call.in_gpa & 7 != 0 || call.out_gpa & 7 != 0) {
+        return fail(HV_STATUS_INVALID_ALIGNMENT);
+    }
+    let ctx = Ctx { mem, call, input };
+    let (status, reps, console) = match info.code {
+        CALL_NOTIFY_LONG_SPIN_WAIT => ctx.notify_long_spin_wait(),
+        CALL_FLUSH_VA_SPACE => ctx.flush_space(),
+        CALL_FLUSH_VA_LIST => ctx.flush_list(),
+        CALL_POST_DEBUG_DATA => ctx.post_debug_data(),
+        CALL_RETRIEVE_DEBUG_DATA => ctx.retrieve_debug_data(),
+        _ => (HV_STATUS_INVALID_HYPERCALL_CODE, 0, Vec::new()),
+    };
+    Outcome {
+        rax: result_value(status, reps),
+        name: info.name.to_string(),
+        console,
+    }
+}
+
+struct Ctx<'a> {
+    mem: &'a GuestMemoryMmap,
+    call: Call,
+    input: Input,
+}
+
+type Res = (u16, u16, Vec<u8>);
+
+impl Ctx<'_> {
+    /// Input block must lie in guest memory (else HV_STATUS_INVALID_PARAMETER).
+    fn read_in(&self, off: u64, buf: &mut [u8]) -> Result<(), u16> {
+        let gpa = self
+            .call
+            .in_gpa
+            .checked_add(off)
+            .ok_or(HV_STATUS_INVALID_PARAMETER)?;
+        self.mem
+            .read_slice(buf, GuestAddress(gpa))
+            .map_err(|_| HV_STATUS_INVALID_PARAMETER)
+    }
+    fn read_in_u64(&self, off: u64) -> Result<u64, u16> {
+        let mut b = [0u8; 8];
+        self.read_in(off, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn check_out(&self, len: usize) -> Result<(), u16> {
+        if self.mem.check_range(GuestAddress(self.call.out_gpa), len) {
+            Ok(())
+        } else {
+            Err(HV_STATUS_INVALID_PARAMETER)
+        }
+    }
+
+    fn notify_long_spin_wait(&self) -> Res {
+        if !self.input.fast {
+            if let Err(s) = self.read_in_u64(0) {
+                return (s, 0, Vec::new());
+            }
+        }
+        (HV_STATUS_SUCCESS, 0, Vec::new())
+    }
+
+    /// Input: AddressSpace, Flags, ProcessorMask. KVM already flushes what it must on the
+    /// guest's own TLB operations, so a validated request needs nothing more.
+    fn flush_header(&self) -> Result<(), u16> {
+        let flags = if self.input.fast {
+            self.call.out_gpa
+        } else {
+            self.read_in_u64(8)?
+        };
+        if !self.input.fast {
+            self.read_in_u64(0)?;
+            self.read_in_u64(16)?;
+        }
+        if flags & !FLUSH_FLAGS_VALID != 0 {
+            return Err(HV_STATUS_INVALID_PARAMETER);
+        }
+        Ok(())
+    }
+
+    fn flush_space(&self) -> Res {
+        match self.flush_header() {
+            Ok(()) => (HV_STATUS_SUCCESS, 0, Vec::new()),
+            Err(s) => (s, 0, Vec::new()),
+        }
+    }
+
+    /// Header as above, then one GVA range (u64) per rep from rep_start to rep_count.
+    fn flush_list(&self) -> Res {
+        if let Err(s) = self.flush_header() {
+            return (s, 0, Vec::new());
+        }
+        let mut done = self.input.rep_start;
+        while done < self.input.rep_count {
+            if let Err(s) = self.read_in_u64(24 + 8 * u64::from(done)) {
+                return (s, done, Vec::new());
+            }
+            done += 1;
+        }
+        (HV_STATUS_SUCCESS, done, Vec::new())
+    }
+
+    /// Input: Count u32, Options u32, Data[Count]. Output: PendingCount u32, Reserved u32.
+    /// The data goes to the VM's console.
+    fn post_debug_data(&self) -> Res {
+        let mut hdr = [0u8; 8];
+        if let Err(s) = self.read_in(0, &mut hdr) {
+            return (s, 0, Vec::new());
+        }
+        let count = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+        let options = u32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
+        if count > DEBUG_DATA_MAX || options != 0 {
+            return (HV_STATUS_INVALID_PARAMETER, 0, Vec::new());
+        }
+        let mut data = vec![0u8; count as usize];
+        if let Err(s) = self.read_in(8, &mut data) {
+            return (s, 0, Vec::new());
+        }
+        if let Err(s) = self.check_out(8) {
+            return (s, 0, Vec::new());
+        }
+        if self
+            .mem
+            .write_obj(0u64, GuestAddress(self.call.out_gpa))
+            .is_err()
+        {
+            return (HV_STATUS_INVALID_PARAMETER, 0, Vec::new());
+        }
+        (HV_STATUS_SUCCESS, 0, data)
+    }
+
+    /// Input: Count u32, Options u32, Timeout u64. Output: RetrievedCount u32,
+    /// RemainingCount u32, Data. No host-to-guest debug data exists, so 0 bytes come back.
+    fn retrieve_debug_data(&self) -> Res {
+        let mut hdr = [0u8; 16];
+        if let Err(s) = self.read_in(0, &mut hdr) {
+            return (s, 0, Vec::new());
+        }
+        let count = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+        let options = u32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
+        if count > DEBUG_DATA_MAX || options != 0 {
+            return (HV_STATUS_INVALID_PARAMETER, 0, Vec::new());
+        }
+        if let Err(s) = self.check_out(8) {
+            return (s, 0, Vec::new());
+        }
+        if self
+            .mem
+            .write_obj(0u64, GuestAddress(self.call.out_gpa))
+            .is_err()
+        {
+            return (HV_STATUS_INVALID_PARAMETER, 0, Vec::new());
+        }
+        (HV_STATUS_SUCCESS, 0, Vec::new())
+    }
+}
+
+/// Partition-wide synthetic-MSR state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Partition {
+    pub guest_os_id: u64,
+    pub hypercall_msr: u64,
+}
+
+/// What an MSR write asks of the VMM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsrWrite {
+    Done,
+    /// Fill the hypercall page at this GPA.
+    FillHypercallPage(u64),
+}
+
+/// A #GP for the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gp;
+
+impl Partition {
+    /// Page GPA if the hypercall page is enabled.
+    pub fn hypercall_page_gpa(&self) -> Option<u64> {
+        (self.hypercall_msr & 1 != 0).then_some(self.hypercall_msr & !0xfff)
+    }
+
+    pub fn handles(msr: u32) -> bool {
+        (0x4000_0000..=0x4000_00ff).contains(&msr)
+    }
+
+    /// `time_ref_100ns`: time since VM creation in 100 ns units.
+    pub fn rdmsr(&self, msr: u32, vp_index: u32, time_ref_100ns: u64) -> Result<u64, Gp> {
+        match msr {
+            MSR_GUEST_OS_ID => Ok(self.guest_os_id),
+            MSR_HYPERCALL => Ok(self.hypercall_msr),
+            MSR_VP_INDEX => Ok(u64::from(vp_index)),
+            MSR_TIME_REF_COUNT => Ok(time_ref_100ns),
+            _ => Err(Gp),
+        }
+    }
+
+    pub fn wrmsr(
+        &mut self,
+        msr: u32,
+        value: u64,
+        mem_size_ok: impl Fn(u64) -> bool,
+    ) -> Result<MsrWrite, Gp> {
+        match msr {
+            MSR_GUEST_OS_ID => {
+                self.guest_os_id = value;
+                if value == 0 && self.hypercall_msr & 2 == 0 {
+                    // Clearing the guest OS ID disables the (unlocked) hypercall page.
+                    self.hypercall_msr &= !1;
+                }
+                Ok(MsrWrite::Done)
+            }
+            MSR_HYPERCALL => {
+                if self.hypercall_msr & 2 != 0 {
+                    // Locked: writes are ignored.
+                    return Ok(MsrWrite::Done);
+                }
+                if self.guest_os_id == 0 {
+                    // TLFS: the hypercall page cannot be enabled before the guest identifies
+                    // itself; the write is ignored and reads back with enable clear.
+                    return Ok(MsrWrite::Done);
+                }
+                // Bits 11:2 are reserved: keep only enable, locked and the page number.
+                let value = value & !0xffc;
+                let gpa = value & !0xfff;
+                if value & 1 != 0 {
+                    if !mem_size_ok(gpa) {
+                        return Err(Gp);
+                    }
+                    self.hypercall_msr = value;
+                    return Ok(MsrWrite::FillHypercallPage(gpa));
+                }
+                self.hypercall_msr = value;
+                Ok(MsrWrite::Done)
+            }
+            _ => Err(Gp),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mem() -> GuestMemoryMmap {
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap()
+    }
+
+    fn call(input: u64, in_gpa: u64, out_gpa: u64) -> Call {
+        Call {
+            input,
+            in_gpa,
+            out_gpa,
+        }
+    }
+
+    fn status(o: &Outcome) -> u16 {
+        (o.rax & 0xffff) as u16
+    }
+
+    const OPTS: DispatchOptions = DispatchOptions {
+        wrong_invalid_code_status: false,
+    };
+
+    #[test]
+    fn decode_fields() {
+        let v = 0x0003_0000_0000_0000u64 | (5u64 << 32) | (1 << 16) | (2 << 17) | 0x1234;
+        assert_eq!(
+            decode(v),
+            Ok(Input {
+                code: 0x1234,
+                fast: true,
+                var_header_qwords: 2,
+                rep_count: 5,
+                rep_start: 3
+            })
+        );
+        for bit in [27, 31, 44, 47, 60, 63] {
+            assert_eq!(decode(1u64 << bit), Err(3), "bit {bit}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decode_roundtrip(code in 0u16.., fast: bool, vh in 0u16..1024, rc in 0u16..4096, rs in 0u16..4096) {
+            let v = u64::from(code) | (u64::from(fast) << 16) | (u64::from(vh) << 17)
+                | (u64::from(rc) << 32) | (u64::from(rs) << 48);
+            prop_assert_eq!(decode(v), Ok(Input { code, fast, var_header_qwords: vh, rep_count: rc, rep_start: rs }));
+        }
+
+        #[test]
+        fn decode_rejects_any_reserved_bit(v in any::<u64>()) {
+            prop_assert_eq!(decode(v).is_err(), v & INPUT_RSVD_MASK != 0);
+        }
+
+        #[test]
+        fn dispatch_never_panics(input in any::<u64>(), a in any::<u64>(), b in any::<u64>()) {
+            let m = mem();
+            let o = dispatch(&m, call(input, a, b), OPTS);
+            prop_assert!(o.rax >> 44 == 0 && (o.rax >> 16) & 0xffff == 0);
+        }
+    }
+
+    #[test]
+    fn unknown_code_and_fault_injection() {
+        let m = mem();
+        let o = dispatch(&m, call(0x7777, 0, 0), OPTS);
+        assert_eq!(status(&o), 2);
+        assert_eq!(o.name, "invalid(0x7777)");
+        let o = dispatch(
+            &m,
+            call(0x7777, 0, 0),
+            DispatchOptions {
+                wrong_invalid_code_status: true,
+            },
+        );
+        assert_eq!(status(&o), 5);
+    }
+
+    #[test]
+    fn notify_long_spin_wait() {
+        let m = mem();
+        assert_eq!(status(&dispatch(&m, call(0x8, 0x1000, 0x2000), OPTS)), 0);
+        assert_eq!(
+            status(&dispatch(&m, call(0x8 | 1 << 16, 7, 9), OPTS)),
+            0,
+            "fast: no GPA checks"
+        );
+        assert_eq!(status(&dispatch(&m, call(0x8, 0x1004, 0x2000), OPTS)), 4);
+        assert_eq!(status(&dispatch(&m, call(0x8, 0x1000, 0x2001), OPTS)), 4);
+        assert_eq!(status(&dispatch(&m, call(0x8, 0x1_0000_0000, 0), OPTS)), 5);
+        assert_eq!(
+            status(&dispatch(&m, call(0x8 | 1 << 32, 0x1000, 0), OPTS)),
+            3,
+            "rep on simple"
+        );
+        assert_eq!(
+            status(&dispatch(&m, call(0x8 | 1 << 27, 0x1000, 0), OPTS)),
+            3,
+            "rsvdz"
+        );
+    }
+
+    #[test]
+    fn flush_calls_read_their_input() {
+        let m = mem();
+        m.write_obj([0u64, 0x3, 0x1], GuestAddress(0x3000)).unwrap();
+        m.write_obj([0x1000u64, 0x2000, 0x3000], GuestAddress(0x3018))
+            .unwrap();
+        assert_eq!(status(&dispatch(&m, call(0x2, 0x3000, 0), OPTS)), 0);
+        let o = dispatch(&m, call(0x3 | 3 << 32, 0x3000, 0), OPTS);
+        assert_eq!(o.rax, 3 << 32);
+        assert_eq!(o.name, "HvCallFlushVirtualAddressList");
+        let o = dispatch(&m, call(0x3 | 3 << 32 | 1 << 48, 0x3000, 0), OPTS);
+        assert_eq!(o.rax, 3 << 32, "reps completed counts from rep start");
+        assert_eq!(
+            status(&dispatch(
+                &m,
+                call(0x3 | 1 << 32 | 2 << 48, 0x3000, 0),
+                OPTS
+            )),
+            3
+        );
+        // A list running past the end of memory completes the reps that fit.
+        let o = dispatch(&m, call(0x3 | 4 << 32, 0x10_0000 - 40, 0), OPTS);
+        assert_eq!(o.rax, 5 | (2 << 32));
+        m.write_obj(0x100u64, GuestAddress(0x3008)).unwrap();
+        assert_eq!(
+            status(&dispatch(&m, call(0x2, 0x3000, 0), OPTS)),
+            5,
+            "bad flags"
+        );
+    }
+
+    #[test]
+    fn debug_data() {
+        let m = mem();
+        m.write_obj(5u32, GuestAddress(0x4000)).unwrap();
+        m.write_obj(0u32, GuestAddress(0x4004)).unwrap();
+        m.write_slice(b"hello", GuestAddress(0x4008)).unwrap();
+        m.write_obj(0xffff_ffffu64, GuestAddress(0x5000)).unwrap();
+        let o = dispatch(&m, call(0x69, 0x4000, 0x5000), OPTS);
+        assert_eq!((status(&o), o.console.as_slice()), (0, &b"hello"[..]));
+        assert_eq!(m.read_obj::<u64>(GuestAddress(0x5000)).unwrap(), 0);
+        m.write_obj(5000u32, GuestAddress(0x4000)).unwrap();
+        assert_eq!(status(&dispatch(&m, call(0x69, 0x4000, 0x5000), OPTS)), 5);
+        assert_eq!(
+            status(&dispatch(&m, call(0x69 | 1 << 16, 0x4000, 0x5000), OPTS)),
+            3
+        );
+        m.write_obj([16u32, 0], GuestAddress(0x4000)).unwrap();
+        assert_eq!(status(&dispatch(&m, call(0x6a, 0x4000, 0x5000), OPTS)), 0);
+        assert_eq!(
+            status(&dispatch(&m, call(0x6a, 0x4000, 0x20_0000), OPTS)),
+            5
+        );
+    }
+
+    #[test]
+    fn msrs() {
+        let mut p = Partition::default();
+        let ok = |gpa: u64| gpa < 0x10_0000;
+        assert_eq!(p.wrmsr(MSR_HYPERCALL, 0x5001, ok), Ok(MsrWrite::Done));
+        assert_eq!(
+            p.rdmsr(MSR_HYPERCALL, 0, 0),
+            Ok(0),
+            "ignored before GUEST_OS_ID"
+        );
+        p.wrmsr(MSR_GUEST_OS_ID, 0x8100_0000_0000_0001, ok).unwrap();
+        assert_eq!(p.rdmsr(MSR_GUEST_OS_ID, 0, 0), Ok(0x8100_0000_0000_0001));
+        assert_eq!(
+            p.wrmsr(MSR_HYPERCALL, 0x5001, ok),
+            Ok(MsrWrite::FillHypercallPage(0x5000))
+        );
+        assert_eq!(p.hypercall_page_gpa(), Some(0x5000));
+        assert_eq!(p.wrmsr(MSR_HYPERCALL, 0x20_0001, ok), Err(Gp));
+        assert_eq!(p.rdmsr(MSR_VP_INDEX, 3, 0), Ok(3));
+        assert_eq!(p.wrmsr(MSR_VP_INDEX, 3, ok), Err(Gp));
+        assert_eq!(p.rdmsr(MSR_TIME_REF_COUNT, 0, 42), Ok(42));
+        assert_eq!(p.wrmsr(MSR_TIME_REF_COUNT, 1, ok), Err(Gp));
+        assert_eq!(p.rdmsr(0x4000_0010, 0, 0), Err(Gp));
+        // Lock, then writes are ignored.
+        p.wrmsr(MSR_HYPERCALL, 0x5003, ok).unwrap();
+        p.wrmsr(MSR_HYPERCALL, 0x6001, ok).unwrap();
+        assert_eq!(p.hypercall_page_gpa(), Some(0x5000));
+    }
+
+    #[test]
+    fn page_code_layout() {
+        let p = hypercall_page();
+        // jnz lands on ud2, out uses port 0xf6.
+        assert_eq!(&p[9..11], &[0xe7, crate::layout::HV_HYPERCALL_PORT as u8]);
+        assert_eq!(&p[7 + 2 + 3..7 + 2 + 3 + 2], &[0x0f, 0x0b]);
+        assert_eq!(p[100], 0xcc);
+    }
+}

@@ -1,0 +1,919 @@
+//! The VM: KVM objects, vCPU threads and exit handling.
+//!
+//! Exit rules (every exit ends in one of these):
+//! - Port I/O: COM1 (0x3f8..=0x3ff) is the 8250 UART; port 0xf4 takes a status (any width,
+//!   zero-extended; 32-bit is the convention) and ends the VM with it; ports 0xf6/0xf7 are
+//!   the Hyper-V/Xen hypercall ports (see [`crate::hyperv`], [`crate::xen`]). Every other
+//!   port is unclaimed: reads return all-ones, writes are dropped (an ISA bus with nothing
+//!   attached; Linux probes such ports), counted and logged at debug level.
+//! - MMIO: devices on the MMIO bus get the access; unclaimed addresses read all-ones and
+//!   drop writes, counted and logged, like unclaimed ports.
+//! - MSR exits (user-space MSR filter over 0x40000000..=0x400002FF): the synthetic MSRs of the
+//!   chosen interface; anything else in that range raises #GP.
+//! - HLT is handled by the in-kernel LAPIC. A watchdog kicks the vCPUs (signal) on a
+//!   back-off schedule and asks each for its state: when every vCPU is halted with
+//!   RFLAGS.IF = 0 or waits for a SIPI, nothing can wake the guest and the VM ends as a crash
+//!   ("halted with interrupts disabled").
+//! - KVM_EXIT_SHUTDOWN (triple fault), KVM_EXIT_INTERNAL_ERROR (emulation failure),
+//!   KVM_EXIT_FAIL_ENTRY, KVM_RUN errors and any unexpected exit end the VM as a crash with a
+//!   register dump. KVM_EXIT_SYSTEM_EVENT shutdown/reset end it as a shutdown.
+//! - The wall-clock timeout ends the VM as `Timeout`. Ending the VM stops every vCPU thread
+//!   (signal kick until each has left KVM_RUN) and joins them before `run` returns.
+use crate::boot;
+use crate::bus::MmioBus;
+use crate::hyperv::{self, MsrWrite, Partition};
+use crate::layout::*;
+use crate::pagewalk::{self, PagingMode};
+use crate::xen::{self, XenEnd, XenState};
+use crate::{cpuid, kvm_err, Error, Interface, RunOutcome, VmConfig, VmEnd};
+use kvm_bindings::{
+    kvm_enable_cap, kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
+    KVM_MP_STATE_HALTED, KVM_MP_STATE_INIT_RECEIVED, KVM_MP_STATE_UNINITIALIZED,
+    KVM_MSR_EXIT_REASON_FILTER, KVM_PIT_SPEAKER_DUMMY, KVM_SYSTEM_EVENT_RESET,
+    KVM_SYSTEM_EVENT_SHUTDOWN,
+};
+use kvm_ioctls::{
+    Cap, Kvm, MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags, VcpuExit, VcpuFd, VmFd,
+};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use vm_memory::{
+    Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+    MemoryRegionAddress,
+};
+use vm_superio::serial::NoEvents;
+use vm_superio::{Serial, Trigger};
+use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
+
+/// The user-space MSR filter range: Hyper-V synthetic MSRs and Xen's MSR at 0x40000200.
+const MSR_FILTER_BASE: u32 = 0x4000_0000;
+const MSR_FILTER_COUNT: u32 = 0x300;
+
+/// Locks a mutex even if a thread panicked while holding it (the data stays usable).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The console shared by the UART, HvCallPostDebugData and Xen console_io.
+#[derive(Clone)]
+struct Console(Arc<Mutex<Box<dyn Write + Send>>>);
+
+impl Write for Console {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        lock(&self.0).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        lock(&self.0).flush()
+    }
+}
+
+/// Raises the UART's IRQ through an irqfd.
+struct IrqTrigger(EventFd);
+
+impl Trigger for IrqTrigger {
+    type E = std::io::Error;
+    fn trigger(&self) -> std::io::Result<()> {
+        self.0.write(1)
+    }
+}
+
+/// vCPU liveness as seen at the last watchdog probe.
+const ST_RUNNING: u64 = 0;
+const ST_HALTED_NOIRQ: u64 = 1;
+const ST_WAIT_SIPI: u64 = 2;
+
+struct Shared {
+    mem: GuestMemoryMmap,
+    interface: Interface,
+    created: Instant,
+    serial: Mutex<Serial<IrqTrigger, NoEvents, Console>>,
+    console: Mutex<Option<Console>>,
+    mmio: Mutex<MmioBus>,
+    hv: Mutex<Partition>,
+    xen: Mutex<XenState>,
+    counts: Mutex<BTreeMap<String, u64>>,
+    trace: Mutex<Vec<String>>,
+    memory_map: Vec<MemEntry>,
+    end: Mutex<Option<VmEnd>>,
+    end_cv: Condvar,
+    stop: AtomicBool,
+    /// Watchdog probe round; vCPU states are (round << 2) | state.
+    probe_round: AtomicU64,
+    vcpu_state: Vec<AtomicU64>,
+    unclaimed: AtomicU64,
+    final_regs: Mutex<Vec<String>>,
+    hv_opts: hyperv::DispatchOptions,
+}
+
+impl Shared {
+    fn finish(&self, end: VmEnd) {
+        let mut e = lock(&self.end);
+        if e.is_none() {
+            *e = Some(end);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        self.end_cv.notify_all();
+    }
+
+    fn count(&self, name: &str) {
+        *lock(&self.counts).entry(name.to_string()).or_insert(0) += 1;
+    }
+
+    fn console_write(&self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        if let Some(c) = lock(&self.console).as_mut() {
+            if let Err(e) = c.write_all(data).and_then(|_| c.flush()) {
+                tracing::debug!("console write failed: {e}");
+            }
+        }
+    }
+}
+
+/// A virtual machine, ready to run.
+pub struct Vm {
+    _kvm: Kvm,
+    vm: VmFd,
+    vcpus: Vec<VcpuFd>,
+    shared: Arc<Shared>,
+    timeout: Duration,
+    _serial_evt: EventFd,
+}
+
+fn kick_handler_install() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        extern "C" fn noop(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+        if let Err(e) = register_signal_handler(SIGRTMIN(), noop) {
+            tracing::warn!("cannot install the vCPU kick signal handler: {e}");
+        }
+    });
+}
+
+impl Vm {
+    /// Creates the VM: memory, irqchip + PIT, vCPUs with CPUID, MSR filter, kernel loaded.
+    pub fn new(cfg: VmConfig) -> Result<Vm, Error> {
+        if cfg.cpus == 0 {
+            return Err(Error::Config("cpus must be at least 1".into()));
+        }
+        if !(MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&cfg.memory_mib) {
+            return Err(Error::Config(format!(
+                "memory {} MiB outside {MIN_MEMORY_MIB}..={MAX_MEMORY_MIB} MiB",
+                cfg.memory_mib
+            )));
+        }
+        kick_handler_install();
+        let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
+        let max = kvm.get_max_vcpus();
+        if usize::from(cfg.cpus) > max {
+            return Err(Error::Config(format!(
+                "{} vCPUs requested, KVM allows {max}",
+                cfg.cpus
+            )));
+        }
+        let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+
+        let ranges: Vec<(GuestAddress, usize)> = ram_ranges(cfg.memory_mib)
+            .into_iter()
+            .map(|(a, s)| (GuestAddress(a), s as usize))
+            .collect();
+        let mem = GuestMemoryMmap::from_ranges(&ranges)
+            .map_err(|e| Error::Memory(format!("cannot map {} MiB: {e}", cfg.memory_mib)))?;
+        for (slot, region) in mem.iter().enumerate() {
+            let host = region
+                .get_host_address(MemoryRegionAddress(0))
+                .map_err(|e| Error::Memory(format!("region host address: {e}")))?;
+            let r = kvm_userspace_memory_region {
+                slot: slot as u32,
+                flags: 0,
+                guest_phys_addr: region.start_addr().raw_value(),
+                memory_size: region.len(),
+                userspace_addr: host as u64,
+            };
+            // SAFETY: the region is a live mmap owned by `mem`, which the VM keeps (inside
+            // `Shared`) for as long as the VM fd exists; slots do not overlap.
+            unsafe { vm.set_user_memory_region(r) }
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+        }
+
+        vm.set_tss_address(0xfffb_d000)
+            .map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
+        vm.create_irq_chip()
+            .map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
+        vm.create_pit2(kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        })
+        .map_err(kvm_err("KVM_CREATE_PIT2"))?;
+
+        if cfg.interface != Interface::None {
+            install_msr_filter(&kvm, &vm)?;
+        }
+
+        // Devices: virtio-mmio windows are reserved in the memory map and announced on the
+        // command line. Device models are added to `devices` here (see `MmioBus::add_virtio`)
+        // by the virtio integration.
+        let mut devices = MmioBus::new();
+        let device_info = crate::virtio::attach(
+            &vm,
+            &mem,
+            &mut devices,
+            &cfg.disks,
+            &cfg.nets,
+            cfg.max_disks,
+            cfg.max_nics,
+        )?;
+        for d in &device_info {
+            tracing::debug!(kind = d.kind, base = d.base, gsi = d.gsi, "virtio device");
+        }
+        let reserved = devices.reserved();
+        let extra = devices.cmdline_entries();
+
+        let cmdline = boot::cmdline(&cfg.cmdline, &extra)?;
+        let memory_map = memory_map(cfg.memory_mib, &reserved);
+        let loaded = boot::load(
+            &mem,
+            cfg.memory_mib,
+            &cfg.kernel,
+            cfg.initrd.as_deref(),
+            &cmdline,
+            &reserved,
+        )?;
+
+        let serial_evt = EventFd::new(libc::EFD_NONBLOCK).map_err(Error::Io)?;
+        vm.register_irqfd(&serial_evt, COM1_IRQ)
+            .map_err(kvm_err("KVM_IRQFD (COM1)"))?;
+        let console: Console = Console(Arc::new(Mutex::new(Box::new(std::io::sink()))));
+        let serial = Serial::new(
+            IrqTrigger(serial_evt.try_clone().map_err(Error::Io)?),
+            console.clone(),
+        );
+
+        let host_cpuid = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+        let mut vcpus = Vec::new();
+        for id in 0..cfg.cpus {
+            let vcpu = vm
+                .create_vcpu(u64::from(id))
+                .map_err(kvm_err("KVM_CREATE_VCPU"))?;
+            let entries = cpuid::build(host_cpuid.as_slice(), cfg.interface, id, cfg.cpus);
+            let table = CpuId::from_entries(&entries)
+                .map_err(|_| Error::Config("CPUID table too large".into()))?;
+            vcpu.set_cpuid2(&table).map_err(kvm_err("KVM_SET_CPUID2"))?;
+            setup_lapic(&vcpu)?;
+            if id == 0 {
+                let mut sregs = vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
+                let regs = boot::boot_regs(loaded.mode, &mut sregs);
+                vcpu.set_sregs(&sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
+                vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
+            }
+            vcpus.push(vcpu);
+        }
+        tracing::debug!(mode = ?loaded.mode, "kernel loaded");
+
+        #[cfg(feature = "fault-injection")]
+        let hv_opts = hyperv::DispatchOptions {
+            wrong_invalid_code_status: cfg.fault == Some(crate::Fault::WrongInvalidCodeStatus),
+        };
+        #[cfg(not(feature = "fault-injection"))]
+        let hv_opts = hyperv::DispatchOptions::default();
+
+        let shared = Arc::new(Shared {
+            mem,
+            interface: cfg.interface,
+            created: Instant::now(),
+            serial: Mutex::new(serial),
+            console: Mutex::new(Some(console)),
+            mmio: Mutex::new(devices),
+            hv: Mutex::new(Partition::default()),
+            xen: Mutex::new(XenState::default()),
+            counts: Mutex::new(BTreeMap::new()),
+            trace: Mutex::new(Vec::new()),
+            memory_map,
+            end: Mutex::new(None),
+            end_cv: Condvar::new(),
+            stop: AtomicBool::new(false),
+            probe_round: AtomicU64::new(0),
+            vcpu_state: (0..cfg.cpus).map(|_| AtomicU64::new(0)).collect(),
+            unclaimed: AtomicU64::new(0),
+            final_regs: Mutex::new(vec![String::new(); usize::from(cfg.cpus)]),
+            hv_opts,
+        });
+        Ok(Vm {
+            _kvm: kvm,
+            vm,
+            vcpus,
+            shared,
+            timeout: cfg.timeout,
+            _serial_evt: serial_evt,
+        })
+    }
+
+    /// Guest memory (cloneable; for devices and tests).
+    pub fn memory(&self) -> &GuestMemoryMmap {
+        &self.shared.mem
+    }
+
+    /// The KVM VM fd (for devices: ioeventfd/irqfd registration).
+    pub fn vm_fd(&self) -> &VmFd {
+        &self.vm
+    }
+
+    /// Runs the guest until it ends; the console gets the serial output. Every vCPU thread is
+    /// joined before this returns.
+    pub fn run(self, console: Box<dyn Write + Send>) -> Result<RunOutcome, Error> {
+        let start = Instant::now();
+        {
+            let c = lock(&self.shared.console);
+            if let Some(c) = c.as_ref() {
+                *lock(&c.0) = console;
+            }
+        }
+        let n = self.vcpus.len();
+        let mut handles: Vec<JoinHandle<()>> = Vec::new();
+        let mut spawn_err = None;
+        for (id, vcpu) in self.vcpus.into_iter().enumerate() {
+            let shared = self.shared.clone();
+            match std::thread::Builder::new()
+                .name(format!("vcpu{id}"))
+                .spawn(move || vcpu_loop(id, vcpu, shared))
+            {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    spawn_err = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = spawn_err {
+            self.shared.finish(VmEnd::Crash {
+                reason: format!("cannot start a vCPU thread: {e}"),
+                regs: String::new(),
+            });
+        }
+
+        let deadline = (!self.timeout.is_zero()).then(|| start + self.timeout);
+        let mut interval = Duration::from_micros(100);
+        let mut probe_at = start + interval;
+        let mut dead_rounds = 0u32;
+        let needed_rounds = if n == 1 { 1 } else { 2 };
+        loop {
+            let now = Instant::now();
+            let guard = lock(&self.shared.end);
+            if guard.is_some() {
+                break;
+            }
+            let wake = deadline.map_or(probe_at, |d| d.min(probe_at));
+            let wait = wake.saturating_duration_since(now);
+            let (guard, _) = self
+                .shared
+                .end_cv
+                .wait_timeout(guard, wait)
+                .unwrap_or_else(|e| e.into_inner());
+            if guard.is_some() {
+                break;
+            }
+            drop(guard);
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                self.shared.finish(VmEnd::Timeout);
+                break;
+            }
+            if now >= probe_at {
+                let round = self.shared.probe_round.load(Ordering::SeqCst);
+                if round > 0 {
+                    let all_dead = self.shared.vcpu_state.iter().all(|s| {
+                        let v = s.load(Ordering::SeqCst);
+                        v >> 2 == round && (v & 3 == ST_HALTED_NOIRQ || v & 3 == ST_WAIT_SIPI)
+                    });
+                    let any_halted = self
+                        .shared
+                        .vcpu_state
+                        .iter()
+                        .any(|s| s.load(Ordering::SeqCst) & 3 == ST_HALTED_NOIRQ);
+                    if all_dead && any_halted {
+                        dead_rounds += 1;
+                    } else {
+                        dead_rounds = 0;
+                    }
+                    if dead_rounds >= needed_rounds {
+                        self.shared.finish(VmEnd::Crash {
+                            reason: "halted with interrupts disabled (every vCPU in HLT with RFLAGS.IF=0 or waiting for SIPI)".into(),
+                            regs: String::new(),
+                        });
+                        break;
+                    }
+                }
+                self.shared.probe_round.store(round + 1, Ordering::SeqCst);
+                for h in &handles {
+                    let _ = h.kill(SIGRTMIN());
+                }
+                interval = (interval * 2).min(Duration::from_millis(100));
+                probe_at = Instant::now() + interval;
+            }
+        }
+
+        // Stop: kick every vCPU until its thread has left KVM_RUN, then join.
+        self.shared.stop.store(true, Ordering::SeqCst);
+        loop {
+            let mut alive = false;
+            for h in &handles {
+                if !h.is_finished() {
+                    alive = true;
+                    let _ = h.kill(SIGRTMIN());
+                }
+            }
+            if !alive {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        for h in handles {
+            if h.join().is_err() {
+                self.shared.finish(VmEnd::Crash {
+                    reason: "a vCPU thread panicked".into(),
+                    regs: String::new(),
+                });
+            }
+        }
+        // Detach the console from the VM so the caller's writer is dropped now.
+        lock(&self.shared.console).take();
+        let final_regs = lock(&self.shared.final_regs).clone();
+        let mut end = lock(&self.shared.end).clone().unwrap_or(VmEnd::Timeout);
+        if let VmEnd::Crash { regs, .. } = &mut end {
+            if regs.is_empty() {
+                *regs = final_regs.first().cloned().unwrap_or_default();
+            }
+        }
+        Ok(RunOutcome {
+            end,
+            hypercalls: lock(&self.shared.counts).clone(),
+            xen_trace: lock(&self.shared.trace).clone(),
+            wall: start.elapsed(),
+            ring0_share: None,
+            final_regs,
+            unclaimed_accesses: self.shared.unclaimed.load(Ordering::SeqCst),
+        })
+    }
+}
+
+fn install_msr_filter(kvm: &Kvm, vm: &VmFd) -> Result<(), Error> {
+    if !kvm.check_extension(Cap::X86UserSpaceMsr) || !kvm.check_extension(Cap::X86MsrFilter) {
+        return Err(Error::Config(
+            "KVM lacks KVM_CAP_X86_USER_SPACE_MSR / KVM_CAP_X86_MSR_FILTER, needed for synthetic MSRs (use --interface none)".into(),
+        ));
+    }
+    let cap = kvm_enable_cap {
+        cap: kvm_bindings::KVM_CAP_X86_USER_SPACE_MSR,
+        args: [u64::from(KVM_MSR_EXIT_REASON_FILTER), 0, 0, 0],
+        ..Default::default()
+    };
+    vm.enable_cap(&cap)
+        .map_err(kvm_err("KVM_ENABLE_CAP(X86_USER_SPACE_MSR)"))?;
+    // A clear bit denies the access, which sends it to user space.
+    let bitmap = [0u8; (MSR_FILTER_COUNT / 8) as usize];
+    let range = MsrFilterRange {
+        flags: MsrFilterRangeFlags::READ | MsrFilterRangeFlags::WRITE,
+        base: MSR_FILTER_BASE,
+        msr_count: MSR_FILTER_COUNT,
+        bitmap: &bitmap,
+    };
+    vm.set_msr_filter(MsrFilterDefaultAction::ALLOW, &[range])
+        .map_err(kvm_err("KVM_X86_SET_MSR_FILTER"))
+}
+
+/// LINT0 = ExtINT (legacy PIC), LINT1 = NMI, as a BIOS leaves them.
+fn setup_lapic(vcpu: &VcpuFd) -> Result<(), Error> {
+    let mut lapic = vcpu.get_lapic().map_err(kvm_err("KVM_GET_LAPIC"))?;
+    let set = |regs: &mut [libc::c_char; 1024], off: usize, mode: u32| {
+        let mut b = [0u8; 4];
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = regs[off + i] as u8;
+        }
+        let v = (u32::from_le_bytes(b) & !0x700) | (mode << 8);
+        for (i, x) in v.to_le_bytes().iter().enumerate() {
+            regs[off + i] = *x as libc::c_char;
+        }
+    };
+    set(&mut lapic.regs, 0x350, 7);
+    set(&mut lapic.regs, 0x360, 4);
+    vcpu.set_lapic(&lapic).map_err(kvm_err("KVM_SET_LAPIC"))
+}
+
+/// What handling one exit decided.
+enum Next {
+    Continue,
+    End(VmEnd),
+    /// End as a crash with this reason and the vCPU's register dump.
+    Crash(String),
+}
+
+/// A pending action that needs the vCPU fd (so done after the exit's borrow ends).
+enum Pending {
+    None,
+    HvCall,
+    XenCall,
+    BadHypercallPort(u16),
+    InternalError,
+}
+
+fn vcpu_loop(id: usize, mut vcpu: VcpuFd, shared: Arc<Shared>) {
+    let mut last_round = 0u64;
+    loop {
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let mut pending = Pending::None;
+        let next = match vcpu.run() {
+            Ok(exit) => handle_exit(id, exit, &shared, &mut pending),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                let round = shared.probe_round.load(Ordering::SeqCst);
+                if round != last_round {
+                    last_round = round;
+                    let st = liveness(&vcpu);
+                    shared.vcpu_state[id].store((round << 2) | st, Ordering::SeqCst);
+                }
+                Next::Continue
+            }
+            Err(e) => Next::Crash(format!("KVM_RUN failed: {e}")),
+        };
+        let next = match (next, pending) {
+            (Next::Continue, Pending::HvCall) => hv_call(id, &mut vcpu, &shared),
+            (Next::Continue, Pending::XenCall) => xen_call(&mut vcpu, &shared),
+            (Next::Continue, Pending::InternalError) => Next::Crash(internal_error(&mut vcpu)),
+            (Next::Continue, Pending::BadHypercallPort(port)) => inject_ud(
+                &vcpu,
+                &format!("OUT to hypercall port {port:#x} outside its page"),
+            ),
+            (n, _) => n,
+        };
+        match next {
+            Next::Continue => {}
+            Next::End(end) => {
+                shared.finish(end);
+                break;
+            }
+            Next::Crash(reason) => {
+                let regs = dump_regs(&vcpu);
+                shared.finish(VmEnd::Crash {
+                    reason: format!("vCPU {id}: {reason}"),
+                    regs,
+                });
+                break;
+            }
+        }
+    }
+    lock(&shared.final_regs)[id] = dump_regs(&vcpu);
+}
+
+fn liveness(vcpu: &VcpuFd) -> u64 {
+    let Ok(mp) = vcpu.get_mp_state() else {
+        return ST_RUNNING;
+    };
+    match mp.mp_state {
+        KVM_MP_STATE_HALTED => match vcpu.get_regs() {
+            Ok(r) if r.rflags & (1 << 9) == 0 => ST_HALTED_NOIRQ,
+            _ => ST_RUNNING,
+        },
+        KVM_MP_STATE_UNINITIALIZED | KVM_MP_STATE_INIT_RECEIVED => ST_WAIT_SIPI,
+        _ => ST_RUNNING,
+    }
+}
+
+fn handle_exit(id: usize, exit: VcpuExit<'_>, shared: &Shared, pending: &mut Pending) -> Next {
+    match exit {
+        VcpuExit::IoOut(port, data) => {
+            let value = le_value(data);
+            match port {
+                STATUS_PORT => return Next::End(VmEnd::Status(value as u32)),
+                p if (COM1_BASE..COM1_BASE + 8).contains(&p) => {
+                    let mut s = lock(&shared.serial);
+                    for b in data {
+                        if let Err(e) = s.write((p - COM1_BASE) as u8, *b) {
+                            tracing::debug!("COM1 write: {e:?}");
+                        }
+                    }
+                }
+                HV_HYPERCALL_PORT if shared.interface.has_hyperv() => *pending = Pending::HvCall,
+                XEN_HYPERCALL_PORT if shared.interface.has_xen() => *pending = Pending::XenCall,
+                HV_HYPERCALL_PORT | XEN_HYPERCALL_PORT => {
+                    *pending = Pending::BadHypercallPort(port)
+                }
+                p => unclaimed(shared, "port write", u64::from(p), value),
+            }
+            Next::Continue
+        }
+        VcpuExit::IoIn(port, data) => {
+            if (COM1_BASE..COM1_BASE + 8).contains(&port) {
+                let mut s = lock(&shared.serial);
+                for b in data.iter_mut() {
+                    *b = s.read((port - COM1_BASE) as u8);
+                }
+            } else {
+                data.fill(0xff);
+                unclaimed(shared, "port read", u64::from(port), 0);
+            }
+            Next::Continue
+        }
+        VcpuExit::MmioRead(addr, data) => {
+            let mut bus = lock(&shared.mmio);
+            match bus.find(addr) {
+                Some((dev, off)) => dev.read(off, data),
+                None => {
+                    data.fill(0xff);
+                    unclaimed(shared, "MMIO read", addr, 0);
+                }
+            }
+            Next::Continue
+        }
+        VcpuExit::MmioWrite(addr, data) => {
+            let mut bus = lock(&shared.mmio);
+            match bus.find(addr) {
+                Some((dev, off)) => dev.write(off, data),
+                None => unclaimed(shared, "MMIO write", addr, le_value(data)),
+            }
+            Next::Continue
+        }
+        VcpuExit::X86Rdmsr(m) => {
+            match rdmsr(id, shared, m.index) {
+                Some(v) => *m.data = v,
+                None => *m.error = 1,
+            }
+            Next::Continue
+        }
+        VcpuExit::X86Wrmsr(m) => {
+            if !wrmsr(shared, m.index, m.data) {
+                *m.error = 1;
+            }
+            Next::Continue
+        }
+        VcpuExit::Hlt => Next::Crash("HLT exit to user space".into()),
+        VcpuExit::Shutdown => Next::Crash("triple fault (KVM_EXIT_SHUTDOWN)".into()),
+        VcpuExit::InternalError => {
+            *pending = Pending::InternalError;
+            Next::Continue
+        }
+        VcpuExit::FailEntry(reason, cpu) => Next::Crash(format!(
+            "VM entry failed: hardware reason {reason:#x} on host CPU {cpu}"
+        )),
+        VcpuExit::SystemEvent(kind, _) => match kind {
+            KVM_SYSTEM_EVENT_SHUTDOWN | KVM_SYSTEM_EVENT_RESET => Next::End(VmEnd::Shutdown),
+            k => Next::Crash(format!("system event {k}")),
+        },
+        VcpuExit::Intr | VcpuExit::IrqWindowOpen => Next::Continue,
+        other => Next::Crash(format!("unexpected exit {other:?}")),
+    }
+}
+
+/// Describes KVM_EXIT_INTERNAL_ERROR from the run structure's `internal` member.
+fn internal_error(vcpu: &mut VcpuFd) -> String {
+    let run = vcpu.get_kvm_run();
+    // SAFETY: the last exit was KVM_EXIT_INTERNAL_ERROR, so `internal` is the active member
+    // of the exit union; it is plain old data.
+    let internal = unsafe { run.__bindgen_anon_1.internal };
+    let n = (internal.ndata as usize).min(internal.data.len());
+    let what = match internal.suberror {
+        1 => "instruction emulation failure",
+        2 => "exception while delivering an exception (simultaneous exceptions: the guest triple-faulted)",
+        3 => "event delivery failure",
+        4 => "unexpected exit reason",
+        _ => "unknown suberror",
+    };
+    format!(
+        "KVM internal error {}: {what}; data {:x?}",
+        internal.suberror,
+        &internal.data[..n]
+    )
+}
+
+fn le_value(data: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = data.len().min(8);
+    b[..n].copy_from_slice(&data[..n]);
+    u64::from_le_bytes(b)
+}
+
+fn unclaimed(shared: &Shared, what: &str, addr: u64, value: u64) {
+    shared.unclaimed.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!("unclaimed {what} at {addr:#x} (value {value:#x})");
+}
+
+fn rdmsr(id: usize, shared: &Shared, msr: u32) -> Option<u64> {
+    if let Some((_, xen_msr)) = shared.interface.xen_base() {
+        if msr == xen_msr {
+            // Xen's hypercall MSR is write-only.
+            return None;
+        }
+    }
+    if shared.interface.has_hyperv() && Partition::handles(msr) {
+        let t = shared.created.elapsed().as_nanos() / 100;
+        return lock(&shared.hv).rdmsr(msr, id as u32, t as u64).ok();
+    }
+    None
+}
+
+fn wrmsr(shared: &Shared, msr: u32, value: u64) -> bool {
+    let mem = &shared.mem;
+    let page_ok = |gpa: u64| mem.check_range(GuestAddress(gpa), 4096);
+    if let Some((_, xen_msr)) = shared.interface.xen_base() {
+        if msr == xen_msr {
+            // Value: page GPA | page index (only page 0 exists).
+            if value & 0xfff != 0 || !page_ok(value) {
+                return false;
+            }
+            if mem
+                .write_slice(&xen::hypercall_page(), GuestAddress(value))
+                .is_err()
+            {
+                return false;
+            }
+            lock(&shared.xen).page_gpa = Some(value);
+            return true;
+        }
+    }
+    if shared.interface.has_hyperv() && Partition::handles(msr) {
+        let r = lock(&shared.hv).wrmsr(msr, value, page_ok);
+        return match r {
+            Ok(MsrWrite::Done) => true,
+            Ok(MsrWrite::FillHypercallPage(gpa)) => mem
+                .write_slice(&hyperv::hypercall_page(), GuestAddress(gpa))
+                .is_ok(),
+            Err(_) => false,
+        };
+    }
+    false
+}
+
+fn paging(s: &kvm_bindings::kvm_sregs) -> PagingMode {
+    PagingMode {
+        cr0: s.cr0,
+        cr3: s.cr3,
+        cr4: s.cr4,
+        efer: s.efer,
+    }
+}
+
+/// Checks that the exit came from CPL 0 and from inside the page at `page_gpa`; returns the
+/// offset of RIP in the page.
+fn check_origin(
+    vcpu: &VcpuFd,
+    shared: &Shared,
+    page_gpa: Option<u64>,
+) -> Result<(kvm_bindings::kvm_regs, kvm_bindings::kvm_sregs, u64), String> {
+    let regs = vcpu.get_regs().map_err(|e| format!("KVM_GET_REGS: {e}"))?;
+    let sregs = vcpu
+        .get_sregs()
+        .map_err(|e| format!("KVM_GET_SREGS: {e}"))?;
+    let cpl = sregs.cs.selector & 3;
+    if cpl != 0 {
+        return Err(format!("hypercall from CPL {cpl}"));
+    }
+    let Some(page) = page_gpa else {
+        return Err("hypercall port used while no hypercall page is enabled".into());
+    };
+    // RIP may point at the OUT or just past it: take the instruction's first byte.
+    let rip = regs.rip.wrapping_sub(2);
+    let gpa = pagewalk::translate(&shared.mem, paging(&sregs), rip)
+        .map_err(|e| format!("hypercall RIP {:#x}: {e}", regs.rip))?;
+    if gpa & !0xfff != page {
+        return Err(format!(
+            "hypercall port used from {:#x} (GPA {gpa:#x}), outside the hypercall page {page:#x}",
+            regs.rip
+        ));
+    }
+    Ok((regs, sregs, gpa & 0xfff))
+}
+
+fn inject_ud(vcpu: &VcpuFd, why: &str) -> Next {
+    tracing::debug!("#UD: {why}");
+    let mut ev = match vcpu.get_vcpu_events() {
+        Ok(ev) => ev,
+        Err(e) => return Next::Crash(format!("KVM_GET_VCPU_EVENTS: {e}")),
+    };
+    ev.exception.injected = 1;
+    ev.exception.nr = 6;
+    ev.exception.has_error_code = 0;
+    ev.exception.error_code = 0;
+    match vcpu.set_vcpu_events(&ev) {
+        Ok(()) => Next::Continue,
+        Err(e) => Next::Crash(format!("KVM_SET_VCPU_EVENTS: {e}")),
+    }
+}
+
+fn hv_call(_id: usize, vcpu: &mut VcpuFd, shared: &Shared) -> Next {
+    let page = lock(&shared.hv).hypercall_page_gpa();
+    let (mut regs, _sregs, _off) = match check_origin(vcpu, shared, page) {
+        Ok(x) => x,
+        Err(why) => return inject_ud(vcpu, &why),
+    };
+    let call = hyperv::Call {
+        input: regs.rcx,
+        in_gpa: regs.rdx,
+        out_gpa: regs.r8,
+    };
+    let o = hyperv::dispatch(&shared.mem, call, shared.hv_opts);
+    shared.count(&o.name);
+    shared.console_write(&o.console);
+    regs.rax = o.rax;
+    match vcpu.set_regs(&regs) {
+        Ok(()) => Next::Continue,
+        Err(e) => Next::Crash(format!("KVM_SET_REGS: {e}")),
+    }
+}
+
+fn xen_call(vcpu: &mut VcpuFd, shared: &Shared) -> Next {
+    let page = lock(&shared.xen).page_gpa;
+    let (mut regs, sregs, off) = match check_origin(vcpu, shared, page) {
+        Ok(x) => x,
+        Err(why) => return inject_ud(vcpu, &why),
+    };
+    let nr = (off / 32) as u32;
+    let env = xen::Env {
+        mem: &shared.mem,
+        paging: paging(&sregs),
+        memory_map: &shared.memory_map,
+    };
+    let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
+    let o = {
+        let mut st = lock(&shared.xen);
+        xen::dispatch(&mut st, &env, nr, args)
+    };
+    shared.count(&format!("xen:{}", xen::name(nr)));
+    if let Some(native) = o.native {
+        shared.count(native);
+    }
+    lock(&shared.trace).push(o.trace.clone());
+    shared.console_write(&o.console);
+    match o.end {
+        Some(XenEnd::Poweroff) => return Next::End(VmEnd::Shutdown),
+        Some(XenEnd::Crash(reason)) => return Next::Crash(reason),
+        None => {}
+    }
+    regs.rax = o.rax as u64;
+    match vcpu.set_regs(&regs) {
+        Ok(()) => Next::Continue,
+        Err(e) => Next::Crash(format!("KVM_SET_REGS: {e}")),
+    }
+}
+
+/// A compact register dump.
+pub fn dump_regs(vcpu: &VcpuFd) -> String {
+    let mut s = String::new();
+    match vcpu.get_regs() {
+        Ok(r) => s.push_str(&format!(
+            "rip={:#018x} rsp={:#018x} rflags={:#x}\n\
+             rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}\n\
+             rsi={:#018x} rdi={:#018x} rbp={:#018x} r8={:#018x}\n\
+             r9={:#018x} r10={:#018x} r11={:#018x} r12={:#018x}\n\
+             r13={:#018x} r14={:#018x} r15={:#018x}\n",
+            r.rip,
+            r.rsp,
+            r.rflags,
+            r.rax,
+            r.rbx,
+            r.rcx,
+            r.rdx,
+            r.rsi,
+            r.rdi,
+            r.rbp,
+            r.r8,
+            r.r9,
+            r.r10,
+            r.r11,
+            r.r12,
+            r.r13,
+            r.r14,
+            r.r15
+        )),
+        Err(e) => s.push_str(&format!("regs unavailable: {e}\n")),
+    }
+    match vcpu.get_sregs() {
+        Ok(r) => s.push_str(&format!(
+            "cr0={:#x} cr2={:#x} cr3={:#x} cr4={:#x} efer={:#x}\n\
+             cs={:#x}(l={} db={} dpl={}) ss={:#x} gdt={:#x}/{:#x} idt={:#x}/{:#x}",
+            r.cr0,
+            r.cr2,
+            r.cr3,
+            r.cr4,
+            r.efer,
+            r.cs.selector,
+            r.cs.l,
+            r.cs.db,
+            r.cs.dpl,
+            r.ss.selector,
+            r.gdt.base,
+            r.gdt.limit,
+            r.idt.base,
+            r.idt.limit
+        )),
+        Err(e) => s.push_str(&format!("sregs unavailable: {e}")),
+    }
+    s
+}

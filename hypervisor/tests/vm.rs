@@ -1,0 +1,347 @@
+//! Boots small assembled guests on KVM through the public API.
+#[path = "guests/mod.rs"]
+mod guests;
+
+use hypervisor::{Interface, RunOutcome, Vm, VmConfig, VmEnd};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn kvm_or_skip(test: &str) -> bool {
+    if std::path::Path::new("/dev/kvm").exists() {
+        return true;
+    }
+    if std::env::var_os("HVCERT_REQUIRE_KVM").is_some() {
+        panic!("{test}: /dev/kvm is absent but HVCERT_REQUIRE_KVM is set");
+    }
+    eprintln!("SKIP {test}: /dev/kvm is absent");
+    false
+}
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+impl Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+impl Capture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+fn cfg(kernel: std::path::PathBuf, cmdline: &str) -> VmConfig {
+    VmConfig {
+        kernel,
+        cmdline: cmdline.into(),
+        memory_mib: 32,
+        timeout: Duration::from_secs(20),
+        ..Default::default()
+    }
+}
+
+fn boot(c: VmConfig) -> (RunOutcome, String) {
+    let out = Capture::default();
+    let vm = Vm::new(c).expect("Vm::new");
+    let r = vm.run(Box::new(out.clone())).expect("run");
+    (r, out.text())
+}
+
+#[test]
+fn pvh_guest_prints_and_exits_with_status() {
+    if !kvm_or_skip("pvh_guest_prints_and_exits_with_status") {
+        return;
+    }
+    let (r, text) = boot(cfg(guests::guest("hello"), "console=ttyS0 hvcert=1"));
+    assert_eq!(r.end, VmEnd::Status(0x2a), "{text}\n{:?}", r.final_regs);
+    assert!(text.contains("hello from the PVH guest"), "{text}");
+    assert!(text.contains("cmdline=console=ttyS0 hvcert=1"), "{text}");
+    assert_eq!(r.end.exit_code(), 0x2a);
+}
+
+#[test]
+fn smp_guest_boots_with_aps_waiting() {
+    if !kvm_or_skip("smp_guest_boots_with_aps_waiting") {
+        return;
+    }
+    let mut c = cfg(guests::guest("hello"), "smp");
+    c.cpus = 2;
+    let (r, _) = boot(c);
+    assert_eq!(r.end, VmEnd::Status(0x2a));
+    assert_eq!(r.final_regs.len(), 2);
+}
+
+#[test]
+fn triple_fault_is_a_crash_with_registers() {
+    if !kvm_or_skip("triple_fault_is_a_crash_with_registers") {
+        return;
+    }
+    let (r, _) = boot(cfg(guests::guest("crash"), "t"));
+    match &r.end {
+        VmEnd::Crash { reason, regs } => {
+            // Hardware-assisted KVM reports KVM_EXIT_SHUTDOWN; nested PVM reports an internal
+            // error "simultaneous exceptions" for the same guest.
+            assert!(
+                reason.contains("triple fault") || reason.contains("simultaneous exceptions"),
+                "{reason}"
+            );
+            assert!(regs.contains("rip="), "{regs}");
+        }
+        e => panic!("expected a crash, got {e:?}"),
+    }
+    assert_eq!(r.end.exit_code(), 125);
+}
+
+#[test]
+fn emulation_failure_is_a_crash() {
+    if !kvm_or_skip("emulation_failure_is_a_crash") {
+        return;
+    }
+    let (r, _) = boot(cfg(guests::guest("crash"), "e"));
+    match &r.end {
+        VmEnd::Crash { reason, .. } => assert!(reason.contains("emulation failure"), "{reason}"),
+        // Hardware-assisted KVM runs the instruction natively.
+        VmEnd::Status(0x79) => eprintln!("note: cmpxchg16b ran natively (not emulated here)"),
+        e => panic!("expected a crash, got {e:?}"),
+    }
+}
+
+#[test]
+fn hlt_with_interrupts_off_ends_the_vm() {
+    if !kvm_or_skip("hlt_with_interrupts_off_ends_the_vm") {
+        return;
+    }
+    let (r, _) = boot(cfg(guests::guest("crash"), "h"));
+    match &r.end {
+        VmEnd::Crash { reason, regs } => {
+            assert!(reason.contains("interrupts disabled"), "{reason}");
+            assert!(regs.contains("rflags="), "{regs}");
+        }
+        e => panic!("expected a crash, got {e:?}"),
+    }
+    assert!(r.wall < Duration::from_secs(5), "{:?}", r.wall);
+}
+
+#[test]
+fn timeout_stops_a_spinning_guest() {
+    if !kvm_or_skip("timeout_stops_a_spinning_guest") {
+        return;
+    }
+    let mut c = cfg(guests::guest("crash"), "s");
+    c.timeout = Duration::from_millis(300);
+    c.cpus = 2;
+    let (r, _) = boot(c);
+    assert_eq!(r.end, VmEnd::Timeout);
+    assert_eq!(r.end.exit_code(), 124);
+    assert!(r.wall < Duration::from_secs(3), "{:?}", r.wall);
+    assert!(r.final_regs[0].contains("rip="));
+}
+
+#[test]
+fn bzimage_boot_protocol_and_initrd() {
+    if !kvm_or_skip("bzimage_boot_protocol_and_initrd") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("hvcert-bz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kernel = dir.join("bzImage");
+    std::fs::write(&kernel, guests::bzimage(&guests::flat("bz"))).unwrap();
+    let initrd = dir.join("initrd");
+    std::fs::write(&initrd, b"INITRD!!and more").unwrap();
+    let mut c = cfg(kernel.clone(), "root=/dev/vda quiet");
+    c.initrd = Some(initrd);
+    let (r, text) = boot(c);
+    assert_eq!(r.end, VmEnd::Status(0x5a), "{text}");
+    assert!(
+        text.contains("bzImage entry64 cmdline=root=/dev/vda quiet"),
+        "{text}"
+    );
+    assert!(text.contains("initrd=INITRD!!"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A real distribution kernel, if this machine has one: only placement and parameters are
+/// checked (it will not finish booting here).
+#[test]
+fn real_bzimage_loads_if_present() {
+    let Some(k) = std::fs::read_dir("/boot").ok().and_then(|d| {
+        d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
+        })
+    }) else {
+        eprintln!("SKIP real_bzimage_loads_if_present: no /boot/vmlinuz-* on this machine");
+        return;
+    };
+    if !kvm_or_skip("real_bzimage_loads_if_present") {
+        return;
+    }
+    let mut c = cfg(k, "console=ttyS0");
+    c.memory_mib = 256;
+    let vm = Vm::new(c).expect("a real bzImage loads");
+    let mut hdr = [0u8; 4];
+    use vm_memory::Bytes;
+    vm.memory()
+        .read_slice(&mut hdr, vm_memory::GuestAddress(0x7000 + 0x202))
+        .unwrap();
+    assert_eq!(&hdr, b"HdrS");
+}
+
+#[test]
+fn bad_kernels_are_errors_not_panics() {
+    if !kvm_or_skip("bad_kernels_are_errors_not_panics") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("hvcert-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junk = dir.join("junk");
+    std::fs::write(&junk, vec![0x55u8; 8192]).unwrap();
+    let e = Vm::new(cfg(junk.clone(), ""))
+        .err()
+        .expect("junk must fail");
+    assert!(e.to_string().contains("junk"), "{e}");
+    let e = Vm::new(cfg(dir.join("missing"), ""))
+        .err()
+        .expect("missing must fail");
+    assert!(e.to_string().contains("missing"), "{e}");
+    let mut c = cfg(guests::guest("hello"), "");
+    c.memory_mib = 1;
+    assert!(Vm::new(c).is_err());
+    let mut c = cfg(guests::guest("hello"), "");
+    c.cpus = 0;
+    assert!(Vm::new(c).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn interface_parses() {
+    assert_eq!("xen".parse::<Interface>(), Ok(Interface::Xen));
+    assert!("vmware".parse::<Interface>().is_err());
+}
+
+#[test]
+fn hyperv_interface_rules_from_the_guest() {
+    if !kvm_or_skip("hyperv_interface_rules_from_the_guest") {
+        return;
+    }
+    let (r, text) = boot(cfg(guests::guest("hyperv"), "all"));
+    assert_eq!(r.end, VmEnd::Status(0x2a), "{text}\n{}", r.final_regs[0]);
+    assert!(
+        text.contains("dbg!\n"),
+        "PostDebugData reaches the console: {text}"
+    );
+    assert!(text.contains("hyperv checks passed"), "{text}");
+    let h = &r.hypercalls;
+    assert_eq!(h.get("HvCallNotifyLongSpinWait"), Some(&6), "{h:?}");
+    assert_eq!(h.get("invalid(0x7777)"), Some(&1), "{h:?}");
+    assert_eq!(h.get("HvCallFlushVirtualAddressSpace"), Some(&1), "{h:?}");
+    assert_eq!(h.get("HvCallFlushVirtualAddressList"), Some(&1), "{h:?}");
+    assert_eq!(h.get("HvCallPostDebugData"), Some(&1), "{h:?}");
+    assert_eq!(h.get("HvCallRetrieveDebugData"), Some(&1), "{h:?}");
+}
+
+#[test]
+fn hypercalls_from_cpl3_or_outside_the_page_raise_ud() {
+    if !kvm_or_skip("hypercalls_from_cpl3_or_outside_the_page_raise_ud") {
+        return;
+    }
+    // 0x60 | CPL of the code that took #UD.
+    for (mode, want) in [("u", 0x63), ("p", 0x63), ("o", 0x60), ("n", 0x60)] {
+        let (r, text) = boot(cfg(guests::guest("hyperv"), mode));
+        assert_eq!(
+            r.end,
+            VmEnd::Status(want),
+            "mode {mode}: {text}\n{}",
+            r.final_regs[0]
+        );
+        assert!(r.hypercalls.is_empty(), "mode {mode}: {:?}", r.hypercalls);
+    }
+}
+
+#[test]
+fn synthetic_msrs_and_leaves_absent_without_hyperv() {
+    if !kvm_or_skip("synthetic_msrs_and_leaves_absent_without_hyperv") {
+        return;
+    }
+    // With the Xen interface, leaf 0x40000000 is Xen's (max leaf 0x40000002): check 1 fails.
+    let mut c = cfg(guests::guest("hyperv"), "all");
+    c.interface = Interface::Xen;
+    assert_eq!(boot(c).0.end, VmEnd::Status(1));
+    // No interface: leaf 0x40000000 is not a hypervisor leaf any more.
+    let mut c = cfg(guests::guest("hyperv"), "all");
+    c.interface = Interface::None;
+    let end = boot(c).0.end;
+    assert!(
+        matches!(end, VmEnd::Status(1) | VmEnd::Status(2)),
+        "{end:?}"
+    );
+}
+
+#[test]
+fn xen_adapter_translates_and_powers_off() {
+    if !kvm_or_skip("xen_adapter_translates_and_powers_off") {
+        return;
+    }
+    for iface in [Interface::Xen, Interface::Both] {
+        let mut c = cfg(guests::guest("xen"), "x");
+        c.interface = iface;
+        let (r, text) = boot(c);
+        assert_eq!(
+            r.end,
+            VmEnd::Shutdown,
+            "{iface}: {text}\n{:?}",
+            r.final_regs
+        );
+        assert_eq!(r.end.exit_code(), 0);
+        assert!(text.contains("xen console_io says hi\n"), "{text}");
+        let t = r.xen_trace.join("\n");
+        for want in [
+            "xen_version(XENVER_version) -> 0x40010",
+            "xen_version(XENVER_extraversion",
+            "console_io(CONSOLEIO_write, 23) -> console -> 0",
+            "sched_op(SCHEDOP_yield) -> HvCallNotifyLongSpinWait -> 0",
+            "hypercall_1(...) -> -ENOSYS",
+            "-EFAULT",
+            "hvm_op(HVMOP_get_param, 1) -> 0x1234",
+            "memory_op(XENMEM_maximum_ram_page)",
+            "sched_op(SCHEDOP_shutdown, poweroff) -> VM ends",
+        ] {
+            assert!(t.contains(want), "{iface}: trace lacks `{want}`:\n{t}");
+        }
+        assert_eq!(r.hypercalls.get("HvCallNotifyLongSpinWait"), Some(&1));
+        assert_eq!(r.hypercalls.get("xen:console_io"), Some(&2));
+    }
+}
+
+#[test]
+fn xen_crash_shutdown_is_a_crash() {
+    if !kvm_or_skip("xen_crash_shutdown_is_a_crash") {
+        return;
+    }
+    let mut c = cfg(guests::guest("xen"), "c");
+    c.interface = Interface::Xen;
+    let (r, _) = boot(c);
+    assert!(
+        matches!(&r.end, VmEnd::Crash { reason, .. } if reason.contains("crash")),
+        "{:?}",
+        r.end
+    );
+    assert_eq!(r.end.exit_code(), 125);
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn fault_injection_breaks_the_invalid_code_status() {
+    if !kvm_or_skip("fault_injection_breaks_the_invalid_code_status") {
+        return;
+    }
+    let mut c = cfg(guests::guest("hyperv"), "all");
+    c.fault = Some(hypervisor::Fault::WrongInvalidCodeStatus);
+    // Check 15 of the guest expects HV_STATUS_INVALID_HYPERCALL_CODE.
+    assert_eq!(boot(c).0.end, VmEnd::Status(15));
+}
