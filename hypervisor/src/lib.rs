@@ -192,7 +192,8 @@ pub enum Error {
     Initrd { path: PathBuf, msg: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("device: {0}")]
+    /// A virtio device could not be set up (its message names the file or limit).
+    #[error(transparent)]
     Device(#[from] virtio::Error),
 }
 

@@ -107,20 +107,16 @@ impl std::str::FromStr for DiskConfig {
 /// the device with NEEDS_RESET or a request error status).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("disk image {path}: {source}")]
-    DiskOpen {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("TAP device {name}: {source}")]
-    Tap {
-        name: String,
-        source: std::io::Error,
-    },
-    #[error("{what}: {source}")]
+    // (Fields are named `err`, not `source`, so that the cause is printed once, in the
+    // message, rather than again as an error chain.)
+    #[error("disk image {path}: {err}")]
+    DiskOpen { path: PathBuf, err: std::io::Error },
+    #[error("TAP device {name}: {err}")]
+    Tap { name: String, err: std::io::Error },
+    #[error("{what}: {err}")]
     Io {
         what: &'static str,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error(
         "too many {kind}: {requested} configured, but this VM allows at most {max} ({option})"
@@ -133,10 +129,10 @@ pub enum Error {
     },
     #[error("{0}")]
     BadOption(String),
-    #[error("KVM: {what}: {source}")]
+    #[error("KVM: {what}: {err}")]
     Kvm {
         what: String,
-        source: kvm_ioctls::Error,
+        err: kvm_ioctls::Error,
     },
 }
 
@@ -190,9 +186,9 @@ impl Interrupt {
     pub fn new() -> Result<Self, Error> {
         Ok(Interrupt {
             status: AtomicU32::new(0),
-            evt: EventFd::new(libc::EFD_NONBLOCK).map_err(|source| Error::Io {
+            evt: EventFd::new(libc::EFD_NONBLOCK).map_err(|err| Error::Io {
                 what: "creating the interrupt eventfd",
-                source,
+                err,
             })?,
         })
     }
@@ -282,15 +278,15 @@ pub fn attach(
                 &kvm_ioctls::IoEventAddress::Mmio(base + mmio::REG_QUEUE_NOTIFY),
                 q as u32,
             )
-            .map_err(|source| Error::Kvm {
+            .map_err(|err| Error::Kvm {
                 what: format!("KVM_IOEVENTFD for virtio-{kind} queue {q} at {base:#x}"),
-                source,
+                err,
             })?;
         }
         vm.register_irqfd(transport.interrupt_evt(), gsi)
-            .map_err(|source| Error::Kvm {
+            .map_err(|err| Error::Kvm {
                 what: format!("KVM_IRQFD for virtio-{kind} on GSI {gsi}"),
-                source,
+                err,
             })?;
         let placed = bus.add_virtio(Box::new(transport));
         debug_assert_eq!(placed, (base, gsi));
