@@ -54,7 +54,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.timeout
         );
     }
-    let cfg = VmConfig {
+    let mut cfg = VmConfig {
         memory_mib: args.memory,
         cpus: args.cpus,
         kernel: args.kernel,
@@ -65,9 +65,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         disks: args.disks,
         nets: args.nets,
         max_disks: args.max_disks,
-        max_nics: args.max_nics,
         ..Default::default()
     };
+    cfg.max_nics = args.max_nics;
     let vm = Vm::new(cfg)?;
     let outcome = vm.run(Box::new(std::io::stdout()))?;
     match &outcome.end {
