@@ -263,3 +263,44 @@ fn blk_guest_throughput() {
         100.0 * gr / hr
     );
 }
+
+#[test]
+fn net_guest_loopback_frames() {
+    if !kvm_or_skip("net_guest_loopback_frames") {
+        return;
+    }
+    let kernel = guest("net");
+    let frames = 2000u32;
+    let (end, console) = boot(
+        &kernel,
+        &format!("#{frames}"),
+        vec![],
+        vec![NetConfig::Loopback],
+    );
+    assert_eq!(end, VmEnd::Status(0x2a), "console: {}", console.text());
+    let (f, e) = (console.marker(b'F').unwrap(), console.marker(b'E').unwrap());
+    println!(
+        "guest loopback: {frames} frames of 60 B, one in flight: {:.0} frames/s",
+        f64::from(frames) / (e - f).as_secs_f64()
+    );
+}
+
+#[test]
+fn blk_and_net_together() {
+    if !kvm_or_skip("blk_and_net_together") {
+        return;
+    }
+    // The disk is device 0 (0xd0000000, GSI 5), the NIC device 1: the blk guest finds its
+    // disk, the NIC sits unused next to it.
+    let img = TempFile::new("e2e-both", &vec![0u8; 1 << 20]);
+    let (end, console) = boot(
+        &guest("blk"),
+        "",
+        vec![DiskConfig {
+            path: img.0.clone(),
+            read_only: false,
+        }],
+        vec![NetConfig::Loopback],
+    );
+    assert_eq!(end, VmEnd::Status(0x2a), "console: {}", console.text());
+}
