@@ -304,3 +304,109 @@ fn blk_and_net_together() {
     );
     assert_eq!(end, VmEnd::Status(0x2a), "console: {}", console.text());
 }
+
+/// Child side of the kill test: runs the kill guest on the image named by
+/// HVCERT_KILL_IMAGE with the console on stdout. Does nothing in a normal test run.
+#[test]
+fn kill_test_child() {
+    let Some(img) = std::env::var_os("HVCERT_KILL_IMAGE") else {
+        return;
+    };
+    let kernel = PathBuf::from(std::env::var_os("HVCERT_KILL_KERNEL").expect("kernel"));
+    let cfg = VmConfig {
+        kernel,
+        memory_mib: 64,
+        timeout: Duration::from_secs(600),
+        disks: vec![DiskConfig {
+            path: img.into(),
+            read_only: false,
+        }],
+        ..Default::default()
+    };
+    let out = Vm::new(cfg)
+        .expect("VM")
+        .run(Box::new(std::io::stdout()))
+        .expect("run");
+    println!("END {:?}", out.end);
+}
+
+/// The VMM (a child process running the kill guest) is SIGKILLed at random moments; every
+/// sector the guest reported as written *and flushed* must be in the image afterwards.
+#[test]
+fn kill_test_flushed_sectors_survive() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    if !kvm_or_skip("kill_test_flushed_sectors_survive") {
+        return;
+    }
+    let kernel = guest("kill");
+    let trials: u32 = std::env::var("HVCERT_KILL_TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let mut seed: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("kill test seed {seed:#x}");
+    let (mut total_flushed, mut lost) = (0u64, 0u64);
+    for trial in 0..trials {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_millis(30 + seed % 400);
+        let img = TempFile::new(&format!("kill{trial}"), &vec![0u8; 16 << 20]);
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "kill_test_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("HVCERT_KILL_IMAGE", &img.0)
+            .env("HVCERT_KILL_KERNEL", &kernel)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the VMM child");
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| l.len() == 16 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+                .filter_map(|l| u64::from_str_radix(&l, 16).ok())
+                .collect::<Vec<u64>>()
+        });
+        std::thread::sleep(delay);
+        // SIGKILL: no destructor, no flush of anything the VMM might still hold.
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        let flushed = reader.join().unwrap();
+        let disk = std::fs::read(&img.0).unwrap();
+        let k = 0x9e37_79b9_7f4a_7c15u64;
+        let mut trial_lost = 0;
+        for &i in &flushed {
+            let s = &disk[i as usize * 512..(i as usize + 1) * 512];
+            let ok = (0..64u64).all(|j| {
+                let q =
+                    u64::from_le_bytes(s[j as usize * 8..j as usize * 8 + 8].try_into().unwrap());
+                q == i.wrapping_mul(k).wrapping_add(j)
+            });
+            if !ok {
+                trial_lost += 1;
+            }
+        }
+        println!(
+            "trial {trial}: killed after {} ms, {} sectors reported flushed, {trial_lost} lost",
+            delay.as_millis(),
+            flushed.len()
+        );
+        total_flushed += flushed.len() as u64;
+        lost += trial_lost;
+    }
+    println!("kill test: {trials} trials, {total_flushed} flushed sectors checked, {lost} lost");
+    assert_eq!(lost, 0);
+    assert!(total_flushed > 0, "the guest never got to flush anything");
+}
