@@ -1,9 +1,85 @@
-//! `hvcert gate`.
+//! `hvcert gate`: compare a run with a baseline. Exit 0 when no blocker case regressed and
+//! no figure is worse than its tolerance, 1 on a regression (printed), 2 on unreadable
+//! input (reported by main).
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct GateArgs {}
+use reports::gate::{self, GateOptions};
 
-pub fn run(_args: GateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`hvcert gate` is not implemented yet")
+#[derive(clap::Args)]
+pub struct GateArgs {
+    /// The reference run (JSON report), e.g. the last release's.
+    #[arg(long, value_name = "BASE.json")]
+    pub baseline: PathBuf,
+    /// The run to check.
+    #[arg(value_name = "CURRENT.json")]
+    pub current: PathBuf,
+    /// Waivers (TOML): blocker cases to treat as non-blockers until an expiry date.
+    #[arg(long, value_name = "FILE")]
+    pub waivers: Option<PathBuf>,
+    /// Allowed worsening of a figure, in percent, for figures without their own tolerance.
+    #[arg(long, value_name = "PCT", default_value_t = gate::DEFAULT_TOLERANCE_PCT, value_parser = parse_pct)]
+    pub tolerance: f64,
+}
+
+fn parse_pct(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of percent"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s:?}: the tolerance must be a non-negative number"
+        ))
+    }
+}
+
+fn describe(r: &reports::Report) -> String {
+    let id = &r.identity;
+    let rev = id
+        .git_revision
+        .as_deref()
+        .map(|g| format!(", revision {}", &g[..g.len().min(12)]))
+        .unwrap_or_default();
+    format!(
+        "hvcert {} {} of {}{rev}: {}",
+        id.command,
+        id.version,
+        id.date,
+        r.summary.verdict.label()
+    )
+}
+
+pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
+    let baseline = reports::load(&args.baseline)?;
+    let current = reports::load(&args.current)?;
+    let waivers = args
+        .waivers
+        .as_deref()
+        .map(reports::Waivers::load)
+        .transpose()?;
+    println!(
+        "baseline: {} ({})",
+        args.baseline.display(),
+        describe(&baseline)
+    );
+    println!(
+        "current:  {} ({})",
+        args.current.display(),
+        describe(&current)
+    );
+    let opts = GateOptions {
+        tolerance_pct: args.tolerance,
+        waivers: waivers.as_ref(),
+        today: reports::Date::today_utc(),
+    };
+    let result = gate::compare(&baseline, &current, &opts);
+    print!("{result}");
+    Ok(if result.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -1,9 +1,84 @@
-//! `hvcert report`.
+//! `hvcert report`: render a saved run as HTML, JUnit XML, Markdown or JSON.
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct ReportArgs {}
+use anyhow::Context;
 
-pub fn run(_args: ReportArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`hvcert report` is not implemented yet")
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum FormatArg {
+    Html,
+    Junit,
+    Md,
+    Json,
+}
+
+impl From<FormatArg> for reports::Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Html => reports::Format::Html,
+            FormatArg::Junit => reports::Format::Junit,
+            FormatArg::Md => reports::Format::Markdown,
+            FormatArg::Json => reports::Format::Json,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// A saved run (JSON with "schema": "hvcert.report/v1").
+    pub run: PathBuf,
+    /// Output format [default: from the -o file's extension (.html, .xml, .md, .json), else md].
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<FormatArg>,
+    /// Write to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Apply a waivers file (TOML) before rendering; expired waivers are listed, not applied.
+    #[arg(long, value_name = "FILE")]
+    pub waivers: Option<PathBuf>,
+}
+
+fn format_from_extension(path: &Path) -> Option<reports::Format> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "html" | "htm" => Some(reports::Format::Html),
+        "xml" => Some(reports::Format::Junit),
+        "md" | "markdown" => Some(reports::Format::Markdown),
+        "json" => Some(reports::Format::Json),
+        _ => None,
+    }
+}
+
+pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let mut report = reports::load(&args.run)?;
+    if let Some(path) = &args.waivers {
+        let waivers = reports::Waivers::load(path)?;
+        let out = waivers.apply(&mut report, reports::Date::today_utc());
+        for e in &out.expired {
+            eprintln!(
+                "hvcert report: note: waiver {:?} expired {}: not applied",
+                e.pattern, e.expires
+            );
+        }
+    }
+    let format = args
+        .format
+        .map(reports::Format::from)
+        .or_else(|| args.output.as_deref().and_then(format_from_extension))
+        .unwrap_or(reports::Format::Markdown);
+    let text = reports::render(&report, format);
+    match &args.output {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                // A closed pipe (`| head`) is not an error worth a message.
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(e).context("cannot write to standard output");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
