@@ -18,9 +18,10 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
+/// run.json: the certify run record (every detail of every VM).
 fn report(out: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(out.join("report.json")).expect("report.json written");
-    serde_json::from_str(&text).expect("report.json parses")
+    let text = std::fs::read_to_string(out.join("run.json")).expect("run.json written");
+    serde_json::from_str(&text).expect("run.json parses")
 }
 
 #[test]
@@ -47,6 +48,22 @@ fn full_suite_passes_on_kvm() {
     assert!(
         stdout.contains("verdict: all blocker cases passed"),
         "{stdout}"
+    );
+
+    // report.json is the reports crate's model, readable by `hvcert report` / `gate`.
+    let rep = reports::load(out.join("report.json")).expect("report.json loads");
+    assert_eq!(rep.identity.command, "certify");
+    assert_eq!(rep.summary.blocker_failures, 0, "{:?}", rep.summary);
+    assert!(rep.summary.pass >= 25, "{:?}", rep.summary);
+    let flush = rep
+        .case("sles11sp1-like", "storage_flush")
+        .expect("storage_flush in report");
+    assert!(
+        flush
+            .reasons
+            .iter()
+            .any(|r| r.contains("image checked on the host")),
+        "{flush:?}"
     );
 
     let r = report(&out);

@@ -92,7 +92,7 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
     });
     let mut jobs = Vec::new();
     for p in &profiles {
-        jobs.extend(runner::jobs_for(p.clone(), seed, &args.cases)?);
+        jobs.extend(runner::jobs_for(p.clone(), seed, &args.cases, &args.out)?);
     }
     if jobs.is_empty() {
         anyhow::bail!("no case matches {:?}", args.cases);
@@ -111,7 +111,7 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let started = suite::now_rfc3339();
+    let started = reports::date::now_rfc3339();
     eprintln!(
         "hvcert certify: {} VMs from {} profile(s), {workers} at a time, seed {seed}",
         jobs.len(),
@@ -168,8 +168,11 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
         summary,
         suites,
     };
+    let run_json = args.out.join("run.json");
+    std::fs::write(&run_json, serde_json::to_vec_pretty(&record)?)
+        .with_context(|| format!("writing {}", run_json.display()))?;
     let report = args.out.join("report.json");
-    std::fs::write(&report, serde_json::to_vec_pretty(&record)?)
+    reports::save(&suite::to_report(&record), &report)
         .with_context(|| format!("writing {}", report.display()))?;
 
     let mut out = std::io::stdout().lock();

@@ -2,6 +2,7 @@
 pub mod ktap;
 pub mod profile;
 pub mod runner;
+pub mod storage;
 pub mod vm;
 
 use std::collections::BTreeMap;
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use runner::CaseResult;
+use runner::{CaseResult, Outcome};
 
 /// The guest kernel built by build.rs.
 pub const GUEST_ELF: &str = env!("HVCERT_GUEST_ELF");
@@ -128,40 +129,75 @@ pub fn git_revision() -> String {
     }
 }
 
-/// RFC 3339 UTC time from the system clock (no date crate needed for one timestamp).
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// The run in the reports crate's model (`hvcert.report/v1`), which `hvcert report` and
+/// `hvcert gate` read. Certify-specific detail (hypercall counts per name, Xen traces,
+/// command lines, seeds) stays in run.json; the report carries the profile and run
+/// configuration as opaque JSON so it is still reproducible from it alone.
+pub fn to_report(rec: &RunRecord) -> reports::Report {
+    use reports::{Case, Identity, Measurement};
+    let config = serde_json::json!({
+        "seed": rec.seed,
+        "jobs": rec.jobs,
+        "guest_elf": rec.guest_elf,
+        "guest_elf_sha256": rec.guest_elf_sha256,
+        "wall_ms": rec.wall_ms,
+        "ring0_share": rec.ring0_share,
+        "profiles": rec.suites.iter().map(|s| serde_json::json!({
+            "name": s.profile, "path": s.profile_path, "sha256": s.profile_sha256,
+        })).collect::<Vec<_>>(),
+    });
+    let mut identity = Identity::new("certify", &rec.hvcert_version, &rec.started)
+        .with_git_revision(rec.git_revision.clone())
+        .with_config(config)
+        .with_command_line(rec.command_line.iter().cloned());
+    if let Some(h) = &rec.host {
+        identity = identity.with_host(h.clone());
+    }
+    let mut report = reports::Report::new(identity);
+    for s in &rec.suites {
+        let suite = report.suite_mut(&s.profile);
+        suite.description = s.description.clone();
+        suite.config = serde_json::json!({
+            "interface": s.interface,
+            "guest_os": s.guest_os,
+            "guest_os_id": s.guest_os_id,
+            "vcpus": s.vcpus,
+            "memory_mib": s.memory_mib,
+            "profile_path": s.profile_path,
+            "profile_sha256": s.profile_sha256,
+        });
+        for c in &s.cases {
+            let outcome = match c.outcome {
+                Outcome::Pass => reports::Outcome::Pass,
+                Outcome::Fail => reports::Outcome::Fail,
+                Outcome::Skip => reports::Outcome::Skip,
+                Outcome::Crash => reports::Outcome::Crash,
+                Outcome::Timeout => reports::Outcome::Timeout,
+                Outcome::NotRun => reports::Outcome::NotRun,
+            };
+            let mut case = Case::new(c.id.clone(), outcome)
+                .blocker(c.blocker)
+                .duration_ms(c.duration_ms)
+                .log(&String::from_utf8_lossy(&c.console));
+            for r in &c.reasons {
+                case = case.reason(r.clone());
+            }
+            if let Some(r) = c.ring0_share {
+                case = case.measurement(Measurement::info("guest_ring0_share", r * 100.0, "%"));
+            }
+            let calls: u64 = c.hypercalls.values().sum();
+            if c.outcome != Outcome::NotRun {
+                case = case.measurement(Measurement::info("hypercalls", calls as f64, "calls"));
+            }
+            suite.cases.push(case);
+        }
+    }
+    report.refresh_summary();
+    report
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn timestamp_shape() {
-        let t = super::now_rfc3339();
-        assert_eq!(t.len(), 20, "{t}");
-        assert!(t.starts_with("20") && t.ends_with('Z'));
-    }
 
     #[test]
     fn guest_elf_was_built() {

@@ -26,13 +26,34 @@ pub struct GuestOs {
     pub guest_os_id: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Devices {
-    #[serde(default)]
-    pub disks: usize,
-    #[serde(default)]
-    pub nics: usize,
+    /// Size of the raw image the runner creates for a case with `disk = true`.
+    #[serde(default = "default_disk_mib")]
+    pub disk_mib: u32,
+    /// The per-profile device limits (the seed's beta allowed one controller and one NIC).
+    #[serde(default = "one_usize")]
+    pub max_disks: usize,
+    #[serde(default = "one_usize")]
+    pub max_nics: usize,
+}
+
+impl Default for Devices {
+    fn default() -> Self {
+        Devices {
+            disk_mib: default_disk_mib(),
+            max_disks: 1,
+            max_nics: 1,
+        }
+    }
+}
+
+fn default_disk_mib() -> u32 {
+    1
+}
+fn one_usize() -> usize {
+    1
 }
 
 /// What ends the VM when the case succeeds.
@@ -63,6 +84,15 @@ pub struct CaseSpec {
     pub not_run: Option<String>,
     #[serde(default)]
     pub vcpus: Option<u8>,
+    /// Attach a fresh raw image (virtio-blk) to this case's VM.
+    #[serde(default)]
+    pub disk: bool,
+    /// After the VM ended, check the image holds what the guest reported writing.
+    #[serde(default)]
+    pub check_image: bool,
+    /// Attach a virtio-net NIC with the loopback backend.
+    #[serde(default)]
+    pub nic: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -121,6 +151,12 @@ impl Profile {
         if !(1..=64).contains(&self.vcpus) {
             bail!("vcpus = {}: expected 1..=64", self.vcpus);
         }
+        if !(1..=1024).contains(&self.devices.disk_mib) {
+            bail!(
+                "devices.disk_mib = {}: expected 1..=1024",
+                self.devices.disk_mib
+            );
+        }
         if !(16..=4096).contains(&self.memory_mib) {
             bail!("memory_mib = {}: expected 16..=4096", self.memory_mib);
         }
@@ -136,6 +172,9 @@ impl Profile {
             }
             if !seen.insert(&c.id) {
                 bail!("case {} listed twice", c.id);
+            }
+            if c.check_image && !c.disk {
+                bail!("case {} checks the image but has no disk", c.id);
             }
             if c.blocker && c.not_run.is_some() {
                 bail!("case {} is a blocker but marked not_run", c.id);

@@ -22,6 +22,11 @@ pub struct Job {
     pub memory_mib: u32,
     pub interface: InterfaceKind,
     pub timeout: Duration,
+    /// Raw image created for this VM (virtio-blk), when the case wants a disk.
+    pub disk_image: Option<PathBuf>,
+    pub disk_bytes: u64,
+    /// A virtio-net NIC with the loopback backend.
+    pub nic: bool,
 }
 
 /// How the VM ended, as the hypervisor reports it.
@@ -90,6 +95,8 @@ pub struct CaseResult {
     pub duration_ms: u64,
     pub reasons: Vec<String>,
     pub cmdline: String,
+    /// The command line as the guest reported it (with what the hypervisor appended).
+    pub guest_cmdline: Option<String>,
     pub seed: u64,
     pub vm_end: Option<VmEnd>,
     pub hypercalls: BTreeMap<String, u64>,
@@ -237,6 +244,7 @@ fn run_one(exec: &dyn Executor, job: &Job) -> CaseResult {
         duration_ms: 0,
         reasons: Vec::new(),
         cmdline: job.cmdline.clone(),
+        guest_cmdline: None,
         seed: job.seed,
         vm_end: None,
         hypercalls: BTreeMap::new(),
@@ -252,12 +260,57 @@ fn run_one(exec: &dyn Executor, job: &Job) -> CaseResult {
         return res;
     }
     let t0 = Instant::now();
+    if let Some(img) = &job.disk_image {
+        let made = img
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|_| std::fs::File::create(img))
+            .and_then(|f| f.set_len(job.disk_bytes));
+        if let Err(e) = made {
+            res.outcome = Outcome::Crash;
+            res.reasons.push(format!(
+                "could not create the disk image {}: {e}",
+                img.display()
+            ));
+            return res;
+        }
+    }
     match exec.run(job) {
         Ok(raw) => {
-            let (outcome, reasons, diagnostics) = classify(&job.case, &raw);
+            let (mut outcome, mut reasons, diagnostics) = classify(&job.case, &raw);
+            if outcome == Outcome::Pass && job.case.check_image {
+                let text = String::from_utf8_lossy(&raw.console);
+                match (
+                    &job.disk_image,
+                    &job.disk_image
+                        .as_ref()
+                        .map(|i| super::storage::verify_image(i, &text, job.seed)),
+                ) {
+                    (Some(_), Some(Ok(n))) => {
+                        reasons.push(format!("image checked on the host: {n} write(s) found"))
+                    }
+                    (_, Some(Err(e))) => {
+                        outcome = Outcome::Fail;
+                        reasons.push(format!("host check of the image: {e}"));
+                    }
+                    _ => {
+                        outcome = Outcome::Fail;
+                        reasons.push("no disk image to check".into());
+                    }
+                }
+            }
             res.outcome = outcome;
             res.reasons = reasons;
             res.diagnostics = diagnostics;
+            // Keep the image of a failed case for inspection; drop the others.
+            if outcome == Outcome::Pass {
+                if let Some(img) = &job.disk_image {
+                    let _ = std::fs::remove_file(img);
+                }
+            }
+            res.guest_cmdline = String::from_utf8_lossy(&raw.console)
+                .lines()
+                .find_map(|l| Some(l.split_once(" cmdline: ")?.1.trim().to_string()));
             res.vm_end = Some(raw.end.clone());
             res.hypercalls = raw.hypercalls;
             res.xen_trace = raw.xen_trace;
@@ -336,11 +389,12 @@ pub fn derive_seed(run_seed: u64, profile: &str, case: &str) -> u64 {
     h ^ (h >> 31)
 }
 
-/// The jobs of one profile.
+/// The jobs of one profile; disk images go under `work_dir/disks/`.
 pub fn jobs_for(
     profile: Arc<LoadedProfile>,
     run_seed: u64,
     only_cases: &[String],
+    work_dir: &Path,
 ) -> anyhow::Result<Vec<Job>> {
     let p = &profile.profile;
     let id = p.guest_os_id()?;
@@ -367,6 +421,13 @@ pub fn jobs_for(
             memory_mib: p.memory_mib,
             interface: p.interface,
             timeout: Duration::from_secs(p.timeout_secs),
+            disk_image: c.disk.then(|| {
+                work_dir
+                    .join("disks")
+                    .join(format!("{}-{}.img", p.name, c.id))
+            }),
+            disk_bytes: u64::from(p.devices.disk_mib) << 20,
+            nic: c.nic,
         });
     }
     Ok(out)
@@ -403,6 +464,9 @@ mod tests {
             console_contains: None,
             not_run: None,
             vcpus: None,
+            disk: false,
+            check_image: false,
+            nic: false,
         }
     }
 
@@ -522,7 +586,7 @@ id = "d"
             path: "p.toml".into(),
             sha256: String::new(),
         });
-        let jobs = jobs_for(lp, 7, &[]).unwrap();
+        let jobs = jobs_for(lp, 7, &[], Path::new("/nonexistent")).unwrap();
         assert!(jobs[0].cmdline.starts_with("profile=p cases=a seed=0x"));
         assert!(
             !jobs[0].cmdline.contains("guest_os_id"),

@@ -60,6 +60,21 @@ impl Executor for HypervisorExecutor {
             cmdline: job.cmdline.clone(),
             interface: interface(job.interface),
             timeout: job.timeout,
+            max_disks: job.profile.profile.devices.max_disks,
+            max_nics: job.profile.profile.devices.max_nics,
+            disks: job
+                .disk_image
+                .iter()
+                .map(|path| hypervisor::DiskConfig {
+                    path: path.clone(),
+                    read_only: false,
+                })
+                .collect(),
+            nets: if job.nic {
+                vec![hypervisor::NetConfig::Loopback]
+            } else {
+                Vec::new()
+            },
             #[cfg(test)]
             fault: self.fault,
             ..Default::default()
@@ -111,7 +126,7 @@ mod tests {
     fn job(case: &str) -> runner::Job {
         let path = crate::cmd::certify::suite::default_profiles_dir().join("sles11sp1-like.toml");
         let p = Arc::new(profile::load(&path).expect("profile loads"));
-        runner::jobs_for(p, 1, &[case.to_string()])
+        runner::jobs_for(p, 1, &[case.to_string()], &std::env::temp_dir())
             .expect("jobs")
             .remove(0)
     }

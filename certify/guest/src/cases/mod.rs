@@ -4,6 +4,7 @@ use crate::ktap::Outcome;
 use crate::{check, diag, Ctx};
 
 mod hv;
+mod virtio;
 mod xen;
 
 type Case = fn(&mut Ctx) -> Outcome;
@@ -32,6 +33,14 @@ const CASES: &[(&str, Case)] = &[
     ("hv_call_bad_gpa", hv::call_bad_gpa),
     ("hv_call_cpl3_ud", hv::call_cpl3_ud),
     ("smp_vp_index", smp_vp_index),
+    (
+        "storage_write_read_verify",
+        virtio::storage_write_read_verify,
+    ),
+    ("storage_flush", virtio::storage_flush),
+    ("storage_out_of_range", virtio::storage_out_of_range),
+    ("nic_frame_round_trip", virtio::nic_frame_round_trip),
+    ("nic_mtu", virtio::nic_mtu),
     ("selftest_traps", selftest_traps),
     ("selftest_crash", selftest_crash),
     ("xen_cpuid", xen::cpuid),

@@ -293,7 +293,11 @@ pub fn memory_op(ctx: &mut Ctx) -> Outcome {
     );
     check!(r == 0, "XENMEM_memory_map returned {}", r);
     let n = sys::read_u32(buf());
-    check!((1..=16).contains(&n), "XENMEM_memory_map gave {} entries", n);
+    check!(
+        (1..=16).contains(&n),
+        "XENMEM_memory_map gave {} entries",
+        n
+    );
     let mut top = 0;
     for i in 0..n as u64 {
         let e = map + i * 20;
