@@ -219,7 +219,7 @@ fn bad_profile_is_reported_with_file_and_line() {
 }
 
 #[test]
-fn list_shows_profiles_and_not_run_reasons() {
+fn list_shows_profiles_and_blockers() {
     let res = hvcert()
         .args(["certify", "--list"])
         .output()
@@ -230,5 +230,8 @@ fn list_shows_profiles_and_not_run_reasons() {
         text.contains("sles10sp1-like") && text.contains("sles11sp1-like"),
         "{text}"
     );
-    assert!(text.contains("not-run:"), "{text}");
+    assert!(
+        text.contains("smp_vp_index") && text.contains("blocker"),
+        "{text}"
+    );
 }

@@ -128,6 +128,14 @@ static mut TSS: Tss = Tss {
 #[no_mangle]
 static mut IDT: [[u64; 2]; 256] = [[0; 2]; 256];
 
+/// Where the AP start-up code is copied (below 1 MiB, page-aligned, free in the PVH layout).
+pub const AP_TRAMPOLINE: u64 = 0x1_0000;
+/// Written by an AP once in long mode: VP_INDEX, initial APIC ID, done flag.
+#[no_mangle]
+pub static mut AP_MAILBOX: [u32; 4] = [0; 4];
+#[no_mangle]
+static mut APSTACK: Stack<4096> = Stack([0; 4096]);
+
 #[derive(Clone, Copy)]
 #[repr(C)]
 struct Crash {
@@ -173,6 +181,7 @@ GDT:
     .quad 0x00CFF2000000FFFF    /* 0x18 user data (DPL 3) */
     .quad 0x00AFFA000000FFFF    /* 0x20 user code, 64-bit (DPL 3) */
     .quad 0, 0                  /* 0x28 TSS, filled at boot */
+    .quad 0x00CF9A000000FFFF    /* 0x38 kernel code, 32-bit (AP start-up only) */
 GDT_END:
     .balign 8
 GDT_PTR:
@@ -295,6 +304,72 @@ to_user:
 IDT_PTR:
     .word 4095
     .quad IDT
+
+    /* ---- Application processors (SMP case) ----
+       ap_tramp_start..ap_tramp_end is copied by ring 3 to AP_TRAMPOLINE (SIPI vector
+       AP_TRAMPOLINE >> 12); the AP starts there in real mode with CS = that >> 4, IP 0. */
+    .global ap_tramp_start
+    .global ap_tramp_end
+    .code16
+ap_tramp_start:
+    cli
+    mov ax, cs
+    mov ds, ax
+    .byte 0x66, 0x0f, 0x01, 0x16    /* o32 lgdt [disp16] */
+    .word ap_gdtptr - ap_tramp_start
+    mov eax, cr0
+    or al, 1
+    mov cr0, eax
+    .byte 0x66, 0xEA                /* o32 ljmp 0x38:ap_start32 */
+    .long ap_start32
+    .word 0x38
+    .balign 4
+ap_gdtptr:
+    .word GDT_END - GDT - 1
+    .long GDT
+ap_tramp_end:
+
+    .code32
+ap_start32:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    mov eax, cr4
+    or eax, 0x620
+    mov cr4, eax
+    mov eax, offset PML4
+    mov cr3, eax
+    mov ecx, 0xC0000080
+    rdmsr
+    or eax, 0x100
+    wrmsr
+    mov eax, cr0
+    and eax, 0xFFFFFFFB
+    or eax, 0x80000023
+    mov cr0, eax
+    .byte 0xEA
+    .long ap_long
+    .word 0x08
+
+    .code64
+ap_long:
+    lea rsp, [rip + APSTACK + 4096]
+    lidt [rip + IDT_PTR]
+    /* Report VP_INDEX and the initial APIC ID, then stop. */
+    mov ecx, 0x40000002
+    rdmsr
+    mov dword ptr [rip + AP_MAILBOX], eax
+    mov eax, 1
+    xor ecx, ecx
+    cpuid
+    shr ebx, 24
+    mov dword ptr [rip + AP_MAILBOX + 4], ebx
+    mov dword ptr [rip + AP_MAILBOX + 8], 1
+33:
+    cli
+    hlt
+    jmp 33b
 
     .text
     /* Exception stubs: push a dummy error code where the CPU pushes none, then the vector. */
@@ -501,6 +576,8 @@ ISR_TABLE:
 );
 
 extern "C" {
+    pub static ap_tramp_start: u8;
+    pub static ap_tramp_end: u8;
     /// `ud2; ret`: the gate (see the module docs); called only from inline asm.
     pub fn gate_stub();
     pub fn user_probe_call(target: u64, rcx: u64, rdx: u64, r8: u64) -> u64;

@@ -90,12 +90,74 @@ fn boot(ctx: &mut Ctx) -> Outcome {
     Outcome::Pass
 }
 
-/// VP_INDEX 1 on a second vCPU needs AP bring-up (INIT-SIPI-SIPI through the local APIC,
-/// a real-mode trampoline), which this guest does not have yet: reported as a skip.
-fn smp_vp_index(_ctx: &mut Ctx) -> Outcome {
-    Outcome::Skip(crate::msg!(
-        "second vCPU bring-up not implemented in the guest"
-    ))
+/// Bring up the second vCPU (INIT-SIPI-SIPI through the local APIC, a real-mode
+/// trampoline, then long mode in ring 0) and check it reads VP_INDEX 1.
+fn smp_vp_index(ctx: &mut Ctx) -> Outcome {
+    use crate::boot::{ap_tramp_end, ap_tramp_start, AP_MAILBOX, AP_TRAMPOLINE};
+    use crate::sys;
+    let vcpus: u32 = ctx
+        .cmdline
+        .get("vcpus")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    if vcpus < 2 {
+        return Outcome::Skip(crate::msg!("single vCPU (vcpus={})", vcpus));
+    }
+    match sys::rdmsr(0x4000_0002) {
+        Ok(0) => {}
+        Ok(v) => crate::fail!("VP_INDEX on the boot vCPU reads {}", v),
+        Err(f) => crate::fail!("rdmsr VP_INDEX raised vector {}", f.0),
+    }
+    let (start, end) = (
+        &raw const ap_tramp_start as u64,
+        &raw const ap_tramp_end as u64,
+    );
+    for i in 0..end - start {
+        sys::write_bytes(AP_TRAMPOLINE + i, &[sys::read_u8(start + i)]);
+    }
+    const LAPIC: u64 = 0xfee0_0000;
+    let svr = sys::read_u32(LAPIC + 0xf0);
+    sys::write_u32(LAPIC + 0xf0, svr | 0x1ff);
+    let id = sys::read_u32(LAPIC + 0x20) >> 24;
+    diag!(
+        "BSP APIC ID {}, SVR {:#x}; starting APIC ID 1 at {:#x}",
+        id,
+        svr,
+        AP_TRAMPOLINE
+    );
+    let icr = |low: u32| {
+        sys::write_u32(LAPIC + 0x310, 1 << 24);
+        sys::write_u32(LAPIC + 0x300, low);
+    };
+    let mailbox = |i: usize| {
+        // SAFETY: the AP writes these words once; volatile reads see it.
+        unsafe { core::ptr::read_volatile((&raw const AP_MAILBOX as *const u32).add(i)) }
+    };
+    let spin = |tsc: u64| {
+        let t0 = sys::rdtsc();
+        while sys::rdtsc().wrapping_sub(t0) < tsc && mailbox(2) == 0 {
+            core::hint::spin_loop();
+        }
+    };
+    icr(0x0000_4500); // INIT, assert
+    spin(10_000_000);
+    let vector = (AP_TRAMPOLINE >> 12) as u32;
+    for _ in 0..2 {
+        if mailbox(2) != 0 {
+            break;
+        }
+        icr(0x0000_4600 | vector); // STARTUP
+        spin(2_000_000_000);
+    }
+    spin(10_000_000_000);
+    check!(mailbox(2) == 1, "the second vCPU did not come up");
+    diag!("AP: VP_INDEX {} initial APIC ID {}", mailbox(0), mailbox(1));
+    check!(
+        mailbox(0) == 1,
+        "VP_INDEX on the second vCPU reads {}",
+        mailbox(0)
+    );
+    Outcome::Pass
 }
 
 core::arch::global_asm!(
