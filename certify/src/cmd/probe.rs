@@ -1,9 +1,76 @@
-//! `hvcert probe`.
+//! `hvcert probe`: will this server run our hypervisor, and why.
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct ProbeArgs {}
+use anyhow::Context;
+use probe::{HostSource, LiveOptions};
 
-pub fn run(_args: ProbeArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`hvcert probe` is not implemented yet")
+#[derive(clap::Args)]
+pub struct ProbeArgs {
+    /// Print the report as JSON ("schema": "hvcert.probe/v1") instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also write the collected inputs as a snapshot directory (read back with --from).
+    #[arg(long, value_name = "DIR")]
+    capture: Option<PathBuf>,
+    /// Read a snapshot directory instead of the live host.
+    #[arg(long, value_name = "DIR")]
+    from: Vec<PathBuf>,
+    /// Import a CPUID dump: AIDA64/EVEREST text or `cpuid -r` output.
+    #[arg(long, value_name = "FILE")]
+    cpuid_dump: Vec<PathBuf>,
+    /// Import `dmidecode` text (platform, BIOS, processor records).
+    #[arg(long, value_name = "FILE")]
+    dmidecode: Vec<PathBuf>,
+    /// Supported-server list: a TOML file or a directory of them (repeatable). Default: the
+    /// built-in sample list.
+    #[arg(long, value_name = "PATH")]
+    hcl: Vec<PathBuf>,
+    /// Skip the KVM functional check (micro-guest) on the live host.
+    #[arg(long)]
+    no_kvm: bool,
+}
+
+pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let mut sources: Vec<HostSource> = Vec::new();
+    sources.extend(args.from.iter().cloned().map(HostSource::Snapshot));
+    sources.extend(args.cpuid_dump.iter().cloned().map(HostSource::CpuidDump));
+    sources.extend(args.dmidecode.iter().cloned().map(HostSource::Dmidecode));
+    if sources.is_empty() {
+        sources.push(HostSource::Live(LiveOptions {
+            kvm_check: !args.no_kvm,
+            ..LiveOptions::default()
+        }));
+    }
+    let mut lists = Vec::new();
+    for p in &args.hcl {
+        lists.extend(probe::hcl::load(p)?);
+    }
+    if lists.is_empty() {
+        lists.push(probe::hcl::sample()?);
+    }
+    let raw = probe::collect(&sources)?;
+    if let Some(dir) = &args.capture {
+        probe::snapshot::write(dir, &raw)
+            .with_context(|| format!("writing snapshot {}", dir.display()))?;
+        eprintln!("hvcert: snapshot written to {}", dir.display());
+    }
+    let report = probe::evaluate(&raw, &lists);
+    let out = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        report.to_table()
+    };
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (e.g. `| head`) is not a probe failure.
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(ExitCode::SUCCESS)
 }

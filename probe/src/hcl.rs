@@ -1,0 +1,305 @@
+//! Supported-server lists (`fixtures/hcl/*.toml`): schema, loading with errors that name
+//! file, line and field, and matching.
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::report::FEATURE_KEYS;
+use crate::ProbeError;
+
+/// The sample list shipped with hvcert, used when no `--hcl` is given.
+pub const SAMPLE: &str = include_str!("../../fixtures/hcl/sample.toml");
+pub const SAMPLE_NAME: &str = "fixtures/hcl/sample.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hcl {
+    pub list: ListInfo,
+    pub requirements: Requirements,
+    #[serde(default)]
+    pub server: Vec<Server>,
+    #[serde(default)]
+    pub cpu_family: Vec<CpuFamily>,
+    #[serde(default)]
+    pub chipset: Vec<ChipsetEntry>,
+    /// Where it was loaded from (set by the loader).
+    #[serde(skip)]
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListInfo {
+    pub name: String,
+    /// True for the sample list: it says so in every verdict.
+    #[serde(default)]
+    pub sample: bool,
+    #[serde(default)]
+    pub description: String,
+    /// Hypervisor releases this list is for.
+    #[serde(default)]
+    pub releases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirements {
+    /// Feature keys that must be present (else `unsupported`).
+    pub required: Vec<Spanned<String>>,
+    /// Feature keys whose absence lowers the score.
+    #[serde(default)]
+    pub recommended: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub id: String,
+    /// DMI system vendor (case-insensitive exact match).
+    pub vendor: String,
+    /// DMI product name (case-insensitive; a trailing `*` matches any suffix).
+    pub model: String,
+    /// CPU family ids (from `[[cpu_family]]`) this model is certified with; empty = any.
+    #[serde(default)]
+    pub cpu_families: Vec<Spanned<String>>,
+    /// Minimum BIOS version (dotted numbers compared numerically).
+    #[serde(default)]
+    pub min_bios: Option<String>,
+    /// Minimum BIOS release date, YYYY-MM-DD (for vendors whose versions are not ordered).
+    #[serde(default)]
+    pub min_bios_date: Option<Spanned<String>>,
+    #[serde(default)]
+    pub certified_releases: Vec<String>,
+    #[serde(default)]
+    pub restrictions: Vec<String>,
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuFamily {
+    pub id: String,
+    /// CPUID vendor string: GenuineIntel or AuthenticAMD.
+    pub vendor: Spanned<String>,
+    /// Display family (base + extended).
+    pub family: u32,
+    /// Inclusive display-model ranges, e.g. [[0x3f, 0x3f]].
+    pub models: Vec<Spanned<[u32; 2]>>,
+    pub codename: String,
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChipsetEntry {
+    pub id: String,
+    /// PCI host bridge ids, "vvvv:dddd".
+    pub pci_ids: Vec<Spanned<String>>,
+    pub name: String,
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+fn line_of(text: &str, span: Range<usize>) -> usize {
+    let end = span.start.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// Parses one list; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<Hcl, ProbeError> {
+    let err = |span: Option<Range<usize>>, msg: String| ProbeError::Parse {
+        file: origin.to_string(),
+        line: span.map(|s| line_of(text, s)).unwrap_or(0),
+        msg,
+    };
+    let mut hcl: Hcl = toml::from_str(text).map_err(|e| err(e.span(), e.message().to_string()))?;
+    hcl.origin = origin.to_string();
+    for f in hcl
+        .requirements
+        .required
+        .iter()
+        .chain(&hcl.requirements.recommended)
+    {
+        if !FEATURE_KEYS.contains(&f.get_ref().as_str()) {
+            return Err(err(
+                Some(f.span()),
+                format!(
+                    "requirements: unknown feature {:?}; expected one of {}",
+                    f.get_ref(),
+                    FEATURE_KEYS.join(", ")
+                ),
+            ));
+        }
+    }
+    for fam in &hcl.cpu_family {
+        if !matches!(
+            fam.vendor.get_ref().as_str(),
+            "GenuineIntel" | "AuthenticAMD" | "HygonGenuine"
+        ) {
+            return Err(err(
+                Some(fam.vendor.span()),
+                format!(
+                    "cpu_family {}: field `vendor`: expected GenuineIntel or AuthenticAMD, found {:?}",
+                    fam.id,
+                    fam.vendor.get_ref()
+                ),
+            ));
+        }
+        for m in &fam.models {
+            let [lo, hi] = *m.get_ref();
+            if lo > hi {
+                return Err(err(
+                    Some(m.span()),
+                    format!(
+                        "cpu_family {}: field `models`: range [{lo:#x}, {hi:#x}] is reversed",
+                        fam.id
+                    ),
+                ));
+            }
+        }
+    }
+    for c in &hcl.chipset {
+        for id in &c.pci_ids {
+            if parse_pci_id(id.get_ref()).is_none() {
+                return Err(err(
+                    Some(id.span()),
+                    format!(
+                        "chipset {}: field `pci_ids`: expected \"vvvv:dddd\" in hex, found {:?}",
+                        c.id,
+                        id.get_ref()
+                    ),
+                ));
+            }
+        }
+    }
+    for s in &hcl.server {
+        for f in &s.cpu_families {
+            if !hcl.cpu_family.iter().any(|c| &c.id == f.get_ref()) {
+                return Err(err(
+                    Some(f.span()),
+                    format!(
+                        "server {}: field `cpu_families`: no [[cpu_family]] with id {:?}",
+                        s.id,
+                        f.get_ref()
+                    ),
+                ));
+            }
+        }
+        if let Some(d) = &s.min_bios_date {
+            if parse_iso_date(d.get_ref()).is_none() {
+                return Err(err(
+                    Some(d.span()),
+                    format!(
+                        "server {}: field `min_bios_date`: expected YYYY-MM-DD, found {:?}",
+                        s.id,
+                        d.get_ref()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(hcl)
+}
+
+/// Loads a list file, or every `*.toml` in a directory (sorted by name).
+pub fn load(path: &Path) -> Result<Vec<Hcl>, ProbeError> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| ProbeError::io(path, e))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).map_err(|e| ProbeError::io(f, e))?;
+            parse(&text, &f.display().to_string())
+        })
+        .collect()
+}
+
+/// The built-in sample list.
+pub fn sample() -> Result<Hcl, ProbeError> {
+    parse(SAMPLE, SAMPLE_NAME)
+}
+
+pub fn parse_pci_id(s: &str) -> Option<(u16, u16)> {
+    let (v, d) = s.split_once(':')?;
+    Some((
+        u16::from_str_radix(v, 16).ok()?,
+        u16::from_str_radix(d, 16).ok()?,
+    ))
+}
+
+/// "2019-11-02" -> (2019, 11, 2).
+pub fn parse_iso_date(s: &str) -> Option<(u32, u32, u32)> {
+    let mut it = s.split('-').map(|p| p.parse::<u32>().ok());
+    let (y, m, d) = (it.next()??, it.next()??, it.next()??);
+    (it.next().is_none() && (1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
+}
+
+/// DMI dates: "11/02/2019" (MM/DD/YYYY) -> (2019, 11, 2).
+pub fn parse_dmi_date(s: &str) -> Option<(u32, u32, u32)> {
+    let mut it = s.trim().split('/').map(|p| p.parse::<u32>().ok());
+    let (m, d, y) = (it.next()??, it.next()??, it.next()??);
+    let y = if y < 100 {
+        y + 1900 + if y < 70 { 100 } else { 0 }
+    } else {
+        y
+    };
+    (it.next().is_none() && (1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
+}
+
+/// Compares dotted numeric versions ("2.11.0" > "2.4.3"); None when either is not numeric.
+pub fn cmp_versions(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let parse = |s: &str| {
+        s.trim()
+            .split('.')
+            .map(|p| p.parse::<u64>().ok())
+            .collect::<Option<Vec<_>>>()
+    };
+    let (mut x, mut y) = (parse(a)?, parse(b)?);
+    let n = x.len().max(y.len());
+    x.resize(n, 0);
+    y.resize(n, 0);
+    Some(x.cmp(&y))
+}
+
+impl Server {
+    pub fn matches(&self, vendor: &str, product: &str) -> bool {
+        let eq = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
+        let model_ok = match self.model.strip_suffix('*') {
+            Some(prefix) => product
+                .trim()
+                .to_ascii_lowercase()
+                .starts_with(&prefix.to_ascii_lowercase()),
+            None => eq(&self.model, product),
+        };
+        eq(&self.vendor, vendor) && model_ok
+    }
+}
+
+impl CpuFamily {
+    pub fn matches(&self, vendor: &str, family: u32, model: u32) -> bool {
+        self.vendor.get_ref() == vendor
+            && self.family == family
+            && self
+                .models
+                .iter()
+                .any(|r| (r.get_ref()[0]..=r.get_ref()[1]).contains(&model))
+    }
+}

@@ -1,0 +1,272 @@
+//! Importers, snapshots and supported-server lists: real dumps parse, bad input is an error
+//! that names file, line and what was expected.
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use probe::raw::Avail;
+use probe::report::State;
+use probe::{HostSource, ProbeError};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+fn dump(name: &str) -> PathBuf {
+    fixtures().join("hosts/imported-dumps").join(name)
+}
+fn tmp(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "hvcert-probe-test-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+fn parse_err(e: ProbeError) -> (String, usize, String) {
+    match e {
+        ProbeError::Parse { file, line, msg } => (file, line, msg),
+        other => panic!("expected a parse error, got {other}"),
+    }
+}
+
+#[test]
+fn aida_import_matches_the_converted_snapshot() {
+    for (dumpfile, snap) in [
+        ("GenuineIntel00006F4_Woodcrest_CPUID.txt", "intel-woodcrest"),
+        (
+            "AuthenticAMD0100F2A_K10_Barcelona_CPUID.txt",
+            "amd-barcelona",
+        ),
+        (
+            "GenuineIntel00206D5_SandyBridgeEP_CPUID.txt",
+            "intel-sandybridge-ep",
+        ),
+    ] {
+        let imported = probe::import::cpuid_dump(&dump(dumpfile)).unwrap();
+        let stored = probe::snapshot::read(&fixtures().join("hosts").join(snap)).unwrap();
+        assert_eq!(imported.cpuid, stored.cpuid, "{dumpfile}");
+        assert_eq!(imported.msrs, stored.msrs, "{dumpfile}");
+    }
+}
+
+#[test]
+fn aida_import_reads_first_cpu_subleaves_and_vmx_msrs() {
+    let h =
+        probe::import::cpuid_dump(&dump("GenuineIntel00206D5_SandyBridgeEP_CPUID.txt")).unwrap();
+    let t = h.cpuid.known().unwrap();
+    assert_eq!(t.get(1, 0)[0], 0x000206d5);
+    assert_ne!(t.get(4, 1), t.get(4, 0), "sub-leaves [SL 01] kept apart");
+    let m = h.msrs.known().unwrap();
+    assert_eq!(m.get(0x48b), Ok(0x0000_04ff_0000_0000));
+    assert!(m.get(0x3a).is_err(), "0x3a is not in this dump");
+}
+
+#[test]
+fn cpuid_raw_import_takes_cpu_0_of_this_machine() {
+    let h = probe::import::cpuid_dump(&dump("this-machine-cpuid-r.txt")).unwrap();
+    assert!(h.inputs[0].starts_with("cpuid -r"));
+    let r = probe::evaluate(&h, &[probe::hcl::sample().unwrap()]);
+    assert_eq!(r.cpu.vendor.as_deref(), Some("AuthenticAMD"));
+    assert_eq!(r.features.hw_virt.state, State::Absent);
+    assert_eq!(r.features.hypervisor.vendor.as_deref(), Some("KVM"));
+    assert_eq!(r.kvm.mode, probe::KvmMode::NotChecked);
+    // Round trip through the snapshot's writer.
+    let t = h.cpuid.known().unwrap();
+    let text = probe::import::write_cpuid_raw(t);
+    assert_eq!(
+        &probe::import::parse_cpuid_raw(&text, Path::new("x")).unwrap(),
+        t
+    );
+}
+
+#[test]
+fn dmidecode_import_reads_platform_and_processors() {
+    let h = probe::import::dmidecode(&dump("Dell_PowerEdge-R630_0354475C3BDD.txt")).unwrap();
+    let d = h.dmi.known().unwrap();
+    assert_eq!(d.sys_vendor.as_deref(), Some("Dell Inc."));
+    assert_eq!(d.product_name.as_deref(), Some("PowerEdge R630"));
+    assert_eq!(d.bios_version.as_deref(), Some("2.11.0"));
+    assert_eq!(d.bios_date.as_deref(), Some("11/02/2019"));
+    assert_eq!(d.processors.len(), 2);
+    assert_eq!(
+        (d.processors[0].family, d.processors[0].model),
+        (Some(6), Some(63))
+    );
+    assert!(d.processors[0].enhanced_virtualization);
+    assert!(h.cpuid.known().is_none());
+}
+
+#[test]
+fn several_inputs_combine_into_one_host() {
+    let raw = probe::collect(&[
+        HostSource::CpuidDump(dump("GenuineIntel00206D5_SandyBridgeEP_CPUID.txt")),
+        HostSource::Dmidecode(dump("Dell_PowerEdge-R630_0354475C3BDD.txt")),
+    ])
+    .unwrap();
+    assert_eq!(raw.inputs.len(), 2);
+    let r = probe::evaluate(&raw, &[probe::hcl::sample().unwrap()]);
+    assert_eq!(r.cpu.codename.as_deref(), Some("Sandy Bridge-EP"));
+    assert_eq!(r.platform.product.as_deref(), Some("PowerEdge R630"));
+    // The R630 is certified with Haswell/Broadwell only: listed, but not certified here.
+    assert_eq!(r.verdict.class, probe::Class::Compatible);
+    assert!(r
+        .verdict
+        .reasons
+        .iter()
+        .any(|x| x.fact == "cpu" && x.remedy.is_some()));
+    // dmidecode alone: CPU identity from the DMI processor record, features unknown.
+    let d = probe::collect(&[HostSource::Dmidecode(dump(
+        "Dell_PowerEdge-R630_0354475C3BDD.txt",
+    ))])
+    .unwrap();
+    let r = probe::evaluate(&d, &[probe::hcl::sample().unwrap()]);
+    assert_eq!((r.cpu.family, r.cpu.model), (Some(6), Some(63)));
+    assert_eq!(r.features.nx.state, State::Unknown);
+    assert!(r.features.nx.why.is_some());
+    assert_eq!(
+        r.features.hw_virt.state,
+        State::Present,
+        "DMI claims Enhanced Virtualization"
+    );
+}
+
+#[test]
+fn bad_dumps_name_file_and_line() {
+    let d = tmp("dumps");
+    let p = write(&d, "aida.txt", "------[ CPU Info ]------\nCPUID Manufacturer: GenuineIntel\nCPUID 00000000: 0000000F-756E6547-zz-49656E69\n");
+    let (file, line, msg) = parse_err(probe::import::cpuid_dump(&p).unwrap_err());
+    assert!(file.ends_with("aida.txt"));
+    assert_eq!(line, 3);
+    assert!(msg.contains("EAX-EBX-ECX-EDX"), "{msg}");
+
+    let p = write(&d, "raw.txt", "CPU 0:\n   0x00000000 0x00: eax=0x1 ebx=0x2 ecx=0x3 edx=0x4\n   0x00000001 0x00: eax=0x1 ebx=0x2 ecx=0x3\n");
+    let (_, line, msg) = parse_err(probe::import::cpuid_dump(&p).unwrap_err());
+    assert_eq!(line, 3);
+    assert!(msg.contains("edx"), "{msg}");
+
+    let p = write(&d, "nothing.txt", "hello\n");
+    assert!(matches!(
+        probe::import::cpuid_dump(&p),
+        Err(ProbeError::Parse { .. })
+    ));
+    let p = write(&d, "dmi.txt", "# dmidecode 3.3\nSMBIOS 2.8 present.\n");
+    let (file, _, msg) = parse_err(probe::import::dmidecode(&p).unwrap_err());
+    assert!(
+        file.ends_with("dmi.txt") && msg.contains("Handle"),
+        "{file} {msg}"
+    );
+    let p = write(&d, "dmi2.txt", "Handle 0x0000, DMI type zero, 24 bytes\n");
+    assert_eq!(parse_err(probe::import::dmidecode(&p).unwrap_err()).1, 1);
+    match probe::import::cpuid_dump(&d.join("absent.txt")) {
+        Err(ProbeError::Io { path, .. }) => assert!(path.ends_with("absent.txt")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn snapshot_round_trip_and_bad_snapshot() {
+    let raw = probe::collect(&[
+        HostSource::CpuidDump(dump("GenuineIntel00206D5_SandyBridgeEP_CPUID.txt")),
+        HostSource::Dmidecode(dump("Dell_PowerEdge-R630_0354475C3BDD.txt")),
+    ])
+    .unwrap();
+    let d = tmp("snap");
+    probe::snapshot::write(&d, &raw).unwrap();
+    let mut back = probe::snapshot::read(&d).unwrap();
+    assert!(back.inputs.remove(0).starts_with("snapshot "));
+    assert_eq!(back, raw);
+
+    // A snapshot without CPUID keeps the reason.
+    let mut no_cpuid = raw.clone();
+    no_cpuid.cpuid = Avail::missing("lost");
+    probe::snapshot::write(&d, &no_cpuid).unwrap();
+    assert_eq!(
+        probe::snapshot::read(&d).unwrap().cpuid,
+        Avail::missing("lost")
+    );
+
+    write(&d, "host.json", "{\n  \"inputs\": [],\n  \"msrs\": 7\n}\n");
+    let (file, line, _) = parse_err(probe::snapshot::read(&d).unwrap_err());
+    assert!(file.ends_with("host.json"));
+    assert_eq!(line, 3);
+}
+
+fn hcl_err(text: &str) -> (String, usize, String) {
+    let d = tmp("hcl");
+    let p = write(&d, "list.toml", text);
+    parse_err(probe::hcl::load(&p).unwrap_err())
+}
+
+const HEAD: &str = "[list]\nname = \"t\"\n[requirements]\nrequired = [\"nx\"]\n";
+
+#[test]
+fn sample_list_is_marked_as_sample() {
+    let s = probe::hcl::sample().unwrap();
+    assert!(s.list.sample);
+    assert!(s.server.len() >= 4 && !s.cpu_family.is_empty() && !s.chipset.is_empty());
+    let loaded = probe::hcl::load(&fixtures().join("hcl")).unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert!(probe::hcl::SAMPLE.contains("SAMPLE"));
+}
+
+#[test]
+fn malformed_lists_name_file_line_and_field() {
+    let (file, line, msg) = hcl_err(&format!(
+        "{HEAD}[[server]]\nid = \"a\"\nvendor = \"Dell\"\nmodle = \"R1\"\n"
+    ));
+    assert!(file.ends_with("list.toml"));
+    assert_eq!(line, 8);
+    assert!(msg.contains("modle"), "{msg}");
+
+    let (_, line, msg) = hcl_err(&format!("{HEAD}[[cpu_family]]\nid = \"x\"\nvendor = \"GenuineIntel\"\nfamily = \"six\"\nmodels = []\ncodename = \"c\"\n"));
+    assert_eq!(line, 8);
+    assert!(msg.contains("integer") || msg.contains("u32"), "{msg}");
+
+    let (_, line, msg) =
+        hcl_err("[list]\nname = \"t\"\n[requirements]\nrequired = [\"nx\",\n  \"vtx\"]\n");
+    assert_eq!(line, 5);
+    assert!(msg.contains("vtx") && msg.contains("hw_virt"), "{msg}");
+
+    let (_, line, msg) = hcl_err(&format!(
+        "{HEAD}[[chipset]]\nid = \"c\"\nname = \"n\"\npci_ids = [\"8086-2f00\"]\n"
+    ));
+    assert_eq!(line, 8);
+    assert!(msg.contains("pci_ids"), "{msg}");
+
+    let (_, line, msg) = hcl_err(&format!("{HEAD}[[cpu_family]]\nid = \"x\"\nvendor = \"GenuineIntel\"\nfamily = 6\nmodels = [[0x3f, 0x2f]]\ncodename = \"c\"\n"));
+    assert_eq!(line, 9);
+    assert!(msg.contains("models") && msg.contains("reversed"), "{msg}");
+
+    let (_, line, msg) = hcl_err(&format!("{HEAD}[[server]]\nid = \"a\"\nvendor = \"Dell\"\nmodel = \"R1\"\ncpu_families = [\"nope\"]\n"));
+    assert_eq!(line, 9);
+    assert!(
+        msg.contains("cpu_families") && msg.contains("nope"),
+        "{msg}"
+    );
+
+    let (_, line, msg) = hcl_err("[list]\nname = \"t\"\n");
+    assert!(msg.contains("requirements"), "{msg}");
+    assert!(line >= 1);
+}
+
+#[test]
+fn several_lists_load_at_once() {
+    let d = tmp("lists");
+    write(&d, "a.toml", probe::hcl::SAMPLE);
+    write(
+        &d,
+        "b.toml",
+        "[list]\nname = \"extra\"\n[requirements]\nrequired = [\"nx\"]\n[[server]]\nid = \"my-box\"\nvendor = \"Acme\"\nmodel = \"Box *\"\n",
+    );
+    let lists = probe::hcl::load(&d).unwrap();
+    assert_eq!(lists.len(), 2);
+    assert!(lists[1].server[0].matches("ACME", "box 3000"));
+    assert!(!lists[1].server[0].matches("Acme", "Crate"));
+}
