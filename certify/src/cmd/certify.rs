@@ -42,6 +42,9 @@ pub struct CertifyArgs {
     /// List the profiles and their cases, run nothing.
     #[arg(long)]
     list: bool,
+    /// Don't record the host's probe facts (skips reading /proc, /sys and the KVM check).
+    #[arg(long)]
+    no_probe: bool,
 }
 
 pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
@@ -112,6 +115,18 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let started = reports::date::now_rfc3339();
+    // The host's facts go into the run before any guest boots.
+    let host = if args.no_probe {
+        None
+    } else {
+        let t = Instant::now();
+        let facts = probe::probe_live(&probe::ProbeOptions::default());
+        eprintln!(
+            "hvcert certify: host probed in {} ms",
+            t.elapsed().as_millis()
+        );
+        Some(serde_json::to_value(&facts).context("serializing the probe report")?)
+    };
     eprintln!(
         "hvcert certify: {} VMs from {} profile(s), {workers} at a time, seed {seed}",
         jobs.len(),
@@ -162,7 +177,7 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
         jobs: workers,
         guest_elf: guest.display().to_string(),
         guest_elf_sha256: suite::sha256_file(&guest),
-        host: None,
+        host,
         wall_ms: wall.as_millis() as u64,
         ring0_share: suite::ring0_share(&suites),
         summary,
