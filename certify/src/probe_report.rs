@@ -5,6 +5,9 @@
 //! The report has one suite, [`SUITE`], with a fixed set of cases (stable ids, so that
 //! `hvcert gate` can compare two hosts or two probes of one host):
 //!
+//! - `verdict`: the probe's class and score: fails (blocker) exactly when the probe says
+//!   `unsupported`; figures `score` (0-100 points, higher is better) and, for a run that just
+//!   probed, `probe_wall_time` (ms, informational); its log excerpt is the probe's table.
 //! - `feature.<key>`, one per probe feature (`long_mode`, `nx`, `hw_virt`, ...). A feature
 //!   the lists require is a blocker case: absent or disabled in firmware, it fails and
 //!   fails the run (the probe's `unsupported`). A recommended feature that is absent is a
@@ -21,9 +24,6 @@
 //! - `hcl`: the supported-server list match (the probe's `platform`, `bios`, `cpu`,
 //!   `chipset`, `hcl` reasons, and any other fact). Fails as a non-blocker when the host is
 //!   `untested` or a list warning applies (CPU not certified for the model, old BIOS).
-//! - `verdict`: the probe's class and score: fails (blocker) exactly when the probe says
-//!   `unsupported`; figures `score` (0-100 points, higher is better) and, for a run that just
-//!   probed, `probe_wall_time` (ms, informational); its log excerpt is the probe's table.
 //!
 //! Every probe reason appears in exactly one case, prefixed with its level. So the run's
 //! verdict is FAIL exactly when the probe says `unsupported`, and PASS only for a
@@ -189,7 +189,8 @@ pub fn to_report(
     // The verdict case takes nothing by fact; everything left is about list matching.
     let list_reasons = take(&|_| true);
     cases.push(hcl_case(p, &list_reasons));
-    cases.push(verdict_case(p, wall));
+    // First, so that a reader sees the probe's class and score before the details.
+    cases.insert(0, verdict_case(p, wall));
 
     let suite = report.suite_mut(SUITE);
     suite.description = describe_host(p);
