@@ -509,3 +509,32 @@ fn probe_report_snapshot() {
     r["summary"]["duration_ms"] = 0.into();
     insta::assert_json_snapshot!("probe_report_r630_vtx_disabled", r);
 }
+
+#[test]
+fn gate_reads_raw_probe_json_too() {
+    let dir = scratch("gate-raw");
+    let probe_json = |fixture: &str, name: &str| {
+        let path = dir.join(name);
+        let out = ok(&hvcert()
+            .args(["probe", "--json", "--from"])
+            .arg(host(fixture))
+            .output()
+            .unwrap());
+        std::fs::write(&path, out).unwrap();
+        path
+    };
+    let certified = probe_json("dell-r630-haswell-ep", "certified.json");
+    let unsupported = probe_json("dell-r630-vtx-disabled-in-firmware", "unsupported.json");
+    let out = hvcert()
+        .args(["gate", "--baseline"])
+        .arg(&certified)
+        .arg(&unsupported)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("REGRESSION probe/feature.hw_virt: pass -> fail"),
+        "{text}"
+    );
+}
