@@ -52,6 +52,13 @@ main:
         jmp 3f
 2:      check %rax, 0, 0x21
 3:
+        # The used-buffer interrupt was raised (bit 0); ACK clears it.
+        rreg R_INT_STATUS
+        and $1, %eax
+        check %rax, 1, 0x2b
+        wreg R_INT_ACK, $1
+        rreg R_INT_STATUS
+        check %rax, 0, 0x2c
         # flush
         mov $T_FLUSH, %edi
         xor %esi, %esi
