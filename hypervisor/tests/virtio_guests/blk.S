@@ -191,6 +191,11 @@ bench:
         jmp 2b
 3:      test %r12d, %r12d
         jz 8f
+        # Give the 1 MiB buffer real contents first.
+        lea big(%rip), %rdi
+        movabs $0x5a5a5a5a5a5a5a5a, %rax
+        mov $(0x100000/8), %ecx
+        rep stosq
         lea markw(%rip), %rsi
         call puts
         xor %ebx, %ebx
