@@ -2,6 +2,7 @@
 //! the hypervisor's boot.inc) drive the virtio-mmio devices through the real exit loop,
 //! ioeventfds and irqfds; the host then checks the image file.
 
+mod virtio_guests;
 mod virtio_util;
 
 use std::io::Write;
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hypervisor::{DiskConfig, NetConfig, Vm, VmConfig, VmEnd};
+use virtio_guests::guest;
 use virtio_util::TempFile;
 
 fn kvm_or_skip(name: &str) -> bool {
@@ -19,50 +21,6 @@ fn kvm_or_skip(name: &str) -> bool {
     }
     eprintln!("skipping {name}: /dev/kvm absent (set HVCERT_REQUIRE_KVM=1 to fail instead)");
     false
-}
-
-fn run_tool(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Assemble and link tests/virtio_guests/NAME.S with the hypervisor's boot.inc and link.ld.
-pub fn guest(name: &str) -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mine = manifest.join("tests/virtio_guests");
-    let theirs = manifest.join("tests/guests");
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hvcert-virtio-guests");
-    std::fs::create_dir_all(&out).unwrap();
-    let tag =
-        format!("{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], "");
-    let obj = out.join(format!("{name}.{tag}.o"));
-    let elf = out.join(format!("{name}.{tag}.elf"));
-    run_tool(
-        Command::new("as")
-            .args(["--64", "-I"])
-            .arg(&mine)
-            .arg("-I")
-            .arg(&theirs)
-            .arg("-o")
-            .arg(&obj)
-            .arg(mine.join(format!("{name}.S"))),
-    );
-    run_tool(
-        Command::new("ld")
-            .args(["-nostdlib", "-static", "--no-warn-rwx-segments", "-T"])
-            .arg(theirs.join("link.ld"))
-            .arg("-o")
-            .arg(&elf)
-            .arg(&obj),
-    );
-    let _ = std::fs::remove_file(&obj);
-    elf
 }
 
 /// Console that keeps every byte with its arrival time.
