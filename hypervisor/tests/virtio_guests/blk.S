@@ -11,6 +11,8 @@
         .set T_OUT, 1
         .set T_FLUSH, 4
         .set T_GET_ID, 8
+        .set IOAPIC, 0xfec00000
+        .set LAPIC, 0xfee00000
 
 main:
         call check_announced
@@ -22,6 +24,7 @@ main:
         rreg R_DEVICE_ID
         check %rax, 2, 0x17
         call init
+        call irq_test
         mov R_CONFIG(%r15), %r12d               # capacity (sectors, < 4 GiB here)
         # Read-only? (F_RO, bit 5, offered by the device)
         wreg R_DEV_FEAT_SEL, $0
@@ -112,6 +115,49 @@ main:
         call malformed
         mov $0x2a, %eax
         ret
+
+# irq_test: route GSI 5 through the IOAPIC to vector 0x30, enable interrupts, do a FLUSH
+# and wait for the interrupt handler to run: the device's irqfd reached the guest.
+irq_test:
+        mov $0xff, %al                          # mask the (uninitialised) 8259s
+        out %al, $0x21
+        out %al, $0xa1
+        set_gate 0x30, irq_handler
+        lidt idt_ptr(%rip)
+        mov $LAPIC, %edi
+        movl $0x1ff, 0xf0(%rdi)                 # SVR: APIC enabled, spurious vector 0xff
+        mov $IOAPIC, %edi
+        movl $(0x10 + 2*5), (%rdi)              # redirection entry of pin 5, low
+        movl $0x30, 0x10(%rdi)                  # vector 0x30, fixed, edge, unmasked
+        movl $(0x11 + 2*5), (%rdi)              # high: destination APIC 0
+        movl $0, 0x10(%rdi)
+        sti
+        mov $T_FLUSH, %edi
+        xor %esi, %esi
+        xor %ecx, %ecx
+        call blk_req
+        check %rax, 0, 0x18
+        mov $0x4000000, %ecx
+1:      cmpl $0, irq_count(%rip)
+        jne 2f
+        pause
+        dec %ecx
+        jnz 1b
+        cli
+        mov $0x19, %eax
+        jmp fail
+2:      cli
+        rreg R_INT_STATUS
+        wreg R_INT_ACK, $3
+        ret
+
+irq_handler:
+        incl irq_count(%rip)
+        push %rax
+        mov $LAPIC, %eax
+        movl $0, 0xb0(%rax)                     # EOI
+        pop %rax
+        iretq
 
 init:
         mov $0x200, %edi                        # VIRTIO_BLK_F_FLUSH
@@ -277,6 +323,7 @@ marke:  .asciz "E\n"
 
         .section .data
         .p2align 4
+irq_count: .long 0
 hdr:    .quad 0, 0
 status: .byte 0
 
