@@ -23,6 +23,7 @@ pub mod block;
 pub mod chain;
 pub mod mmio;
 pub mod net;
+pub mod scsi;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,6 +33,7 @@ use vmm_sys_util::eventfd::EventFd;
 pub use block::Block;
 pub use mmio::{MmioTransport, VirtioDevice};
 pub use net::{Net, NetStats};
+pub use scsi::Scsi;
 
 /// First guest-physical address of the virtio-mmio window (CONTRACT.md).
 pub const MMIO_BASE: u64 = 0xd000_0000;
