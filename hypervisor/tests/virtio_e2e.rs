@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hypervisor::{DiskConfig, NetConfig, Vm, VmConfig, VmEnd};
+use hypervisor::{DiskBus, DiskConfig, NetConfig, Vm, VmConfig, VmEnd};
 use virtio_guests::guest;
 use virtio_util::TempFile;
 
@@ -73,7 +73,18 @@ fn boot(
     disks: Vec<DiskConfig>,
     nets: Vec<NetConfig>,
 ) -> (VmEnd, Console) {
+    boot_on(kernel, cmdline, disks, DiskBus::Blk, nets)
+}
+
+fn boot_on(
+    kernel: &Path,
+    cmdline: &str,
+    disks: Vec<DiskConfig>,
+    disk_bus: DiskBus,
+    nets: Vec<NetConfig>,
+) -> (VmEnd, Console) {
     let cfg = VmConfig {
+        disk_bus,
         kernel: kernel.to_path_buf(),
         cmdline: cmdline.into(),
         memory_mib: 64,
@@ -369,4 +380,28 @@ fn kill_test_flushed_sectors_survive() {
     println!("kill test: {trials} trials, {total_flushed} flushed sectors checked, {lost} lost");
     assert_eq!(lost, 0);
     assert!(total_flushed > 0, "the guest never got to flush anything");
+}
+
+#[test]
+fn scsi_guest_inquiry_write_sync_read_and_sense() {
+    if !kvm_or_skip("scsi_guest_inquiry_write_sync_read_and_sense") {
+        return;
+    }
+    let original: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    let img = TempFile::new("e2e-scsi", &original);
+    let (end, console) = boot_on(
+        &guest("scsi"),
+        "",
+        vec![DiskConfig {
+            path: img.0.clone(),
+            read_only: false,
+        }],
+        DiskBus::Scsi,
+        vec![],
+    );
+    assert_eq!(end, VmEnd::Status(0x2a), "console: {}", console.text());
+    let disk = std::fs::read(&img.0).unwrap();
+    assert_eq!(&disk[8 * 512..8 * 512 + 8192], &pattern_64k()[..8192]);
+    assert_eq!(&disk[..8 * 512], &original[..8 * 512]);
+    assert_eq!(&disk[8 * 512 + 8192..], &original[8 * 512 + 8192..]);
 }

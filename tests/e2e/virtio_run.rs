@@ -146,3 +146,35 @@ fn run_refuses_too_many_devices_and_bad_options() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/hvcert.img"), "{err}");
 }
+
+#[test]
+fn run_with_scsi_controller() {
+    if !common::kvm_available_or_skip("run_with_scsi_controller") {
+        return;
+    }
+    let img = temp_image("scsi", 1 << 20);
+    let out = hvcert()
+        .args(["run", "--disk-bus", "scsi", "--kernel"])
+        .arg(virtio_guests::guest("scsi"))
+        .arg("--disk")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0x2a),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let disk = std::fs::read(&img).unwrap();
+    let _ = std::fs::remove_file(&img);
+    let q1 = u64::from_le_bytes(disk[8 * 512 + 8..8 * 512 + 16].try_into().unwrap());
+    assert_eq!(q1, 0x9e37_79b9_7f4a_7c15);
+    let out = hvcert()
+        .args(["run", "--disk-bus", "ide", "--kernel"])
+        .arg(virtio_guests::guest("scsi"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`blk` or `scsi`"));
+}

@@ -50,6 +50,29 @@ pub struct DiskConfig {
     pub read_only: bool,
 }
 
+/// Which controller the disks are attached to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DiskBus {
+    /// One virtio-blk device per disk.
+    #[default]
+    Blk,
+    /// One virtio-scsi controller per disk (target 0, LUN 0): the synthetic SCSI controller.
+    Scsi,
+}
+
+impl std::str::FromStr for DiskBus {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "blk" | "virtio-blk" => Ok(DiskBus::Blk),
+            "scsi" | "virtio-scsi" => Ok(DiskBus::Scsi),
+            _ => Err(Error::BadOption(format!(
+                "--disk-bus {s}: expected `blk` or `scsi`"
+            ))),
+        }
+    }
+}
+
 /// The backend of a virtio-net device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetConfig {
@@ -220,7 +243,7 @@ impl Interrupt {
 pub struct DeviceInfo {
     pub base: u64,
     pub gsi: u32,
-    /// "blk" or "net".
+    /// "blk", "scsi" or "net".
     pub kind: &'static str,
     /// Frame counters of a NIC.
     pub net_stats: Option<std::sync::Arc<NetStats>>,
@@ -250,12 +273,15 @@ type NewDevice = (
 /// also provides the command-line entries and reserved ranges) and wire them into KVM: one
 /// ioeventfd per queue on the QueueNotify register (datamatch = queue index, as Linux's
 /// virtio_mmio driver writes it) and an irqfd per device. The VM must already have its
-/// irqchip. Refuses more devices than `max_disks`/`max_nics`.
+/// irqchip. Refuses more devices than `max_disks`/`max_nics`. Disks become virtio-blk
+/// devices or virtio-scsi controllers according to `disk_bus`.
+#[allow(clippy::too_many_arguments)]
 pub fn attach(
     vm: &kvm_ioctls::VmFd,
     mem: &vm_memory::GuestMemoryMmap<()>,
     bus: &mut crate::bus::MmioBus,
     disks: &[DiskConfig],
+    disk_bus: DiskBus,
     nets: &[NetConfig],
     max_disks: usize,
     max_nics: usize,
@@ -263,7 +289,10 @@ pub fn attach(
     check_device_limits(disks, nets, max_disks, max_nics)?;
     let mut devs: Vec<NewDevice> = Vec::new();
     for d in disks {
-        devs.push((Box::new(Block::new(d)?), "blk", None));
+        match disk_bus {
+            DiskBus::Blk => devs.push((Box::new(Block::new(d)?), "blk", None)),
+            DiskBus::Scsi => devs.push((Box::new(Scsi::new(d)?), "scsi", None)),
+        }
     }
     for (i, n) in nets.iter().enumerate() {
         let net = Net::new(n, mac_for(i))?;
