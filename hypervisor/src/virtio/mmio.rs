@@ -69,7 +69,7 @@ const S_NEEDS_RESET: u32 = VIRTIO_CONFIG_S_NEEDS_RESET;
 /// ioeventfds wired, a guest's notifications never get here; tests use this to check that.
 static MMIO_NOTIFIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// See [`MMIO_NOTIFIES`].
+/// QueueNotify writes that reached any transport through an MMIO exit, so far.
 pub fn mmio_notify_count() -> u64 {
     MMIO_NOTIFIES.load(Ordering::Relaxed)
 }

@@ -3,9 +3,10 @@
 //! - [`mmio::MmioTransport`] implements [`crate::bus::MmioDevice`]: the register file a guest
 //!   driver programs (feature negotiation, queue set-up, status state machine, config space,
 //!   interrupt status/ack, QueueNotify, reset).
-//! - A device model ([`block::Block`], [`net::Net`]) implements [`VirtioDevice`]; when the driver
-//!   sets DRIVER_OK the transport starts a worker thread that owns the device's queues and
-//!   does all host-side I/O off the vCPU thread, woken by one [`EventFd`] per queue.
+//! - A device model ([`block::Block`], [`scsi::Scsi`], [`net::Net`]) implements
+//!   [`VirtioDevice`]; when the driver sets DRIVER_OK the transport starts a worker thread
+//!   that owns the device's queues and does all host-side I/O off the vCPU thread, woken by
+//!   one [`EventFd`] per queue.
 //! - Wiring for the VM: register each of [`mmio::MmioTransport::queue_evts`] with
 //!   `VmFd::register_ioevent(evt, &IoEventAddress::Mmio(base + 0x50), queue_index as u32)`
 //!   and [`mmio::MmioTransport::interrupt_evt`] with `VmFd::register_irqfd(evt, gsi)`. Without
@@ -17,7 +18,11 @@
 //!   memory or an unnegotiated indirect table gets the device into NEEDS_RESET (and a
 //!   config-change interrupt), never a VMM panic. Malformed request *contents* (unknown type,
 //!   wrong lengths or directions, out-of-range sectors, writes to a read-only image) get the
-//!   request's error status.
+//!   request's error status (virtio-scsi: CHECK CONDITION with sense data).
+//! - [`attach`] builds the configured devices, places them on the VM's MMIO bus (from
+//!   0xd000_0000, 4 KiB apart, GSIs from 5; the bus announces them on the kernel command line
+//!   and reserves them in the memory map) and registers the ioeventfds and irqfds. Device
+//!   limits ([`check_device_limits`]) are enforced first.
 
 pub mod block;
 pub mod chain;
