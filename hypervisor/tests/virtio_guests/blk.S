@@ -151,6 +151,18 @@ irq_test:
         wreg R_INT_ACK, $3
         ret
 
+# wait_used_irq: like wait_used, but sleeps (sti; hlt) until the device's interrupt instead
+# of spinning, as a real driver does; the vCPU then leaves the host CPU to the device.
+wait_used_irq:
+1:      cli
+        movzwl 0x2002(%rbx), %eax
+        cmp 0x1002(%rbx), %ax
+        je 2f
+        sti
+        hlt
+        jmp 1b
+2:      ret
+
 irq_handler:
         incl irq_count(%rip)
         push %rax
@@ -309,7 +321,7 @@ batch4:
         cmp $4, %r14d
         jb 1b
         wreg R_QUEUE_NOTIFY, $0
-        call wait_used
+        call wait_used_irq
         mov bstatus(%rip), %eax                 # four status bytes, all 0
         check %rax, 0, 0x30
         pop %rbx
