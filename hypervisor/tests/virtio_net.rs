@@ -6,7 +6,7 @@ mod virtio_util;
 use std::sync::atomic::Ordering;
 
 use hypervisor::virtio::mmio::{MmioTransport, QueueHandler, VirtioDevice};
-use hypervisor::virtio::net::{NetHandler, MAX_PENDING, NET_HDR_LEN, RX, TX};
+use hypervisor::virtio::net::{NetHandler, MAX_PENDING, RX, TX};
 use hypervisor::virtio::{check_device_limits, DiskConfig, Net, NetConfig};
 use virtio_bindings::bindings::virtio_config::VIRTIO_F_VERSION_1;
 use virtio_bindings::bindings::virtio_net::{VIRTIO_NET_F_MAC, VIRTIO_NET_F_MTU};
@@ -265,7 +265,6 @@ fn options_parse_and_limits() {
         "{e}"
     );
     assert!(check_device_limits(&disks, &nets, 2, 2).is_ok());
-    let _ = NET_HDR_LEN;
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
