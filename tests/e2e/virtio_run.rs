@@ -74,7 +74,7 @@ fn run_with_read_only_disk_and_loopback_nic() {
     let out = hvcert()
         .args(["run", "--kernel"])
         .arg(virtio_guests::guest("net"))
-        .args(["--net", "loopback", "--cmdline", "#100"])
+        .args(["--net", "loopback", "--cmdline", "#104"])
         .output()
         .unwrap();
     assert_eq!(
