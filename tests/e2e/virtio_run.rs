@@ -13,10 +13,31 @@ fn hvcert() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hvcert"))
 }
 
-fn temp_image(tag: &str, len: usize) -> std::path::PathBuf {
+/// A zero-filled image file, removed on drop (also when a test fails).
+struct Image(std::path::PathBuf);
+
+impl AsRef<std::path::Path> for Image {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Image {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn temp_image(tag: &str, len: usize) -> Image {
     let p = std::env::temp_dir().join(format!("hvcert-e2e-{tag}-{}.img", std::process::id()));
     std::fs::write(&p, vec![0u8; len]).unwrap();
-    p
+    Image(p)
 }
 
 #[test]
@@ -39,7 +60,6 @@ fn run_with_disk_writes_the_image() {
         String::from_utf8_lossy(&out.stderr)
     );
     let disk = std::fs::read(&img).unwrap();
-    let _ = std::fs::remove_file(&img);
     // The guest wrote qword i = i * K at sector 8 onward.
     let q1 = u64::from_le_bytes(disk[8 * 512 + 8..8 * 512 + 16].try_into().unwrap());
     assert_eq!(q1, 0x9e37_79b9_7f4a_7c15);
@@ -55,7 +75,7 @@ fn run_with_read_only_disk_and_loopback_nic() {
         .args(["run", "--kernel"])
         .arg(virtio_guests::guest("blk"))
         .arg("--disk")
-        .arg(format!("{},ro", img.display()))
+        .arg(format!("{},ro", img.0.display()))
         .args(["--net", "loopback"])
         .output()
         .unwrap();
@@ -69,7 +89,6 @@ fn run_with_read_only_disk_and_loopback_nic() {
         std::fs::read(&img).unwrap().iter().all(|&b| b == 0),
         "read-only image unchanged"
     );
-    let _ = std::fs::remove_file(&img);
 
     let out = hvcert()
         .args(["run", "--kernel"])
@@ -123,7 +142,6 @@ fn run_refuses_too_many_devices_and_bad_options() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = std::fs::remove_file(&img);
 
     let out = hvcert()
         .args(["run", "--kernel"])
@@ -167,7 +185,6 @@ fn run_with_scsi_controller() {
         String::from_utf8_lossy(&out.stderr)
     );
     let disk = std::fs::read(&img).unwrap();
-    let _ = std::fs::remove_file(&img);
     let q1 = u64::from_le_bytes(disk[8 * 512 + 8..8 * 512 + 16].try_into().unwrap());
     assert_eq!(q1, 0x9e37_79b9_7f4a_7c15);
     let out = hvcert()
