@@ -20,8 +20,12 @@ use std::time::Duration;
 
 pub use vm::{teardowns_pending, wait_for_teardowns, Vm};
 
-/// Which paravirtual interface the guest sees through CPUID and MSRs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// Which paravirtual interface the guest sees through CPUID and MSRs. Serialized (and parsed
+/// with `FromStr`) as `hyperv`, `xen`, `both`, `none`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Interface {
     /// Hyper-V-style (TLFS) leaves at 0x40000000, synthetic MSRs and hypercall page.
     #[default]
@@ -134,6 +138,17 @@ pub enum VmEnd {
     /// The guest cannot continue: triple fault, emulation failure, halted with interrupts
     /// off, a Xen crash shutdown, ... `regs` is a register dump of the vCPU concerned.
     Crash { reason: String, regs: String },
+}
+
+impl std::fmt::Display for VmEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VmEnd::Status(s) => write!(f, "status {s:#x}"),
+            VmEnd::Shutdown => f.write_str("shutdown"),
+            VmEnd::Timeout => f.write_str("timeout"),
+            VmEnd::Crash { reason, .. } => write!(f, "crash: {reason}"),
+        }
+    }
 }
 
 impl VmEnd {

@@ -258,6 +258,17 @@ fn bad_kernels_are_errors_not_panics() {
 fn interface_parses() {
     assert_eq!("xen".parse::<Interface>(), Ok(Interface::Xen));
     assert!("vmware".parse::<Interface>().is_err());
+    for i in [
+        Interface::HyperV,
+        Interface::Xen,
+        Interface::Both,
+        Interface::None,
+    ] {
+        assert_eq!(i.to_string().parse::<Interface>(), Ok(i));
+    }
+    assert_eq!(VmEnd::Status(0x2a).to_string(), "status 0x2a");
+    assert_eq!(VmEnd::Timeout.exit_code(), 124);
+    assert_eq!(VmEnd::Status(0x1ff).exit_code(), 0xff);
 }
 
 #[test]
