@@ -86,6 +86,27 @@ fn smp_guest_boots_with_aps_waiting() {
 }
 
 #[test]
+fn smp_guest_starts_an_ap_with_its_own_vp_index() {
+    if !kvm_or_skip("smp_guest_starts_an_ap_with_its_own_vp_index") {
+        return;
+    }
+    let mut c = cfg(guests::guest("smp"), "go");
+    c.cpus = 2;
+    let (r, text) = boot(c);
+    assert_eq!(r.end, VmEnd::Status(0x2a), "{text}\n{:?}", r.final_regs);
+    assert!(text.contains("AP started"), "{text}");
+    // The AP halted with interrupts off, but the BSP went on: not a dead VM.
+    let mut c = cfg(guests::guest("smp"), "h");
+    c.cpus = 2;
+    let (r, _) = boot(c);
+    assert!(
+        matches!(&r.end, VmEnd::Crash { reason, .. } if reason.contains("interrupts disabled")),
+        "{:?}",
+        r.end
+    );
+}
+
+#[test]
 fn triple_fault_is_a_crash_with_registers() {
     if !kvm_or_skip("triple_fault_is_a_crash_with_registers") {
         return;
