@@ -109,6 +109,8 @@ struct Shared {
     probe_round: AtomicU64,
     vcpu_state: Vec<AtomicU64>,
     unclaimed: AtomicU64,
+    /// vCPU threads that have left their loop.
+    exited: std::sync::atomic::AtomicUsize,
     final_regs: Mutex<Vec<String>>,
     hv_opts: hyperv::DispatchOptions,
 }
@@ -302,6 +304,7 @@ impl Vm {
             probe_round: AtomicU64::new(0),
             vcpu_state: (0..cfg.cpus).map(|_| AtomicU64::new(0)).collect(),
             unclaimed: AtomicU64::new(0),
+            exited: std::sync::atomic::AtomicUsize::new(0),
             final_regs: Mutex::new(vec![String::new(); usize::from(cfg.cpus)]),
             hv_opts,
         });
@@ -432,19 +435,33 @@ impl Vm {
         }
 
         // Stop: kick every vCPU until its thread has left KVM_RUN, then join.
+        // Each vCPU thread counts itself out in `exited` and signals `end_cv`; a kick can be
+        // lost if it lands just before KVM_RUN, so kicks repeat until every thread is out.
         self.shared.stop.store(true, Ordering::SeqCst);
+        let spawned = handles.len();
+        let mut wait = Duration::from_micros(50);
         loop {
-            let mut alive = false;
             for h in &handles {
                 if !h.is_finished() {
-                    alive = true;
                     let _ = h.kill(SIGRTMIN());
                 }
             }
-            if !alive {
+            let guard = lock(&self.shared.end);
+            // (A thread that panicked never counts itself out, but it is finished.)
+            if self.shared.exited.load(Ordering::SeqCst) >= spawned
+                || handles.iter().all(|h| h.is_finished())
+            {
                 break;
             }
-            std::thread::sleep(Duration::from_micros(500));
+            let _ = self
+                .shared
+                .end_cv
+                .wait_timeout(guard, wait)
+                .unwrap_or_else(|e| e.into_inner());
+            if self.shared.exited.load(Ordering::SeqCst) >= spawned {
+                break;
+            }
+            wait = (wait * 2).min(Duration::from_millis(5));
         }
         for h in handles {
             if h.join().is_err() {
@@ -647,6 +664,10 @@ fn vcpu_loop(id: usize, mut vcpu: VcpuFd, shared: Arc<Shared>) {
         }
     }
     lock(&shared.final_regs)[id] = dump_regs(&vcpu);
+    // Count out under the `end` lock so the waiting controller cannot miss the wake-up.
+    let _guard = lock(&shared.end);
+    shared.exited.fetch_add(1, Ordering::SeqCst);
+    shared.end_cv.notify_all();
 }
 
 fn liveness(vcpu: &VcpuFd) -> u64 {
