@@ -74,6 +74,29 @@ fn vm_can_move_between_threads() {
 }
 
 #[test]
+fn pvh_initrd_is_module_zero() {
+    if !kvm_or_skip("pvh_initrd_is_module_zero") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("hvcert-pvh-initrd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let initrd = dir.join("initrd");
+    std::fs::write(&initrd, b"RAMDISK1 and the rest").unwrap();
+    let mut c = cfg(guests::guest("hello"), "x");
+    c.initrd = Some(initrd.clone());
+    let (r, text) = boot(c);
+    assert_eq!(r.end, VmEnd::Status(0x2a), "{text}");
+    assert!(text.contains("module0=RAMDISK1"), "{text}");
+    // An initrd that cannot fit is a configuration error, not a crash.
+    std::fs::write(&initrd, vec![0u8; 40 << 20]).unwrap();
+    let mut c = cfg(guests::guest("hello"), "x");
+    c.initrd = Some(initrd);
+    let e = Vm::new(c).err().expect("40 MiB initrd in 32 MiB of memory");
+    assert!(e.to_string().contains("initrd"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn smp_guest_boots_with_aps_waiting() {
     if !kvm_or_skip("smp_guest_boots_with_aps_waiting") {
         return;
