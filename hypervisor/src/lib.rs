@@ -11,6 +11,7 @@ pub mod cpuid;
 pub mod hyperv;
 pub mod layout;
 pub mod pagewalk;
+pub mod virtio;
 pub mod vm;
 pub mod xen;
 
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use virtio::{DiskConfig, NetConfig};
 pub use vm::{teardowns_pending, wait_for_teardowns, Vm};
 
 /// Which paravirtual interface the guest sees through CPUID and MSRs. Serialized (and parsed
@@ -104,6 +106,10 @@ pub struct VmConfig {
     pub timeout: Duration,
     pub max_disks: usize,
     pub max_nics: usize,
+    /// virtio-blk devices (raw images), placed before the NICs on the MMIO bus.
+    pub disks: Vec<virtio::DiskConfig>,
+    /// virtio-net devices.
+    pub nets: Vec<virtio::NetConfig>,
     #[cfg(feature = "fault-injection")]
     pub fault: Option<Fault>,
 }
@@ -120,6 +126,8 @@ impl Default for VmConfig {
             timeout: Duration::from_secs(60),
             max_disks: 1,
             max_nics: 1,
+            disks: Vec::new(),
+            nets: Vec::new(),
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -199,9 +207,11 @@ pub enum Error {
     Initrd { path: PathBuf, msg: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A virtio device could not be set up (its message names the file or limit).
+    #[error(transparent)]
+    Device(#[from] virtio::Error),
 }
 
 pub(crate) fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> Error {
     move |source| Error::Kvm { what, source }
 }
-pub mod virtio;

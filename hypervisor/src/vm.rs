@@ -228,7 +228,19 @@ impl Vm {
         // Devices: virtio-mmio windows are reserved in the memory map and announced on the
         // command line. Device models are added to `devices` here (see `MmioBus::add_virtio`)
         // by the virtio integration.
-        let devices = MmioBus::new();
+        let mut devices = MmioBus::new();
+        let device_info = crate::virtio::attach(
+            &vm,
+            &mem,
+            &mut devices,
+            &cfg.disks,
+            &cfg.nets,
+            cfg.max_disks,
+            cfg.max_nics,
+        )?;
+        for d in &device_info {
+            tracing::debug!(kind = d.kind, base = d.base, gsi = d.gsi, "virtio device");
+        }
         let reserved = devices.reserved();
         let extra = devices.cmdline_entries();
 

@@ -2,6 +2,7 @@
 
 mod virtio_util;
 
+use hypervisor::bus::MmioBus;
 use hypervisor::virtio::{attach, DiskConfig, Error, NetConfig, MMIO_BASE};
 use virtio_util::*;
 
@@ -30,7 +31,13 @@ fn attach_places_and_wires_devices() {
         path: img.0.clone(),
         read_only: true,
     };
-    let (devs, cmdline) = attach(&vm, &mem, &[disk], &[NetConfig::Loopback], 1, 1).unwrap();
+    let mut bus = MmioBus::new();
+    let devs = attach(&vm, &mem, &mut bus, &[disk], &[NetConfig::Loopback], 1, 1).unwrap();
+    let cmdline = bus.cmdline_entries();
+    assert_eq!(
+        bus.reserved(),
+        vec![(MMIO_BASE, 0x1000), (MMIO_BASE + 0x1000, 0x1000)]
+    );
     assert_eq!(devs.len(), 2);
     assert_eq!(
         (devs[0].base, devs[0].gsi, devs[0].kind),
@@ -59,9 +66,17 @@ fn attach_refuses_more_devices_than_allowed() {
         path: img.0.clone(),
         read_only: false,
     };
-    let err = attach(&vm, &mem, &[disk.clone(), disk], &[], 1, 1)
-        .err()
-        .expect("refused");
+    let err = attach(
+        &vm,
+        &mem,
+        &mut MmioBus::new(),
+        &[disk.clone(), disk],
+        &[],
+        1,
+        1,
+    )
+    .err()
+    .expect("refused");
     assert!(
         matches!(
             err,
@@ -74,9 +89,11 @@ fn attach_refuses_more_devices_than_allowed() {
         "{err}"
     );
     let nets = [NetConfig::Loopback, NetConfig::Loopback];
-    let err = attach(&vm, &mem, &[], &nets, 1, 1).err().expect("refused");
+    let err = attach(&vm, &mem, &mut MmioBus::new(), &[], &nets, 1, 1)
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("network adapters"), "{err}");
     // Raised limits are honoured.
-    let (devs, _) = attach(&vm, &mem, &[], &nets, 1, 2).unwrap();
+    let devs = attach(&vm, &mem, &mut MmioBus::new(), &[], &nets, 1, 2).unwrap();
     assert_eq!(devs.len(), 2);
 }

@@ -1,6 +1,6 @@
 //! `hvcert run`: boot a kernel on the hvcert hypervisor, stream its serial console to stdout,
 //! exit with the guest's status (port 0xf4, low 8 bits), 124 on timeout, 125 on a crash.
-use hypervisor::{Interface, Vm, VmConfig, VmEnd};
+use hypervisor::{DiskConfig, Interface, NetConfig, Vm, VmConfig, VmEnd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -28,6 +28,20 @@ pub struct RunArgs {
     /// Wall-clock limit in seconds (0 = none); exit status 124 when it elapses.
     #[arg(long, default_value_t = 60.0)]
     pub timeout: f64,
+    /// Raw disk image behind a virtio-blk device: FILE or FILE,ro (read-only: guest writes
+    /// fail with IOERR). Repeatable up to --max-disks.
+    #[arg(long = "disk", value_name = "FILE[,ro]")]
+    pub disks: Vec<DiskConfig>,
+    /// Network adapter (virtio-net) backend: `loopback` (every frame sent comes back) or
+    /// `tap:NAME` (a host TAP interface). Repeatable up to --max-nics.
+    #[arg(long = "net", value_name = "loopback|tap:NAME")]
+    pub nets: Vec<NetConfig>,
+    /// Most storage controllers this VM may have.
+    #[arg(long, default_value_t = 1)]
+    pub max_disks: usize,
+    /// Most network adapters this VM may have.
+    #[arg(long, default_value_t = 1)]
+    pub max_nics: usize,
     /// Print every vCPU's registers on stderr when the VM ends.
     #[arg(long)]
     pub dump_regs: bool,
@@ -40,7 +54,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.timeout
         );
     }
-    let cfg = VmConfig {
+    let mut cfg = VmConfig {
         memory_mib: args.memory,
         cpus: args.cpus,
         kernel: args.kernel,
@@ -48,8 +62,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         cmdline: args.cmdline,
         interface: args.interface,
         timeout: Duration::from_secs_f64(args.timeout),
+        disks: args.disks,
+        nets: args.nets,
+        max_disks: args.max_disks,
         ..Default::default()
     };
+    cfg.max_nics = args.max_nics;
     let vm = Vm::new(cfg)?;
     let outcome = vm.run(Box::new(std::io::stdout()))?;
     match &outcome.end {

@@ -70,9 +70,9 @@ pub struct Block {
 
 impl Block {
     pub fn new(cfg: &DiskConfig) -> Result<Self, Error> {
-        let open_err = |source| Error::DiskOpen {
+        let open_err = |err| Error::DiskOpen {
             path: cfg.path.clone(),
-            source,
+            err,
         };
         let file = OpenOptions::new()
             .read(true)
@@ -117,9 +117,9 @@ impl Block {
     /// A handler for direct (synchronous) use, as the worker thread uses it.
     pub fn handler(&self, features: u64) -> Result<BlockHandler, Error> {
         Ok(BlockHandler {
-            file: self.file.try_clone().map_err(|source| Error::DiskOpen {
+            file: self.file.try_clone().map_err(|err| Error::DiskOpen {
                 path: self.path.clone(),
-                source,
+                err,
             })?,
             read_only: self.read_only,
             capacity_bytes: self.capacity * SECTOR_SIZE,

@@ -256,9 +256,9 @@ impl MmioTransport {
         let queue_evts = max_sizes
             .iter()
             .map(|_| {
-                EventFd::new(libc::EFD_NONBLOCK).map_err(|source| Error::Io {
+                EventFd::new(libc::EFD_NONBLOCK).map_err(|err| Error::Io {
                     what: "creating a queue eventfd",
-                    source,
+                    err,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -107,20 +107,16 @@ impl std::str::FromStr for DiskConfig {
 /// the device with NEEDS_RESET or a request error status).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("disk image {path}: {source}")]
-    DiskOpen {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("TAP device {name}: {source}")]
-    Tap {
-        name: String,
-        source: std::io::Error,
-    },
-    #[error("{what}: {source}")]
+    // (Fields are named `err`, not `source`, so that the cause is printed once, in the
+    // message, rather than again as an error chain.)
+    #[error("disk image {path}: {err}")]
+    DiskOpen { path: PathBuf, err: std::io::Error },
+    #[error("TAP device {name}: {err}")]
+    Tap { name: String, err: std::io::Error },
+    #[error("{what}: {err}")]
     Io {
         what: &'static str,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error(
         "too many {kind}: {requested} configured, but this VM allows at most {max} ({option})"
@@ -133,10 +129,10 @@ pub enum Error {
     },
     #[error("{0}")]
     BadOption(String),
-    #[error("KVM: {what}: {source}")]
+    #[error("KVM: {what}: {err}")]
     Kvm {
         what: String,
-        source: kvm_ioctls::Error,
+        err: kvm_ioctls::Error,
     },
 }
 
@@ -190,9 +186,9 @@ impl Interrupt {
     pub fn new() -> Result<Self, Error> {
         Ok(Interrupt {
             status: AtomicU32::new(0),
-            evt: EventFd::new(libc::EFD_NONBLOCK).map_err(|source| Error::Io {
+            evt: EventFd::new(libc::EFD_NONBLOCK).map_err(|err| Error::Io {
                 what: "creating the interrupt eventfd",
-                source,
+                err,
             })?,
         })
     }
@@ -218,13 +214,12 @@ impl Interrupt {
 }
 
 /// A virtio-mmio device placed on the guest's MMIO bus by [`attach`].
-pub struct Attached {
+#[derive(Clone)]
+pub struct DeviceInfo {
     pub base: u64,
-    pub size: u64,
     pub gsi: u32,
     /// "blk" or "net".
     pub kind: &'static str,
-    pub transport: MmioTransport,
     /// Frame counters of a NIC.
     pub net_stats: Option<std::sync::Arc<NetStats>>,
 }
@@ -248,19 +243,21 @@ type NewDevice = (
     Option<std::sync::Arc<NetStats>>,
 );
 
-/// Build the configured devices (disks first, then NICs), place them from [`MMIO_BASE`]
-/// upward [`MMIO_SIZE`] apart with GSIs from [`FIRST_GSI`], and wire them into KVM: one
+/// Build the configured devices (disks first, then NICs), put them on `bus` (which places
+/// them from [`MMIO_BASE`] upward, [`MMIO_SIZE`] apart, GSIs from [`FIRST_GSI`]; the bus
+/// also provides the command-line entries and reserved ranges) and wire them into KVM: one
 /// ioeventfd per queue on the QueueNotify register (datamatch = queue index, as Linux's
-/// virtio_mmio driver writes it) and an irqfd per device. Returns the devices and the kernel
-/// command-line fragments announcing them. The VM must already have its irqchip.
+/// virtio_mmio driver writes it) and an irqfd per device. The VM must already have its
+/// irqchip. Refuses more devices than `max_disks`/`max_nics`.
 pub fn attach(
     vm: &kvm_ioctls::VmFd,
     mem: &vm_memory::GuestMemoryMmap<()>,
+    bus: &mut crate::bus::MmioBus,
     disks: &[DiskConfig],
     nets: &[NetConfig],
     max_disks: usize,
     max_nics: usize,
-) -> Result<(Vec<Attached>, Vec<String>), Error> {
+) -> Result<Vec<DeviceInfo>, Error> {
     check_device_limits(disks, nets, max_disks, max_nics)?;
     let mut devs: Vec<NewDevice> = Vec::new();
     for d in disks {
@@ -272,10 +269,8 @@ pub fn attach(
         devs.push((Box::new(net), "net", Some(stats)));
     }
     let mut out = Vec::new();
-    let mut cmdline = Vec::new();
-    for (i, (dev, kind, net_stats)) in devs.into_iter().enumerate() {
-        let base = MMIO_BASE + MMIO_SIZE * i as u64;
-        let gsi = FIRST_GSI + i as u32;
+    for (dev, kind, net_stats) in devs {
+        let (base, gsi) = bus.next_slot();
         let transport = MmioTransport::new(dev, mem.clone())?;
         for (q, evt) in transport.queue_evts().iter().enumerate() {
             vm.register_ioevent(
@@ -283,25 +278,24 @@ pub fn attach(
                 &kvm_ioctls::IoEventAddress::Mmio(base + mmio::REG_QUEUE_NOTIFY),
                 q as u32,
             )
-            .map_err(|source| Error::Kvm {
+            .map_err(|err| Error::Kvm {
                 what: format!("KVM_IOEVENTFD for virtio-{kind} queue {q} at {base:#x}"),
-                source,
+                err,
             })?;
         }
         vm.register_irqfd(transport.interrupt_evt(), gsi)
-            .map_err(|source| Error::Kvm {
+            .map_err(|err| Error::Kvm {
                 what: format!("KVM_IRQFD for virtio-{kind} on GSI {gsi}"),
-                source,
+                err,
             })?;
-        cmdline.push(cmdline_fragment(base, gsi));
-        out.push(Attached {
+        let placed = bus.add_virtio(Box::new(transport));
+        debug_assert_eq!(placed, (base, gsi));
+        out.push(DeviceInfo {
             base,
-            size: MMIO_SIZE,
             gsi,
             kind,
-            transport,
             net_stats,
         });
     }
-    Ok((out, cmdline))
+    Ok(out)
 }

@@ -92,9 +92,9 @@ impl Net {
     pub fn handler(&self) -> Result<NetHandler, Error> {
         let backend = match &self.tap {
             None => Backend::Loopback,
-            Some(f) => Backend::Tap(f.try_clone().map_err(|source| Error::Io {
+            Some(f) => Backend::Tap(f.try_clone().map_err(|err| Error::Io {
                 what: "duplicating the TAP fd",
-                source,
+                err,
             })?),
         };
         Ok(NetHandler {
@@ -109,9 +109,9 @@ impl Net {
 
 /// Open (creating if needed) the TAP interface `name`, non-blocking, without packet info.
 pub fn open_tap(name: &str) -> Result<File, Error> {
-    let err = |source| Error::Tap {
+    let err = |err| Error::Tap {
         name: name.to_string(),
-        source,
+        err,
     };
     if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
         return Err(err(std::io::Error::from(std::io::ErrorKind::InvalidInput)));

@@ -1,0 +1,289 @@
+//! Guest profiles (`fixtures/guests/*.toml`): how a SUSE-like guest behaves, which cases it
+//! runs and which of them block certification.
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InterfaceKind {
+    Hyperv,
+    Xen,
+    Both,
+    None,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestOs {
+    /// Human name, e.g. "SUSE Linux Enterprise Server 11 SP1".
+    pub name: String,
+    /// Linux kernel version the guest claims ("2.6.32"); encoded into GUEST_OS_ID.
+    pub kernel: String,
+    /// Explicit GUEST_OS_ID ("0x..."), overriding the Linux encoding.
+    #[serde(default)]
+    pub guest_os_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Devices {
+    /// Size of the raw image the runner creates for a case with `disk = true`.
+    #[serde(default = "default_disk_mib")]
+    pub disk_mib: u32,
+    /// The per-profile device limits (the seed's beta allowed one controller and one NIC).
+    #[serde(default = "one_usize")]
+    pub max_disks: usize,
+    #[serde(default = "one_usize")]
+    pub max_nics: usize,
+}
+
+impl Default for Devices {
+    fn default() -> Self {
+        Devices {
+            disk_mib: default_disk_mib(),
+            max_disks: 1,
+            max_nics: 1,
+        }
+    }
+}
+
+fn default_disk_mib() -> u32 {
+    1
+}
+fn one_usize() -> usize {
+    1
+}
+
+/// What ends the VM when the case succeeds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpectEnd {
+    /// The guest reports and writes its status to port 0xf4.
+    #[default]
+    Status,
+    /// The guest asks the hypervisor to power off (Xen SCHEDOP_shutdown).
+    Shutdown,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseSpec {
+    /// KTAP name of the guest case.
+    pub id: String,
+    #[serde(default)]
+    pub blocker: bool,
+    #[serde(default)]
+    pub expect_end: ExpectEnd,
+    /// Text the host must find on the console (e.g. what a console hypercall wrote).
+    #[serde(default)]
+    pub console_contains: Option<String>,
+    /// Set when the case is known not to be runnable yet: the reason, recorded as not-run.
+    #[serde(default)]
+    pub not_run: Option<String>,
+    #[serde(default)]
+    pub vcpus: Option<u8>,
+    /// Attach a fresh raw image (virtio-blk) to this case's VM.
+    #[serde(default)]
+    pub disk: bool,
+    /// After the VM ended, check the image holds what the guest reported writing.
+    #[serde(default)]
+    pub check_image: bool,
+    /// Attach a virtio-net NIC with the loopback backend.
+    #[serde(default)]
+    pub nic: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    pub interface: InterfaceKind,
+    pub guest_os: GuestOs,
+    #[serde(default = "one")]
+    pub vcpus: u8,
+    pub memory_mib: u32,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub devices: Devices,
+    pub cases: Vec<CaseSpec>,
+}
+
+fn one() -> u8 {
+    1
+}
+fn default_timeout() -> u64 {
+    20
+}
+
+/// A profile with where it came from.
+#[derive(Clone, Debug)]
+pub struct LoadedProfile {
+    pub profile: Profile,
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+impl Profile {
+    pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Profile> {
+        let p: Profile = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!(":{line}")
+                })
+                .unwrap_or_default();
+            anyhow::anyhow!("{}{at}: {}", origin.display(), e.message())
+        })?;
+        p.validate()
+            .with_context(|| format!("{}", origin.display()))?;
+        Ok(p)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.cases.is_empty() {
+            bail!("profile {} lists no cases", self.name);
+        }
+        if !(1..=64).contains(&self.vcpus) {
+            bail!("vcpus = {}: expected 1..=64", self.vcpus);
+        }
+        if !(1..=1024).contains(&self.devices.disk_mib) {
+            bail!(
+                "devices.disk_mib = {}: expected 1..=1024",
+                self.devices.disk_mib
+            );
+        }
+        if !(16..=4096).contains(&self.memory_mib) {
+            bail!("memory_mib = {}: expected 16..=4096", self.memory_mib);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.cases {
+            if c.id.is_empty()
+                || !c
+                    .id
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            {
+                bail!("case id {:?}: expected [A-Za-z0-9_]+", c.id);
+            }
+            if !seen.insert(&c.id) {
+                bail!("case {} listed twice", c.id);
+            }
+            if c.check_image && !c.disk {
+                bail!("case {} checks the image but has no disk", c.id);
+            }
+            if c.blocker && c.not_run.is_some() {
+                bail!("case {} is a blocker but marked not_run", c.id);
+            }
+        }
+        self.guest_os_id()?;
+        Ok(())
+    }
+
+    /// The GUEST_OS_ID a Linux guest of this kernel version writes (TLFS open-source
+    /// encoding as Linux's hv_generate_guest_id: 0x8100 << 48 | LINUX_VERSION_CODE << 16;
+    /// bit 63 open source, OS type 1 = Linux).
+    pub fn guest_os_id(&self) -> anyhow::Result<u64> {
+        if let Some(id) = &self.guest_os.guest_os_id {
+            let hex = id.trim_start_matches("0x");
+            return u64::from_str_radix(hex, 16)
+                .with_context(|| format!("guest_os_id {id:?}: expected 0x-hex"));
+        }
+        let parts: Vec<&str> = self.guest_os.kernel.split('.').collect();
+        let num = |i: usize| -> anyhow::Result<u64> {
+            let s = parts.get(i).copied().unwrap_or("0");
+            let v: u64 = s
+                .parse()
+                .with_context(|| format!("kernel {:?}: expected a.b.c", self.guest_os.kernel))?;
+            Ok(v.min(255))
+        };
+        let code = (num(0)? << 16) | (num(1)? << 8) | num(2)?;
+        Ok((0x8100u64 << 48) | (code << 16))
+    }
+}
+
+pub fn load(path: &Path) -> anyhow::Result<LoadedProfile> {
+    use sha2::Digest;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading profile {}", path.display()))?;
+    let text = String::from_utf8(bytes.clone())
+        .with_context(|| format!("{}: not UTF-8", path.display()))?;
+    let profile = Profile::parse(&text, path)?;
+    let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
+    Ok(LoadedProfile {
+        profile,
+        path: path.to_path_buf(),
+        sha256,
+    })
+}
+
+/// `NAME` -> `DIR/NAME.toml`; a path (with `/` or ending in .toml) is taken as is.
+pub fn resolve(dir: &Path, name: &str) -> PathBuf {
+    if name.contains('/') || name.ends_with(".toml") {
+        PathBuf::from(name)
+    } else {
+        dir.join(format!("{name}.toml"))
+    }
+}
+
+/// Every `*.toml` in `dir`, sorted.
+pub fn all_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing profiles in {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINI: &str = r#"
+name = "t"
+description = "d"
+interface = "hyperv"
+memory_mib = 64
+[guest_os]
+name = "SLES 11 SP1"
+kernel = "2.6.32"
+[[cases]]
+id = "boot"
+blocker = true
+"#;
+
+    #[test]
+    fn linux_guest_os_id_encoding() {
+        let p = Profile::parse(MINI, Path::new("t.toml")).unwrap();
+        // 2.6.32 -> LINUX_VERSION_CODE 0x020620.
+        assert_eq!(p.guest_os_id().unwrap(), 0x8100_0002_0620_0000);
+        assert_eq!(p.vcpus, 1);
+        assert_eq!(p.cases[0].expect_end, ExpectEnd::Status);
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let bad = MINI.replace("memory_mib = 64", "memory_mib = \"lots\"");
+        let e = Profile::parse(&bad, Path::new("fixtures/x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("fixtures/x.toml:5:"), "{e}");
+        let unknown = MINI.replace("blocker = true", "blocker = true\nfrobnicate = 1");
+        let e = Profile::parse(&unknown, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.toml:") && e.contains("frobnicate"), "{e}");
+        let dup = format!("{MINI}\n[[cases]]\nid = \"boot\"\n");
+        let e = format!(
+            "{:#}",
+            Profile::parse(&dup, Path::new("x.toml")).unwrap_err()
+        );
+        assert!(e.contains("listed twice"), "{e}");
+    }
+}

@@ -1,0 +1,611 @@
+//! Runs profiles x cases as independent VMs in parallel and classifies each outcome.
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::ktap;
+use super::profile::{CaseSpec, ExpectEnd, InterfaceKind, LoadedProfile};
+
+/// One VM to boot: a case of a profile.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub profile: Arc<LoadedProfile>,
+    pub case: CaseSpec,
+    pub cmdline: String,
+    pub seed: u64,
+    pub vcpus: u8,
+    pub memory_mib: u32,
+    pub interface: InterfaceKind,
+    pub timeout: Duration,
+    /// Raw image created for this VM (virtio-blk), when the case wants a disk.
+    pub disk_image: Option<PathBuf>,
+    pub disk_bytes: u64,
+    /// A virtio-net NIC with the loopback backend.
+    pub nic: bool,
+}
+
+/// How the VM ended, as the hypervisor reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VmEnd {
+    /// Status written to port 0xf4.
+    Status(u32),
+    /// The guest powered off through a hypercall.
+    Shutdown,
+    Timeout,
+    Crash {
+        reason: String,
+    },
+}
+
+/// What one VM run produced.
+#[derive(Clone, Debug)]
+pub struct RawRun {
+    pub end: VmEnd,
+    pub console: Vec<u8>,
+    pub hypercalls: BTreeMap<String, u64>,
+    pub xen_trace: Vec<String>,
+    pub ring0_share: Option<f64>,
+}
+
+/// Boots a job's VM. The KVM one is `super::vm::HypervisorExecutor`; tests use fakes.
+pub trait Executor: Sync {
+    fn run(&self, job: &Job) -> anyhow::Result<RawRun>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Skip,
+    Crash,
+    Timeout,
+    NotRun,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Skip => "skip",
+            Outcome::Crash => "crash",
+            Outcome::Timeout => "timeout",
+            Outcome::NotRun => "not-run",
+        }
+    }
+    /// Counts against certification when the case is a blocker.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Outcome::Fail | Outcome::Crash | Outcome::Timeout)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub profile: String,
+    pub id: String,
+    pub outcome: Outcome,
+    pub blocker: bool,
+    pub duration_ms: u64,
+    pub reasons: Vec<String>,
+    pub cmdline: String,
+    /// The command line as the guest reported it (with what the hypervisor appended).
+    pub guest_cmdline: Option<String>,
+    pub seed: u64,
+    pub vm_end: Option<VmEnd>,
+    pub hypercalls: BTreeMap<String, u64>,
+    pub xen_trace: Vec<String>,
+    pub ring0_share: Option<f64>,
+    /// The guest's `# ...` lines for this case.
+    pub diagnostics: Vec<String>,
+    /// Console log file, relative to the output directory.
+    pub log_file: Option<String>,
+    pub log_excerpt: String,
+    #[serde(skip)]
+    pub console: Vec<u8>,
+}
+
+/// Decide a case's outcome from what the VM did. Pure; unit-tested below.
+pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<String>) {
+    let text = String::from_utf8_lossy(&raw.console);
+    let doc = ktap::parse(&text);
+    let result = doc.result(&case.id);
+    let diagnostics = result.map(|r| r.diagnostics.clone()).unwrap_or_default();
+    let mut reasons = Vec::new();
+    match &raw.end {
+        VmEnd::Timeout => {
+            reasons.push(match result {
+                Some(r) => format!(
+                    "VM timed out after the guest reported {}",
+                    if r.ok { "ok" } else { "not ok" }
+                ),
+                None => "VM timed out before the guest reported the case".into(),
+            });
+            return (Outcome::Timeout, reasons, diagnostics);
+        }
+        VmEnd::Crash { reason } => {
+            reasons.push(format!("VM crashed: {reason}"));
+            return (Outcome::Crash, reasons, diagnostics);
+        }
+        _ => {}
+    }
+    if doc.version.is_none() {
+        reasons.push("no KTAP header on the console".into());
+    }
+    if case.expect_end == ExpectEnd::Shutdown {
+        if let Some(r) = result.filter(|r| !r.ok) {
+            reasons.push(
+                r.reason
+                    .clone()
+                    .unwrap_or_else(|| "guest reported not ok".into()),
+            );
+            return (Outcome::Fail, reasons, diagnostics);
+        }
+        if raw.end != VmEnd::Shutdown {
+            reasons.push(format!(
+                "expected the VM to end by shutdown, it ended with {:?}",
+                raw.end
+            ));
+            return (Outcome::Fail, reasons, diagnostics);
+        }
+        return finish(case, &text, reasons, diagnostics);
+    }
+    let Some(r) = result else {
+        reasons.push(format!(
+            "no KTAP result for {} (VM ended with {:?})",
+            case.id, raw.end
+        ));
+        return (Outcome::Crash, reasons, diagnostics);
+    };
+    if !r.ok {
+        let why = r
+            .reason
+            .clone()
+            .unwrap_or_else(|| "guest reported not ok".into());
+        let outcome = if why.starts_with("exception") || why.starts_with("panic") {
+            Outcome::Crash
+        } else {
+            Outcome::Fail
+        };
+        reasons.push(why);
+        return (outcome, reasons, diagnostics);
+    }
+    match &raw.end {
+        VmEnd::Status(0) => {}
+        other => {
+            reasons.push(format!("guest reported ok but the VM ended with {other:?}"));
+            return (Outcome::Fail, reasons, diagnostics);
+        }
+    }
+    if let Some(ktap::Directive::Skip(why)) = &r.directive {
+        reasons.push(why.clone());
+        return (Outcome::Skip, reasons, diagnostics);
+    }
+    finish(case, &text, reasons, diagnostics)
+}
+
+fn finish(
+    case: &CaseSpec,
+    text: &str,
+    mut reasons: Vec<String>,
+    diagnostics: Vec<String>,
+) -> (Outcome, Vec<String>, Vec<String>) {
+    if let Some(want) = &case.console_contains {
+        if !text.contains(want.as_str()) {
+            reasons.push(format!("console lacks {want:?}"));
+            return (Outcome::Fail, reasons, diagnostics);
+        }
+    }
+    (Outcome::Pass, reasons, diagnostics)
+}
+
+/// The guest's own account (`# timing: boot_ring0_tsc=A gate_tsc=B gate_calls=C
+/// total_tsc=D`): share of its life in ring 0 = (A + B) / D. B includes the VMM exits made
+/// from ring 0 (hypercalls, MSRs), so it is an upper bound on ring-0 execution proper.
+pub fn guest_ring0_share(console: &[u8]) -> Option<f64> {
+    let text = String::from_utf8_lossy(console);
+    let line = text
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("# timing:"))?;
+    let field = |name: &str| -> Option<f64> {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))?
+            .parse()
+            .ok()
+    };
+    let (boot, gate, total) = (
+        field("boot_ring0_tsc")?,
+        field("gate_tsc")?,
+        field("total_tsc")?,
+    );
+    (total > 0.0 && boot + gate <= total).then(|| (boot + gate) / total)
+}
+
+/// Last lines of the console, for reports.
+pub fn excerpt(console: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(console);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn run_one(exec: &dyn Executor, job: &Job) -> CaseResult {
+    let mut res = CaseResult {
+        profile: job.profile.profile.name.clone(),
+        id: job.case.id.clone(),
+        outcome: Outcome::NotRun,
+        blocker: job.case.blocker,
+        duration_ms: 0,
+        reasons: Vec::new(),
+        cmdline: job.cmdline.clone(),
+        guest_cmdline: None,
+        seed: job.seed,
+        vm_end: None,
+        hypercalls: BTreeMap::new(),
+        xen_trace: Vec::new(),
+        ring0_share: None,
+        diagnostics: Vec::new(),
+        log_file: None,
+        log_excerpt: String::new(),
+        console: Vec::new(),
+    };
+    if let Some(why) = &job.case.not_run {
+        res.reasons.push(why.clone());
+        return res;
+    }
+    let t0 = Instant::now();
+    if let Some(img) = &job.disk_image {
+        let made = img
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|_| std::fs::File::create(img))
+            .and_then(|f| f.set_len(job.disk_bytes));
+        if let Err(e) = made {
+            res.outcome = Outcome::Crash;
+            res.reasons.push(format!(
+                "could not create the disk image {}: {e}",
+                img.display()
+            ));
+            return res;
+        }
+    }
+    match exec.run(job) {
+        Ok(raw) => {
+            let (mut outcome, mut reasons, diagnostics) = classify(&job.case, &raw);
+            if outcome == Outcome::Pass && job.case.check_image {
+                let text = String::from_utf8_lossy(&raw.console);
+                match (
+                    &job.disk_image,
+                    &job.disk_image
+                        .as_ref()
+                        .map(|i| super::storage::verify_image(i, &text, job.seed)),
+                ) {
+                    (Some(_), Some(Ok(n))) => {
+                        reasons.push(format!("image checked on the host: {n} write(s) found"))
+                    }
+                    (_, Some(Err(e))) => {
+                        outcome = Outcome::Fail;
+                        reasons.push(format!("host check of the image: {e}"));
+                    }
+                    _ => {
+                        outcome = Outcome::Fail;
+                        reasons.push("no disk image to check".into());
+                    }
+                }
+            }
+            res.outcome = outcome;
+            res.reasons = reasons;
+            res.diagnostics = diagnostics;
+            // Keep the image of a failed case for inspection; drop the others.
+            if outcome == Outcome::Pass {
+                if let Some(img) = &job.disk_image {
+                    let _ = std::fs::remove_file(img);
+                }
+            }
+            res.guest_cmdline = String::from_utf8_lossy(&raw.console)
+                .lines()
+                .find_map(|l| Some(l.split_once(" cmdline: ")?.1.trim().to_string()));
+            res.vm_end = Some(raw.end.clone());
+            res.hypercalls = raw.hypercalls;
+            res.xen_trace = raw.xen_trace;
+            res.ring0_share = raw.ring0_share.or_else(|| guest_ring0_share(&raw.console));
+            res.log_excerpt = excerpt(&raw.console, 12);
+            res.console = raw.console;
+        }
+        Err(e) => {
+            res.outcome = Outcome::Crash;
+            res.reasons.push(format!("could not run the VM: {e:#}"));
+        }
+    }
+    res.duration_ms = t0.elapsed().as_millis() as u64;
+    res
+}
+
+/// Run every job on `jobs` worker threads; results come back in job order. Progress goes
+/// to `progress` (stderr in the CLI), one line per finished case.
+pub fn run_all(
+    exec: &dyn Executor,
+    jobs: &[Job],
+    workers: usize,
+    progress: &mut (dyn Write + Send),
+) -> Vec<CaseResult> {
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<CaseResult>>> = Mutex::new(vec![None; jobs.len()]);
+    let progress = Mutex::new(progress);
+    let workers = workers.clamp(1, jobs.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(job) = jobs.get(i) else { break };
+                let r = run_one(exec, job);
+                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                if let Ok(mut p) = progress.lock() {
+                    let why = r
+                        .reasons
+                        .first()
+                        .map(|w| format!(" — {w}"))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        p,
+                        "[{n:>3}/{}] {:<7} {}/{} ({} ms){why}",
+                        jobs.len(),
+                        r.outcome.as_str(),
+                        r.profile,
+                        r.id,
+                        r.duration_ms
+                    );
+                }
+                if let Ok(mut all) = results.lock() {
+                    all[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// SplitMix64: per-case seeds derived from the run seed, profile and case.
+pub fn derive_seed(run_seed: u64, profile: &str, case: &str) -> u64 {
+    let mut h = run_seed ^ 0xcbf2_9ce4_8422_2325;
+    for b in profile.bytes().chain([b'/']).chain(case.bytes()) {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    h = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// The jobs of one profile; disk images go under `work_dir/disks/`.
+pub fn jobs_for(
+    profile: Arc<LoadedProfile>,
+    run_seed: u64,
+    only_cases: &[String],
+    work_dir: &Path,
+) -> anyhow::Result<Vec<Job>> {
+    let p = &profile.profile;
+    let id = p.guest_os_id()?;
+    let mut out = Vec::new();
+    for c in &p.cases {
+        if !only_cases.is_empty() && !only_cases.contains(&c.id) {
+            continue;
+        }
+        let seed = derive_seed(run_seed, &p.name, &c.id);
+        let vcpus = c.vcpus.unwrap_or(p.vcpus);
+        let mut cmdline = format!(
+            "profile={} cases={} seed={seed:#x} vcpus={vcpus}",
+            p.name, c.id
+        );
+        if matches!(p.interface, InterfaceKind::Hyperv | InterfaceKind::Both) {
+            cmdline.push_str(&format!(" guest_os_id={id:#x}"));
+        }
+        out.push(Job {
+            profile: profile.clone(),
+            case: c.clone(),
+            cmdline,
+            seed,
+            vcpus,
+            memory_mib: p.memory_mib,
+            interface: p.interface,
+            timeout: Duration::from_secs(p.timeout_secs),
+            disk_image: c.disk.then(|| {
+                work_dir
+                    .join("disks")
+                    .join(format!("{}-{}.img", p.name, c.id))
+            }),
+            disk_bytes: u64::from(p.devices.disk_mib) << 20,
+            nic: c.nic,
+        });
+    }
+    Ok(out)
+}
+
+/// Write each case's console to OUT/logs/PROFILE/CASE.log and record the relative path.
+pub fn write_logs(out: &Path, results: &mut [CaseResult]) -> anyhow::Result<()> {
+    for r in results.iter_mut() {
+        if r.outcome == Outcome::NotRun {
+            continue;
+        }
+        let rel: PathBuf = ["logs", r.profile.as_str(), &format!("{}.log", r.id)]
+            .iter()
+            .collect();
+        let path = out.join(&rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, &r.console)?;
+        r.log_file = Some(rel.to_string_lossy().into_owned());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(id: &str) -> CaseSpec {
+        CaseSpec {
+            id: id.into(),
+            blocker: true,
+            expect_end: ExpectEnd::Status,
+            console_contains: None,
+            not_run: None,
+            vcpus: None,
+            disk: false,
+            check_image: false,
+            nic: false,
+        }
+    }
+
+    fn raw(console: &str, end: VmEnd) -> RawRun {
+        RawRun {
+            end,
+            console: console.as_bytes().to_vec(),
+            hypercalls: BTreeMap::new(),
+            xen_trace: Vec::new(),
+            ring0_share: None,
+        }
+    }
+
+    #[test]
+    fn classifies_every_outcome() {
+        let c = case("hv_cpuid");
+        let ok = "KTAP version 1\n1..1\n# max=0x40000005\nok 1 hv_cpuid\n";
+        let (o, r, d) = classify(&c, &raw(ok, VmEnd::Status(0)));
+        assert_eq!(
+            (o, r.len(), d),
+            (Outcome::Pass, 0, vec!["max=0x40000005".to_string()])
+        );
+        let (o, r, _) = classify(&c, &raw(ok, VmEnd::Status(1)));
+        assert_eq!(o, Outcome::Fail, "{r:?}");
+        let bad = "KTAP version 1\n1..1\nnot ok 1 hv_cpuid # status 5 (want 2)\n";
+        let (o, r, _) = classify(&c, &raw(bad, VmEnd::Status(1)));
+        assert_eq!(
+            (o, r),
+            (Outcome::Fail, vec!["status 5 (want 2)".to_string()])
+        );
+        let exc = "KTAP version 1\n1..1\nnot ok 1 hv_cpuid # exception #GP vector=13\n";
+        assert_eq!(classify(&c, &raw(exc, VmEnd::Status(3))).0, Outcome::Crash);
+        let skip = "KTAP version 1\n1..1\nok 1 hv_cpuid # SKIP no APs\n";
+        assert_eq!(classify(&c, &raw(skip, VmEnd::Status(0))).0, Outcome::Skip);
+        assert_eq!(
+            classify(&c, &raw("KTAP version 1\n1..1\n", VmEnd::Status(0))).0,
+            Outcome::Crash
+        );
+        assert_eq!(classify(&c, &raw("", VmEnd::Timeout)).0, Outcome::Timeout);
+        let crash = VmEnd::Crash {
+            reason: "triple fault".into(),
+        };
+        assert_eq!(classify(&c, &raw(ok, crash)).0, Outcome::Crash);
+    }
+
+    #[test]
+    fn shutdown_and_console_checks() {
+        let mut c = case("xen_shutdown");
+        c.expect_end = ExpectEnd::Shutdown;
+        let log = "KTAP version 1\n1..1\n# calling SCHEDOP_shutdown(poweroff)\n";
+        assert_eq!(classify(&c, &raw(log, VmEnd::Shutdown)).0, Outcome::Pass);
+        assert_eq!(classify(&c, &raw(log, VmEnd::Status(0))).0, Outcome::Fail);
+        let returned = format!("{log}not ok 1 xen_shutdown # SCHEDOP_shutdown returned -38\n");
+        assert_eq!(
+            classify(&c, &raw(&returned, VmEnd::Status(1))).0,
+            Outcome::Fail
+        );
+
+        let mut c = case("xen_console_io");
+        c.console_contains = Some("hvcert-xen-console-ok".into());
+        let log = "KTAP version 1\n1..1\nok 1 xen_console_io\n";
+        assert_eq!(classify(&c, &raw(log, VmEnd::Status(0))).0, Outcome::Fail);
+        let with = format!("hvcert-xen-console-ok\n{log}");
+        assert_eq!(classify(&c, &raw(&with, VmEnd::Status(0))).0, Outcome::Pass);
+    }
+
+    #[test]
+    fn ring0_share_from_guest_timing() {
+        let log = b"KTAP version 1\nok 1 x\n# timing: boot_ring0_tsc=300 gate_tsc=100 gate_calls=4 total_tsc=1000\n";
+        assert_eq!(guest_ring0_share(log), Some(0.4));
+        assert_eq!(
+            guest_ring0_share(b"# timing: boot_ring0_tsc=3 gate_tsc=1"),
+            None
+        );
+        assert_eq!(
+            guest_ring0_share(
+                b"# timing: boot_ring0_tsc=3000 gate_tsc=1 gate_calls=1 total_tsc=10"
+            ),
+            None
+        );
+    }
+
+    struct Fake;
+    impl Executor for Fake {
+        fn run(&self, job: &Job) -> anyhow::Result<RawRun> {
+            if job.case.id == "broken" {
+                anyhow::bail!("no /dev/kvm");
+            }
+            let text = format!("KTAP version 1\n1..1\nok 1 {}\n", job.case.id);
+            Ok(raw(&text, VmEnd::Status(0)))
+        }
+    }
+
+    #[test]
+    fn runs_in_parallel_and_keeps_order() {
+        let text = r#"
+name = "p"
+description = "d"
+interface = "xen"
+memory_mib = 64
+[guest_os]
+name = "x"
+kernel = "2.6.16"
+[[cases]]
+id = "a"
+[[cases]]
+id = "broken"
+[[cases]]
+id = "c"
+not_run = "later"
+[[cases]]
+id = "d"
+"#;
+        let profile = super::super::profile::Profile::parse(text, Path::new("p.toml")).unwrap();
+        let lp = Arc::new(LoadedProfile {
+            profile,
+            path: "p.toml".into(),
+            sha256: String::new(),
+        });
+        let jobs = jobs_for(lp, 7, &[], Path::new("/nonexistent")).unwrap();
+        assert!(jobs[0].cmdline.starts_with("profile=p cases=a seed=0x"));
+        assert!(
+            !jobs[0].cmdline.contains("guest_os_id"),
+            "xen guests write no Hyper-V id"
+        );
+        let mut progress = Vec::new();
+        let res = run_all(&Fake, &jobs, 3, &mut progress);
+        let got: Vec<_> = res.iter().map(|r| (r.id.as_str(), r.outcome)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a", Outcome::Pass),
+                ("broken", Outcome::Crash),
+                ("c", Outcome::NotRun),
+                ("d", Outcome::Pass)
+            ]
+        );
+        assert_eq!(String::from_utf8(progress).unwrap().lines().count(), 4);
+        assert_ne!(derive_seed(7, "p", "a"), derive_seed(7, "p", "d"));
+        assert_eq!(derive_seed(7, "p", "a"), jobs[0].seed);
+    }
+}
