@@ -17,6 +17,10 @@
 //! - KVM_EXIT_SHUTDOWN (triple fault), KVM_EXIT_INTERNAL_ERROR (emulation failure),
 //!   KVM_EXIT_FAIL_ENTRY, KVM_RUN errors and any unexpected exit end the VM as a crash with a
 //!   register dump. KVM_EXIT_SYSTEM_EVENT shutdown/reset end it as a shutdown.
+//! - KVM capabilities used: IRQCHIP, PIT2, IRQFD, SYNC_REGS (regs + sregs: hypercalls read
+//!   and write registers through the kvm_run area), X86_USER_SPACE_MSR + X86_MSR_FILTER (not
+//!   with `Interface::None`); a host without them gets an `Error::Config`/`Error::Kvm` from
+//!   `Vm::new`, never a guest-visible difference.
 //! - The wall-clock timeout ends the VM as `Timeout`. Ending the VM stops every vCPU thread
 //!   (signal kick until each has left KVM_RUN) and joins them before `run` returns.
 use crate::boot;
