@@ -178,6 +178,7 @@ impl Vm {
             )));
         }
         kick_handler_install();
+        let mut phases = Phases::new();
         let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
         let max = kvm.get_max_vcpus();
         if usize::from(cfg.cpus) > max {
@@ -187,6 +188,7 @@ impl Vm {
             )));
         }
         let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+        phases.mark("create_vm");
         // Order matters for start-up time: KVM_X86_SET_MSR_FILTER and KVM_CREATE_PIT2 wait for
         // an SRCU grace period, which the kernel expedites only when no grace period ended in
         // the last 25 us (srcu exp_holdoff). So the filter goes first, and the PIT after a
@@ -194,6 +196,7 @@ impl Vm {
         if cfg.interface != Interface::None {
             install_msr_filter(&kvm, &vm)?;
         }
+        phases.mark("msr_filter");
 
         let ranges: Vec<(GuestAddress, usize)> = ram_ranges(cfg.memory_mib)
             .into_iter()
@@ -217,17 +220,20 @@ impl Vm {
             unsafe { vm.set_user_memory_region(r) }
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
         }
+        phases.mark("memory");
 
         vm.set_tss_address(0xfffb_d000)
             .map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
         vm.create_irq_chip()
             .map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
+        phases.mark("irqchip");
         std::thread::sleep(SRCU_HOLDOFF);
         vm.create_pit2(kvm_pit_config {
             flags: KVM_PIT_SPEAKER_DUMMY,
             ..Default::default()
         })
         .map_err(kvm_err("KVM_CREATE_PIT2"))?;
+        phases.mark("pit");
 
         // Devices: virtio-mmio windows are reserved in the memory map and announced on the
         // command line. Device models are added to `devices` here (see `MmioBus::add_virtio`)
@@ -250,6 +256,7 @@ impl Vm {
 
         let cmdline = boot::cmdline(&cfg.cmdline, &extra)?;
         let memory_map = memory_map(cfg.memory_mib, &reserved);
+        phases.mark("devices");
         let loaded = boot::load(
             &mem,
             cfg.memory_mib,
@@ -259,6 +266,7 @@ impl Vm {
             &reserved,
         )?;
 
+        phases.mark("load");
         let serial_evt = EventFd::new(libc::EFD_NONBLOCK).map_err(Error::Io)?;
         vm.register_irqfd(&serial_evt, COM1_IRQ)
             .map_err(kvm_err("KVM_IRQFD (COM1)"))?;
@@ -269,6 +277,7 @@ impl Vm {
         );
 
         let host_cpuid = host_cpuid(&kvm)?;
+        phases.mark("cpuid");
         let sync = kvm_bindings::KVM_SYNC_X86_REGS | kvm_bindings::KVM_SYNC_X86_SREGS;
         if kvm.check_extension_int(Cap::SyncRegs) as u32 & sync != sync {
             return Err(Error::Config(
@@ -292,8 +301,14 @@ impl Vm {
                 vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
             }
             vcpus.push(vcpu);
+            phases.mark("vcpu");
         }
-        tracing::debug!(mode = ?loaded.mode, "kernel loaded");
+        tracing::debug!(
+            mode = ?loaded.mode,
+            phases = %phases.0,
+            total_us = phases.1.elapsed().as_micros() as u64,
+            "VM created"
+        );
 
         #[cfg(feature = "fault-injection")]
         let hv_opts = hyperv::DispatchOptions {
@@ -555,6 +570,22 @@ fn teardown(vm: VmFd, kvm: Kvm, shared: Arc<Shared>, evt: EventFd) {
         if let Some(f) = lock(&job).take() {
             f()
         }
+    }
+}
+
+/// Start-up phase timings for the debug log (`HVCERT_LOG=hypervisor=debug`).
+struct Phases(String, Instant, Instant);
+
+impl Phases {
+    fn new() -> Self {
+        let now = Instant::now();
+        Phases(String::new(), now, now)
+    }
+    fn mark(&mut self, name: &str) {
+        let now = Instant::now();
+        self.0
+            .push_str(&format!("{name}={}us ", (now - self.2).as_micros()));
+        self.2 = now;
     }
 }
 
