@@ -181,7 +181,9 @@ pub struct RunOutcome {
     /// Xen hypercalls and what they were translated to, in order.
     pub xen_trace: Vec<String>,
     pub wall: Duration,
-    /// Share of guest time spent in ring 0; not measurable through KVM here, so `None`.
+    /// Share of the running (not halted) guest time spent in ring 0, from the watchdog's
+    /// periodic samples of each vCPU's privilege level; `None` when no sample was taken
+    /// (runs shorter than ~50 us).
     pub ring0_share: Option<f64>,
     /// Register dump of every vCPU when the VM ended (index = vCPU id).
     pub final_regs: Vec<String>,

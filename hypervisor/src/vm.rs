@@ -11,7 +11,8 @@
 //! - MSR exits (user-space MSR filter over 0x40000000..=0x400002FF): the synthetic MSRs of the
 //!   chosen interface; anything else in that range raises #GP.
 //! - HLT is handled by the in-kernel LAPIC. A watchdog kicks the vCPUs (signal) on a
-//!   back-off schedule and asks each for its state: when every vCPU is halted with
+//!   back-off schedule (50 us doubling to 10 ms) and asks each for its state (these are also
+//!   the time samples behind `RunOutcome::ring0_share`): when every vCPU is halted with
 //!   RFLAGS.IF = 0 or waits for a SIPI, nothing can wake the guest and the VM ends as a crash
 //!   ("halted with interrupts disabled").
 //! - KVM_EXIT_SHUTDOWN (triple fault), KVM_EXIT_INTERNAL_ERROR (emulation failure),
@@ -58,6 +59,9 @@ use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 /// The user-space MSR filter range: Hyper-V synthetic MSRs and Xen's MSR at 0x40000200.
 const MSR_FILTER_BASE: u32 = 0x4000_0000;
 const MSR_FILTER_COUNT: u32 = 0x300;
+/// Longest gap between two watchdog probes (each costs every vCPU one exit, ~20 us here):
+/// bounds the delay in noticing a dead guest and gives ~100 privilege-level samples a second.
+const PROBE_MAX_INTERVAL: Duration = Duration::from_millis(10);
 /// A little more than the kernel's default SRCU expedited-grace-period holdoff (25 us).
 const SRCU_HOLDOFF: Duration = Duration::from_micros(30);
 
@@ -113,6 +117,9 @@ struct Shared {
     probe_round: AtomicU64,
     vcpu_state: Vec<AtomicU64>,
     unclaimed: AtomicU64,
+    /// Watchdog samples of running vCPUs, and how many found them in ring 0.
+    samples: AtomicU64,
+    samples_ring0: AtomicU64,
     /// vCPU threads that have left their loop.
     exited: std::sync::atomic::AtomicUsize,
     final_regs: Mutex<Vec<String>>,
@@ -336,6 +343,8 @@ impl Vm {
             vcpu_state: (0..cfg.cpus).map(|_| AtomicU64::new(0)).collect(),
             unclaimed: AtomicU64::new(0),
             exited: std::sync::atomic::AtomicUsize::new(0),
+            samples: AtomicU64::new(0),
+            samples_ring0: AtomicU64::new(0),
             final_regs: Mutex::new(vec![String::new(); usize::from(cfg.cpus)]),
             hv_opts,
         });
@@ -460,7 +469,7 @@ impl Vm {
                     });
                     break;
                 }
-                interval = (interval * 2).min(Duration::from_millis(100));
+                interval = (interval * 2).min(PROBE_MAX_INTERVAL);
                 probe_at = Instant::now() + interval;
             }
         }
@@ -516,7 +525,10 @@ impl Vm {
             hypercalls: lock(&self.shared.counts).clone(),
             xen_trace: lock(&self.shared.trace).clone(),
             wall: start.elapsed(),
-            ring0_share: None,
+            ring0_share: {
+                let n = self.shared.samples.load(Ordering::Relaxed);
+                (n > 0).then(|| self.shared.samples_ring0.load(Ordering::Relaxed) as f64 / n as f64)
+            },
             final_regs,
             unclaimed_accesses: self.shared.unclaimed.load(Ordering::SeqCst),
         };
@@ -679,6 +691,15 @@ fn vcpu_loop(id: usize, mut vcpu: VcpuFd, shared: Arc<Shared>) {
                     last_round = round;
                     let st = liveness(&vcpu);
                     shared.vcpu_state[id].store((round << 2) | st, Ordering::SeqCst);
+                    if st == ST_RUNNING {
+                        // A time sample of the privilege level (KVM refreshes the sync area
+                        // on every return from KVM_RUN, interrupted ones included).
+                        let cpl = vcpu.sync_regs().sregs.cs.selector & 3;
+                        shared.samples.fetch_add(1, Ordering::Relaxed);
+                        if cpl == 0 {
+                            shared.samples_ring0.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                 }
                 Next::Continue
             }

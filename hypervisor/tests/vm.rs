@@ -196,6 +196,24 @@ fn timeout_stops_a_spinning_guest() {
 }
 
 #[test]
+fn ring0_share_is_sampled() {
+    if !kvm_or_skip("ring0_share_is_sampled") {
+        return;
+    }
+    let mut c = cfg(guests::guest("crash"), "s");
+    c.timeout = Duration::from_millis(400);
+    let (r, _) = boot(c);
+    let share = r.ring0_share.expect("samples were taken");
+    assert!(share > 0.9, "ring-0 spin: {share}");
+    let mut c = cfg(guests::guest("crash"), "r");
+    c.timeout = Duration::from_millis(400);
+    let (r, _) = boot(c);
+    assert_eq!(r.end, VmEnd::Timeout);
+    let share = r.ring0_share.expect("samples were taken");
+    assert!(share < 0.1, "ring-3 spin: {share}");
+}
+
+#[test]
 fn bzimage_boot_protocol_and_initrd() {
     if !kvm_or_skip("bzimage_boot_protocol_and_initrd") {
         return;
