@@ -437,7 +437,7 @@ impl Vm {
                     }
                 }
                 let asked = Instant::now();
-                while asked.elapsed() < Duration::from_millis(2)
+                while asked.elapsed() < Duration::from_millis(1)
                     && !self.shared.stop.load(Ordering::SeqCst)
                     && !self
                         .shared
