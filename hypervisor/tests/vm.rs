@@ -381,6 +381,21 @@ fn synthetic_msrs_and_leaves_absent_without_hyperv() {
     let mut c = cfg(guests::guest("hyperv"), "all");
     c.interface = Interface::Xen;
     assert_eq!(boot(c).0.end, VmEnd::Status(1));
+    // GUEST_OS_ID: a plain MSR with Hyper-V on, #GP for both accesses with Xen or nothing.
+    for (iface, gps) in [
+        (Interface::HyperV, 0),
+        (Interface::Both, 0),
+        (Interface::None, 2),
+    ] {
+        let mut c = cfg(guests::guest("hyperv"), "m");
+        c.interface = iface;
+        assert_eq!(boot(c).0.end, VmEnd::Status(0x40 + gps), "{iface}");
+    }
+    // With Xen alone, 0x40000000 is Xen's write-only hypercall MSR: the read #GPs, and the
+    // write of GPA 0 (inside RAM, page aligned) installs the stubs there.
+    let mut c = cfg(guests::guest("hyperv"), "m");
+    c.interface = Interface::Xen;
+    assert_eq!(boot(c).0.end, VmEnd::Status(0x41));
     // No interface: leaf 0x40000000 is not a hypervisor leaf any more.
     let mut c = cfg(guests::guest("hyperv"), "all");
     c.interface = Interface::None;
