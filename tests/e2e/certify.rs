@@ -235,3 +235,63 @@ fn list_shows_profiles_and_blockers() {
         "{text}"
     );
 }
+
+/// An unexpected exception in the guest is a crash (with vector and RIP), a guest that
+/// never reports is a timeout, an unknown case is a failure; all three fail the run.
+#[test]
+fn crash_timeout_and_unknown_case_outcomes() {
+    if !common::kvm_available_or_skip("crash_timeout_and_unknown_case_outcomes") {
+        return;
+    }
+    let dir = scratch("outcomes");
+    let path = dir.join("selftest.toml");
+    std::fs::write(
+        &path,
+        "name = \"selftest\"\ndescription = \"guest self-tests\"\ninterface = \"hyperv\"\n\
+         memory_mib = 32\ntimeout_secs = 1\n[guest_os]\nname = \"x\"\nkernel = \"2.6.32\"\n\
+         [[cases]]\nid = \"selftest_traps\"\nblocker = true\n\
+         [[cases]]\nid = \"selftest_crash\"\nblocker = true\n\
+         [[cases]]\nid = \"selftest_hang\"\n\
+         [[cases]]\nid = \"no_such_case\"\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let res = hvcert()
+        .args(["certify", "--no-probe", "--profile"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run hvcert certify");
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert_eq!(res.status.code(), Some(1), "{stdout}");
+    let r = report(&out);
+    let cases = r["suites"][0]["cases"].as_array().unwrap();
+    let get = |id: &str| cases.iter().find(|c| c["id"] == id).unwrap();
+    assert_eq!(
+        get("selftest_traps")["outcome"],
+        "pass",
+        "{}",
+        get("selftest_traps")
+    );
+    let crash = get("selftest_crash");
+    assert_eq!(crash["outcome"], "crash", "{crash}");
+    let why = crash["reasons"][0].as_str().unwrap();
+    assert!(
+        why.contains("#UD") && why.contains("rip=0x") && why.contains("cpl=3"),
+        "{why}"
+    );
+    assert_eq!(
+        get("selftest_hang")["outcome"],
+        "timeout",
+        "{}",
+        get("selftest_hang")
+    );
+    let unknown = get("no_such_case");
+    assert_eq!(unknown["outcome"], "fail");
+    assert_eq!(unknown["reasons"][0], "unknown case");
+    assert!(
+        stdout.contains("blocker cases failed: selftest/selftest_crash"),
+        "{stdout}"
+    );
+}

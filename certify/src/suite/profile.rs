@@ -145,6 +145,17 @@ impl Profile {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+        {
+            bail!(
+                "name {:?}: expected [A-Za-z0-9._-]+ (it goes on the kernel command line)",
+                self.name
+            );
+        }
         if self.cases.is_empty() {
             bail!("profile {} lists no cases", self.name);
         }
@@ -172,6 +183,12 @@ impl Profile {
             }
             if !seen.insert(&c.id) {
                 bail!("case {} listed twice", c.id);
+            }
+            if c.disk && self.devices.max_disks == 0 || c.nic && self.devices.max_nics == 0 {
+                bail!(
+                    "case {} needs a device the profile's limits (max_disks/max_nics) forbid",
+                    c.id
+                );
             }
             if c.check_image && !c.disk {
                 bail!("case {} checks the image but has no disk", c.id);

@@ -43,6 +43,7 @@ const CASES: &[(&str, Case)] = &[
     ("nic_mtu", virtio::nic_mtu),
     ("selftest_traps", selftest_traps),
     ("selftest_crash", selftest_crash),
+    ("selftest_hang", selftest_hang),
     ("xen_cpuid", xen::cpuid),
     ("xen_hypercall_page", xen::hypercall_page),
     ("xen_version", xen::version),
@@ -201,4 +202,12 @@ fn selftest_crash(_ctx: &mut Ctx) -> Outcome {
     // SAFETY: deliberately raises #UD without a trap armed; the exception path ends the VM.
     unsafe { core::arch::asm!("ud2") };
     crate::fail!("ud2 returned")
+}
+
+/// Never returns (ring 3, interrupts off): the runner's timeout path.
+fn selftest_hang(_ctx: &mut Ctx) -> Outcome {
+    diag!("spinning forever");
+    loop {
+        core::hint::spin_loop();
+    }
 }
