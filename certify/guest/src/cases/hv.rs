@@ -546,8 +546,30 @@ pub fn call_bad_gpa(ctx: &mut Ctx) -> Outcome {
 pub fn call_cpl3_ud(ctx: &mut Ctx) -> Outcome {
     let page = setup!(ctx);
     match sys::call_from_ring3(page, CALL_NOTIFY_LONG_SPIN_WAIT | FAST, 1, 0) {
-        Err(Fault(6)) => Outcome::Pass,
+        Err(Fault(6)) => {}
         Err(Fault(v)) => fail!("hypercall from CPL 3 raised vector {}, want #UD (6)", v),
         Ok(rax) => fail!("hypercall from CPL 3 returned {:#x}, want #UD", rax),
     }
+    // A guest that jumps past whatever CPL check the page code itself makes, straight onto
+    // an `out imm8, eax` in it, must not get a hypercall done either: the VMM checks CPL.
+    let mut tried = 0;
+    for off in 0..64 {
+        if sys::read_u8(page + off) != 0xe7 {
+            continue;
+        }
+        tried += 1;
+        match sys::call_from_ring3(page + off, CALL_NOTIFY_LONG_SPIN_WAIT | FAST, 1, 0) {
+            Err(Fault(_)) => {}
+            Ok(rax) => fail!(
+                "ring 3 jumping to the page's exit at +{:#x} got rax={:#x}, want a fault",
+                off,
+                rax
+            ),
+        }
+    }
+    diag!(
+        "{} exit instruction(s) in the page also fault from CPL 3",
+        tried
+    );
+    Outcome::Pass
 }

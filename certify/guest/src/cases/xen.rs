@@ -349,3 +349,30 @@ pub fn hvm_param(_ctx: &mut Ctx) -> Outcome {
     check!(r < 0, "HVMOP_get_param for another domain returned {}", r);
     Outcome::Pass
 }
+
+/// Xen hypercalls are for the kernel: the stub called from ring 3 raises #UD, also when
+/// entered right at its exit instruction.
+pub fn cpl3_ud(_ctx: &mut Ctx) -> Outcome {
+    let x = setup!();
+    let stub = x.page + HYPERVISOR_XEN_VERSION * 32;
+    match sys::call_from_ring3(stub, 0, 0, 0) {
+        Err(sys::Fault(6)) => {}
+        Err(f) => fail!(
+            "xen_version stub from CPL 3 raised vector {}, want #UD (6)",
+            f.0
+        ),
+        Ok(r) => fail!("xen_version stub from CPL 3 returned {:#x}, want #UD", r),
+    }
+    for off in 0..32 {
+        if sys::read_u8(stub + off) == 0xe7 {
+            if let Ok(r) = sys::call_from_ring3(stub + off, 0, 0, 0) {
+                fail!(
+                    "ring 3 at the stub's exit (+{:#x}) returned {:#x}, want a fault",
+                    off,
+                    r
+                );
+            }
+        }
+    }
+    Outcome::Pass
+}
