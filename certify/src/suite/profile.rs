@@ -65,6 +65,8 @@ pub enum ExpectEnd {
     Status,
     /// The guest asks the hypervisor to power off (Xen SCHEDOP_shutdown).
     Shutdown,
+    /// The guest reports a crash to the hypervisor (Xen SCHEDOP_shutdown crash).
+    Crash,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -79,6 +81,10 @@ pub struct CaseSpec {
     /// Text the host must find on the console (e.g. what a console hypercall wrote).
     #[serde(default)]
     pub console_contains: Option<String>,
+    /// With `expect_end = "crash"`: text the hypervisor's crash reason must contain, so
+    /// that an unrelated crash (a triple fault, say) doesn't pass for the expected one.
+    #[serde(default)]
+    pub crash_reason_contains: Option<String>,
     /// Set when the case is known not to be runnable yet: the reason, recorded as not-run.
     #[serde(default)]
     pub not_run: Option<String>,

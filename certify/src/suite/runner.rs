@@ -118,6 +118,31 @@ pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<Str
     let result = doc.result(&case.id);
     let diagnostics = result.map(|r| r.diagnostics.clone()).unwrap_or_default();
     let mut reasons = Vec::new();
+    if case.expect_end == ExpectEnd::Crash {
+        // The guest's last words must be the announcement, and the hypervisor must have
+        // ended the VM as a crash (anything else, a timeout included, is a failure).
+        return match &raw.end {
+            VmEnd::Crash { reason }
+                if result.is_none()
+                    && case
+                        .crash_reason_contains
+                        .as_ref()
+                        .is_none_or(|want| reason.contains(want.as_str())) =>
+            {
+                reasons.push(format!("VM ended as a crash, as the guest asked: {reason}"));
+                finish(case, &text, reasons, diagnostics)
+            }
+            other => {
+                reasons.push(format!(
+                    "expected the VM to end as a crash, it ended with {other:?}"
+                ));
+                if let Some(why) = result.and_then(|r| r.reason.clone()) {
+                    reasons.push(why);
+                }
+                (Outcome::Fail, reasons, diagnostics)
+            }
+        };
+    }
     match &raw.end {
         VmEnd::Timeout => {
             reasons.push(match result {
@@ -462,6 +487,7 @@ mod tests {
             blocker: true,
             expect_end: ExpectEnd::Status,
             console_contains: None,
+            crash_reason_contains: None,
             not_run: None,
             vcpus: None,
             disk: false,
@@ -524,6 +550,29 @@ mod tests {
             classify(&c, &raw(&returned, VmEnd::Status(1))).0,
             Outcome::Fail
         );
+
+        let mut c = case("xen_shutdown_crash");
+        c.expect_end = ExpectEnd::Crash;
+        let crashed = VmEnd::Crash {
+            reason: "guest reported a crash".into(),
+        };
+        let log = "KTAP version 1\n1..1\n# calling SCHEDOP_shutdown(crash)\n";
+        assert_eq!(classify(&c, &raw(log, crashed.clone())).0, Outcome::Pass);
+        c.crash_reason_contains = Some("SCHEDOP_shutdown crash".into());
+        assert_eq!(
+            classify(&c, &raw(log, crashed.clone())).0,
+            Outcome::Fail,
+            "other crash"
+        );
+        let right = VmEnd::Crash {
+            reason: "guest reported a crash (Xen SCHEDOP_shutdown crash)".into(),
+        };
+        assert_eq!(classify(&c, &raw(log, right)).0, Outcome::Pass);
+        assert_eq!(classify(&c, &raw(log, VmEnd::Shutdown)).0, Outcome::Fail);
+        assert_eq!(classify(&c, &raw(log, VmEnd::Timeout)).0, Outcome::Fail);
+        let returned =
+            format!("{log}not ok 1 xen_shutdown_crash # SCHEDOP_shutdown returned -22\n");
+        assert_eq!(classify(&c, &raw(&returned, crashed)).0, Outcome::Fail);
 
         let mut c = case("xen_console_io");
         c.console_contains = Some("hvcert-xen-console-ok".into());

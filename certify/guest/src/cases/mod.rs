@@ -53,6 +53,7 @@ const CASES: &[(&str, Case)] = &[
     ("xen_memory_op", xen::memory_op),
     ("xen_hvm_param", xen::hvm_param),
     ("xen_shutdown", xen::shutdown),
+    ("xen_shutdown_crash", xen::shutdown_crash),
     ("xen_cpl3_ud", xen::cpl3_ud),
 ];
 

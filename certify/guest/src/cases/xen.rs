@@ -25,6 +25,7 @@ const CONSOLEIO_WRITE: u64 = 0;
 const SCHEDOP_YIELD: u64 = 0;
 const SCHEDOP_SHUTDOWN: u64 = 2;
 const SHUTDOWN_POWEROFF: u32 = 0;
+const SHUTDOWN_CRASH: u32 = 3;
 const ENOSYS: i64 = -38;
 
 /// Up to 4 hypercall pages (CPUID base+2 EAX says how many).
@@ -241,10 +242,19 @@ pub fn enosys(_ctx: &mut Ctx) -> Outcome {
 /// SCHEDOP_shutdown(poweroff): the VM must end here; the runner checks it ended by
 /// shutdown. Returning at all is the failure.
 pub fn shutdown(_ctx: &mut Ctx) -> Outcome {
+    shutdown_with(SHUTDOWN_POWEROFF, "poweroff")
+}
+
+/// SCHEDOP_shutdown(crash): what a guest kernel does on panic; the VM must end as a crash.
+pub fn shutdown_crash(_ctx: &mut Ctx) -> Outcome {
+    shutdown_with(SHUTDOWN_CRASH, "crash")
+}
+
+fn shutdown_with(reason: u32, what: &str) -> Outcome {
     let x = setup!();
-    sys::write_u32(buf(), SHUTDOWN_POWEROFF);
+    sys::write_u32(buf(), reason);
     sys::print_timing();
-    diag!("calling SCHEDOP_shutdown(poweroff)");
+    diag!("calling SCHEDOP_shutdown({})", what);
     let r = call!(&x, HYPERVISOR_SCHED_OP, [SCHEDOP_SHUTDOWN, buf(), 0, 0, 0]);
     fail!("SCHEDOP_shutdown returned {}", r)
 }
