@@ -67,6 +67,16 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|p| profile::load(p).map(Arc::new))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut names = std::collections::BTreeSet::new();
+    for p in &profiles {
+        if !names.insert(p.profile.name.as_str()) {
+            anyhow::bail!(
+                "{}: profile name {} is used twice",
+                p.path.display(),
+                p.profile.name
+            );
+        }
+    }
     if args.list {
         let mut out = std::io::stdout().lock();
         for p in &profiles {
@@ -111,6 +121,11 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from(suite::GUEST_ELF));
     if !guest.is_file() {
         anyhow::bail!("guest kernel {} not found", guest.display());
+    }
+    if !std::path::Path::new("/dev/kvm").exists() {
+        anyhow::bail!(
+            "/dev/kvm is absent: the certification guests run on KVM (try `hvcert probe`)"
+        );
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;

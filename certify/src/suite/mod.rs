@@ -72,7 +72,8 @@ pub fn summarize(suites: &[SuiteRecord]) -> Summary {
         for c in &suite.cases {
             s.total += 1;
             *s.counts.entry(c.outcome.as_str().to_string()).or_default() += 1;
-            if c.blocker && c.outcome.is_failure() {
+            // As the reports crate judges it: a blocker that didn't run fails too.
+            if c.blocker && (c.outcome.is_failure() || c.outcome == Outcome::NotRun) {
                 s.blockers_failed.push(format!("{}/{}", c.profile, c.id));
             }
         }

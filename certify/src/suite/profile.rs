@@ -217,9 +217,11 @@ impl Profile {
                 .with_context(|| format!("guest_os_id {id:?}: expected 0x-hex"));
         }
         let parts: Vec<&str> = self.guest_os.kernel.split('.').collect();
+        // "2.6.32.12-0.7-default" -> 2, 6, 32 (LINUX_VERSION_CODE keeps three numbers).
         let num = |i: usize| -> anyhow::Result<u64> {
             let s = parts.get(i).copied().unwrap_or("0");
-            let v: u64 = s
+            let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+            let v: u64 = digits
                 .parse()
                 .with_context(|| format!("kernel {:?}: expected a.b.c", self.guest_os.kernel))?;
             Ok(v.min(255))
@@ -286,6 +288,17 @@ blocker = true
         let p = Profile::parse(MINI, Path::new("t.toml")).unwrap();
         // 2.6.32 -> LINUX_VERSION_CODE 0x020620.
         assert_eq!(p.guest_os_id().unwrap(), 0x8100_0002_0620_0000);
+        let sles = MINI.replace("2.6.32", "2.6.32.12-0.7-default");
+        let p2 = Profile::parse(&sles, Path::new("t.toml")).unwrap();
+        assert_eq!(p2.guest_os_id().unwrap(), 0x8100_0002_0620_0000);
+        let explicit = MINI.replace(
+            "kernel = \"2.6.32\"",
+            "kernel = \"x\"\nguest_os_id = \"0x8100000206100000\"",
+        );
+        let p3 = Profile::parse(&explicit, Path::new("t.toml")).unwrap();
+        assert_eq!(p3.guest_os_id().unwrap(), 0x8100_0002_0610_0000);
+        let bad = MINI.replace("2.6.32", "two.six");
+        assert!(Profile::parse(&bad, Path::new("t.toml")).is_err());
         assert_eq!(p.vcpus, 1);
         assert_eq!(p.cases[0].expect_end, ExpectEnd::Status);
     }
