@@ -52,6 +52,37 @@ impl MmioBus {
         (base, gsi)
     }
 
+    /// Inserts a device already placed by its caller (e.g. `virtio::attach`); refuses a
+    /// window that overlaps another.
+    pub fn insert(
+        &mut self,
+        base: u64,
+        size: u64,
+        gsi: u32,
+        dev: Box<dyn MmioDevice>,
+    ) -> Result<(), String> {
+        let end = base
+            .checked_add(size)
+            .ok_or_else(|| format!("MMIO window {base:#x}+{size:#x} overflows"))?;
+        if let Some(o) = self
+            .slots
+            .iter()
+            .find(|s| base < s.base + s.size && s.base < end)
+        {
+            return Err(format!(
+                "MMIO window {base:#x}+{size:#x} overlaps the device at {:#x}",
+                o.base
+            ));
+        }
+        self.slots.push(MmioSlot {
+            base,
+            size,
+            gsi,
+            dev,
+        });
+        Ok(())
+    }
+
     /// Kernel command-line entries announcing the devices.
     pub fn cmdline_entries(&self) -> Vec<String> {
         self.slots
@@ -117,5 +148,10 @@ mod tests {
         dev.read(off, &mut b);
         assert_eq!(b, [2, 2]);
         assert!(bus.find(0xd000_2000).is_none());
+        assert!(bus
+            .insert(0xd000_1800, 0x1000, 9, Box::new(Reg(3)))
+            .is_err());
+        assert!(bus.insert(0xd000_2000, 0x1000, 7, Box::new(Reg(3))).is_ok());
+        assert_eq!(bus.find(0xd000_2004).unwrap().1, 4);
     }
 }

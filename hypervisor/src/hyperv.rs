@@ -41,6 +41,9 @@ pub const HYPERCALL_PAGE_CODE: [u8; 14] = [
     0x0f, 0x0b, // ud: ud2
 ];
 
+/// Offset of the `out` in the page.
+pub const HYPERCALL_OUT_OFFSET: u64 = 9;
+
 /// The whole 4 KiB hypercall page.
 pub fn hypercall_page() -> [u8; 4096] {
     let mut p = [0xccu8; 4096];
@@ -628,7 +631,11 @@ mod tests {
     fn page_code_layout() {
         let p = hypercall_page();
         // jnz lands on ud2, out uses port 0xf6.
-        assert_eq!(&p[9..11], &[0xe7, crate::layout::HV_HYPERCALL_PORT as u8]);
+        let o = HYPERCALL_OUT_OFFSET as usize;
+        assert_eq!(
+            &p[o..o + 2],
+            &[0xe7, crate::layout::HV_HYPERCALL_PORT as u8]
+        );
         assert_eq!(&p[7 + 2 + 3..7 + 2 + 3 + 2], &[0x0f, 0x0b]);
         assert_eq!(p[100], 0xcc);
     }

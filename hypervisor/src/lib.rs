@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use virtio::{DiskConfig, NetConfig};
-pub use vm::Vm;
+pub use vm::{teardowns_pending, wait_for_teardowns, Vm};
 
 /// Which paravirtual interface the guest sees through CPUID and MSRs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -87,7 +87,8 @@ pub fn translate_with(
         }
         table = entry & ADDR_MASK;
     }
-    unreachable!("level 1 always returns")
+    // Level 1 always returns above.
+    Err(WalkError::Unsupported("page walk ended without a leaf"))
 }
 
 /// Translates `va` through the page tables in `mem`.

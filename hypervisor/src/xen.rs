@@ -39,6 +39,9 @@ pub const EXTRAVERSION: &[u8; 16] = b".0-hvcert\0\0\0\0\0\0\0";
 /// Largest CONSOLEIO_write accepted in one call.
 pub const CONSOLE_WRITE_MAX: u64 = 1 << 20;
 
+/// Offset of the `out` in each stub.
+pub const STUB_OUT_OFFSET: u64 = 14;
+
 /// Stubs per page.
 pub const STUBS: usize = 4096 / 32;
 
@@ -443,7 +446,8 @@ mod tests {
     fn stubs() {
         let p = hypercall_page();
         assert_eq!(&p[18 * 32 + 9..18 * 32 + 14], &[0xb8, 18, 0, 0, 0]);
-        assert_eq!(&p[18 * 32 + 14..18 * 32 + 16], &[0xe7, 0xf7]);
+        let o = 18 * 32 + STUB_OUT_OFFSET as usize;
+        assert_eq!(&p[o..o + 2], &[0xe7, 0xf7]);
         // jnz (at 7, rel 8) lands on ud2 at 17.
         assert_eq!(&p[17..19], &[0x0f, 0x0b]);
     }

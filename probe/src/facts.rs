@@ -58,6 +58,25 @@ fn with_table<T>(
     f(&id)
 }
 
+/// Display family and model from CPUID leaf 1 EAX (Intel SDM vol. 2 "CPUID", AMD APM vol. 3
+/// E.3.2). Computed here in u32 rather than through raw-cpuid's `family_id()`, which adds
+/// base (0xf) and extended family (up to 0xff) in a u8 and overflows on such input.
+fn display_family_model(f: &raw_cpuid::FeatureInfo) -> (u32, u32) {
+    let base_family = u32::from(f.base_family_id());
+    let base_model = u32::from(f.base_model_id());
+    let family = if base_family == 0xf {
+        base_family + u32::from(f.extended_family_id())
+    } else {
+        base_family
+    };
+    let model = if base_family == 0x6 || base_family == 0xf {
+        (u32::from(f.extended_model_id()) << 4) + base_model
+    } else {
+        base_model
+    };
+    (family, model)
+}
+
 fn cpu_identity(raw: &RawHost, notes: &mut Vec<String>) -> Cpu {
     let dmi_cpu = raw.dmi.known().and_then(|d| d.processors.first().cloned());
     match &raw.cpuid {
@@ -71,8 +90,8 @@ fn cpu_identity(raw: &RawHost, notes: &mut Vec<String>) -> Cpu {
                     .filter(|b| !b.is_empty());
                 Cpu {
                     vendor,
-                    family: fi.as_ref().map(|f| u32::from(f.family_id())),
-                    model: fi.as_ref().map(|f| u32::from(f.model_id())),
+                    family: fi.as_ref().map(|f| display_family_model(f).0),
+                    model: fi.as_ref().map(|f| display_family_model(f).1),
                     stepping: fi.as_ref().map(|f| u32::from(f.stepping_id())),
                     brand,
                     codename: None,

@@ -73,6 +73,42 @@ fn run_timeout_is_124() {
 }
 
 #[test]
+fn run_xen_console_and_poweroff() {
+    if !common::kvm_available_or_skip("run_xen_console_and_poweroff") {
+        return;
+    }
+    for iface in ["xen", "both"] {
+        let out = hvcert()
+            .args([
+                "run",
+                "--memory",
+                "16",
+                "--interface",
+                iface,
+                "--cmdline",
+                "x",
+                "--kernel",
+            ])
+            .arg(guests::guest("xen"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{iface}: {stdout}");
+        assert!(
+            stdout.contains("xen console_io says hi"),
+            "{iface}: {stdout}"
+        );
+    }
+    // Without the Xen interface the guest finds no Xen leaves and fails its check 1.
+    let out = hvcert()
+        .args(["run", "--memory", "16", "--interface", "hyperv", "--kernel"])
+        .arg(guests::guest("xen"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
 fn run_rejects_bad_arguments() {
     let out = hvcert()
         .args(["run", "--interface", "vmware", "--kernel", "/nonexistent"])

@@ -1,5 +1,6 @@
 # Prints a greeting and the command line from hvm_start_info, checks the PVH start info
-# (magic, memory map with at least 3 entries), then exits with status 0x2a.
+# (magic, memory map with at least 3 entries) and that an unclaimed port and unclaimed MMIO
+# read as all-ones, then exits with status 0x2a.
         .include "boot.inc"
 main:
         lea hello(%rip), %rsi
@@ -10,6 +11,15 @@ main:
         mov 48(%rbx), %eax              # memmap_entries
         cmp $3, %eax
         jb memfail
+        # Unclaimed port and MMIO (below 1 GiB, above RAM) read as all-ones.
+        mov $0x99, %dx
+        inb %dx, %al
+        movzbl %al, %eax
+        check %rax, 0xff, 0x13
+        mov $0x30000000, %ecx
+        mov (%rcx), %eax
+        check %rax, 0xffffffff, 0x14
+        movl $0x1234, (%rcx)
         lea cmdmsg(%rip), %rsi
         call puts
         mov 24(%rbx), %rsi              # cmdline_paddr

@@ -1,0 +1,186 @@
+//! Figures for the hypervisor (run `cargo bench -p hypervisor --bench boot`):
+//! - VM start -> guest end for minimal PVH guests through the API (`Vm::new` + `run`),
+//! - port-I/O exit, hypercall round trip (Hyper-V page, Xen stub) through our exit loop,
+//! - process spawn -> exit for `hvcert run` and QEMU microvm booting the same minimal guest.
+//!
+//! Compare with `cc -O2 -o /tmp/kvm-floor ../shared/tools/kvm-floor.c && /tmp/kvm-floor`
+//! run in the same session.
+#[path = "../tests/guests/mod.rs"]
+mod guests;
+
+use hypervisor::{Interface, Vm, VmConfig, VmEnd};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn cfg(kernel: std::path::PathBuf, cmdline: &str, mib: u32, iface: Interface) -> VmConfig {
+    VmConfig {
+        kernel,
+        cmdline: cmdline.into(),
+        memory_mib: mib,
+        interface: iface,
+        timeout: Duration::from_secs(30),
+        ..Default::default()
+    }
+}
+
+/// Wall time of Vm::new + run, seconds (and of Vm::new alone). The previous VM's kernel
+/// teardown (background, see `Vm::run`) is waited for first so it does not overlap.
+fn boot_timed(c: VmConfig) -> (f64, f64, VmEnd) {
+    hypervisor::wait_for_teardowns(Duration::from_secs(5));
+    let t = Instant::now();
+    let vm = Vm::new(c).expect("Vm::new");
+    let t_new = t.elapsed().as_secs_f64();
+    let r = vm.run(Box::new(std::io::sink())).expect("run");
+    (t.elapsed().as_secs_f64(), t_new, r.end)
+}
+
+fn boot_once(c: VmConfig) -> (f64, VmEnd) {
+    let (t, _, e) = boot_timed(c);
+    (t, e)
+}
+
+/// Median (start -> end, Vm::new part) in microseconds.
+fn start_to_end(kernel: &std::path::Path, mib: u32, runs: usize) -> (f64, f64) {
+    let mut v = Vec::new();
+    let mut n = Vec::new();
+    for _ in 0..runs {
+        let (t, t_new, _) = boot_timed(cfg(kernel.to_path_buf(), "", mib, Interface::HyperV));
+        v.push(t);
+        n.push(t_new);
+    }
+    (median(v) * 1e6, median(n) * 1e6)
+}
+
+fn per_op_us(mode: &str, iface: Interface) -> f64 {
+    let k = guests::guest("loop");
+    let mut v = Vec::new();
+    for _ in 0..5 {
+        let (base, e0) = boot_once(cfg(k.clone(), "n", 16, iface));
+        let (t, e1) = boot_once(cfg(k.clone(), mode, 16, iface));
+        assert_eq!(
+            (e0, e1),
+            (VmEnd::Status(0), VmEnd::Status(0)),
+            "mode {mode}"
+        );
+        v.push((t - base) / 20000.0 * 1e6);
+    }
+    median(v)
+}
+
+fn qemu_us(kernel: &std::path::Path, runs: usize) -> Option<f64> {
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let st = Command::new("qemu-system-x86_64")
+            .args([
+                "-M",
+                "microvm",
+                "-accel",
+                "kvm",
+                "-m",
+                "16",
+                "-nodefaults",
+                "-no-user-config",
+            ])
+            .args([
+                "-display",
+                "none",
+                "-device",
+                "isa-debug-exit,iobase=0xf4,iosize=4",
+            ])
+            .arg("-kernel")
+            .arg(kernel)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        // isa-debug-exit: exit code (value << 1) | 1.
+        if st.code() != Some(1) {
+            eprintln!("qemu exited with {st:?}");
+            return None;
+        }
+        v.push(t.elapsed().as_secs_f64());
+    }
+    Some(median(v) * 1e6)
+}
+
+fn hvcert_process_us(kernel: &std::path::Path, runs: usize) -> Option<f64> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("hvcert");
+    if !bin.exists() {
+        return None;
+    }
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let st = Command::new(&bin)
+            .args(["run", "--memory", "16", "--kernel"])
+            .arg(kernel)
+            .stdout(Stdio::null())
+            .status()
+            .ok()?;
+        if st.code() != Some(0) {
+            return None;
+        }
+        v.push(t.elapsed().as_secs_f64());
+    }
+    Some(median(v) * 1e6)
+}
+
+fn main() {
+    if !std::path::Path::new("/dev/kvm").exists() {
+        eprintln!("SKIP: /dev/kvm is absent");
+        return;
+    }
+    let hlt = guests::guest("min_hlt");
+    let status = guests::guest("min_status");
+    // Warm up (page cache, first-VM costs).
+    let _ = start_to_end(&status, 16, 3);
+    let (t, n) = start_to_end(&status, 16, 21);
+    println!(
+        "vm_start_to_status_us {t:.1} us (Vm::new {n:.1} us; 16 MiB; guest: out 0xf4 at its entry)"
+    );
+    let (t, n) = start_to_end(&hlt, 16, 21);
+    println!("vm_start_to_hlt_us {t:.1} us (Vm::new {n:.1} us; 16 MiB; guest: cli; hlt, found by the watchdog)");
+    let (t, n) = start_to_end(&status, 128, 11);
+    println!("vm_start_to_status_128m_us {t:.1} us (Vm::new {n:.1} us)");
+    let ops = [
+        (
+            "pio_exit_vmm_us",
+            "p",
+            "guest OUT to an unclaimed port, our exit loop",
+        ),
+        (
+            "pio_exit_page_code_us",
+            "q",
+            "the hypercall page's instructions, OUT to an unclaimed port",
+        ),
+        (
+            "hypercall_hyperv_us",
+            "h",
+            "fast HvCallNotifyLongSpinWait through the hypercall page",
+        ),
+        (
+            "hypercall_xen_us",
+            "x",
+            "Xen sched_op(SCHEDOP_yield) through its stub",
+        ),
+    ];
+    for (name, mode, what) in ops {
+        println!("{name} {:.2} us ({what})", per_op_us(mode, Interface::Both));
+    }
+    match hvcert_process_us(&status, 11) {
+        Some(t) => println!("hvcert_run_process_us {t:.0} us   (spawn `hvcert run` -> exit)"),
+        None => println!("hvcert_run_process_us n/a (build the hvcert binary first)"),
+    }
+    match qemu_us(&status, 11) {
+        Some(t) => println!("qemu_microvm_process_us {t:.0} us   (spawn qemu-system-x86_64 -M microvm -> exit, same guest)"),
+        None => println!("qemu_microvm_process_us n/a (qemu-system-x86_64 missing or failed)"),
+    }
+}
