@@ -326,6 +326,16 @@ pub fn hypercall_page(ctx: &mut Ctx) -> Outcome {
 
 pub fn call_long_spin_wait(ctx: &mut Ctx) -> Outcome {
     let page = setup!(ctx);
+    // Memory form: SpinWaitCount in the input block.
+    sys::write_u64(input_gpa(), 7);
+    expect_status!(
+        page,
+        CALL_NOTIFY_LONG_SPIN_WAIT,
+        input_gpa(),
+        0,
+        HV_STATUS_SUCCESS,
+        "NotifyLongSpinWait (memory input)"
+    );
     for count in [1u64, 0x1000] {
         expect_status!(
             page,
@@ -381,6 +391,68 @@ pub fn call_flush_list(ctx: &mut Ctx) -> Outcome {
         "FlushVirtualAddressList completed {} of {} reps",
         done,
         reps
+    );
+    Outcome::Pass
+}
+
+/// Rep calls: a rep start resumes part-way; an input list running off the end of RAM
+/// stops with HV_STATUS_INVALID_PARAMETER and says how many reps were done; rep start past
+/// rep count is invalid input.
+pub fn call_rep_semantics(ctx: &mut Ctx) -> Outcome {
+    let page = setup!(ctx);
+    flush_header(input_gpa());
+    for i in 0..4u64 {
+        sys::write_u64(input_gpa() + 24 + i * 8, 0x40_0000 + i * 0x1000);
+    }
+    let rax = expect_status!(
+        page,
+        CALL_FLUSH_LIST | rep_count(4) | (2 << 48),
+        input_gpa(),
+        0,
+        HV_STATUS_SUCCESS,
+        "FlushVirtualAddressList reps 2..4"
+    );
+    check!(
+        (rax >> 32) & 0xfff == 4,
+        "rep start 2 of 4: reps completed {}",
+        (rax >> 32) & 0xfff
+    );
+    expect_status!(
+        page,
+        CALL_FLUSH_LIST | rep_count(2) | (3 << 48),
+        input_gpa(),
+        0,
+        HV_STATUS_INVALID_HYPERCALL_INPUT,
+        "rep start past rep count"
+    );
+    if ctx.ram_top >= 2 << 20 {
+        // Header + 2 entries fit below the top of RAM, the 3rd doesn't.
+        let at = ctx.ram_top - 24 - 16;
+        flush_header(at);
+        sys::write_u64(at + 24, 0x40_0000);
+        sys::write_u64(at + 32, 0x40_1000);
+        let rax = expect_status!(
+            page,
+            CALL_FLUSH_LIST | rep_count(3),
+            at,
+            0,
+            HV_STATUS_INVALID_PARAMETER,
+            "rep list running off the end of RAM"
+        );
+        check!(
+            (rax >> 32) & 0xfff == 2,
+            "list crossing the end of RAM: reps completed {}, want 2",
+            (rax >> 32) & 0xfff
+        );
+    }
+    // A variable header on a call that has none is invalid input too.
+    expect_status!(
+        page,
+        CALL_NOTIFY_LONG_SPIN_WAIT | FAST | (1 << 17),
+        1,
+        0,
+        HV_STATUS_INVALID_HYPERCALL_INPUT,
+        "variable header size 1"
     );
     Outcome::Pass
 }

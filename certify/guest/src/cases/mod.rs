@@ -24,6 +24,7 @@ const CASES: &[(&str, Case)] = &[
     ("hv_call_long_spin_wait", hv::call_long_spin_wait),
     ("hv_call_flush_space", hv::call_flush_space),
     ("hv_call_flush_list", hv::call_flush_list),
+    ("hv_call_rep_semantics", hv::call_rep_semantics),
     ("hv_call_post_debug_data", hv::call_post_debug_data),
     ("hv_call_retrieve_debug_data", hv::call_retrieve_debug_data),
     ("hv_call_invalid_code", hv::call_invalid_code),
