@@ -150,7 +150,8 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
     let exec = suite::vm::HypervisorExecutor::new(guest.clone());
     let t0 = Instant::now();
     let mut stderr = std::io::stderr();
-    let mut results = runner::run_all(&exec, &jobs, workers, &mut stderr);
+    let bar = std::io::IsTerminal::is_terminal(&stderr);
+    let mut results = runner::run_all(&exec, &jobs, workers, &mut stderr, bar);
     let wall = t0.elapsed();
     runner::write_logs(&args.out, &mut results)?;
 

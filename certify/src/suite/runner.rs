@@ -354,11 +354,50 @@ fn run_one(exec: &dyn Executor, job: &Job) -> CaseResult {
 
 /// Run every job on `jobs` worker threads; results come back in job order. Progress goes
 /// to `progress` (stderr in the CLI), one line per finished case.
+/// One progress update. With `bar` (a terminal), a bar redrawn in place, and a full line
+/// only for cases that did not pass; otherwise one line per case (logs, CI).
+pub fn progress_text(n: usize, total: usize, r: &CaseResult, bar: bool) -> String {
+    let why = r
+        .reasons
+        .first()
+        .map(|w| format!(" — {w}"))
+        .unwrap_or_default();
+    let line = format!(
+        "[{n:>3}/{total}] {:<7} {}/{} ({} ms){why}",
+        r.outcome.as_str(),
+        r.profile,
+        r.id,
+        r.duration_ms
+    );
+    if !bar {
+        return line + "\n";
+    }
+    const WIDTH: usize = 30;
+    let filled = WIDTH * n / total.max(1);
+    let mut out = String::from("\r\x1b[K");
+    if !matches!(r.outcome, Outcome::Pass | Outcome::Skip) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "[{}{}] {n}/{total} {}/{}",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled),
+        r.profile,
+        r.id
+    ));
+    if n == total {
+        out.push('\n');
+    }
+    out
+}
+
 pub fn run_all(
     exec: &dyn Executor,
     jobs: &[Job],
     workers: usize,
     progress: &mut (dyn Write + Send),
+    bar: bool,
 ) -> Vec<CaseResult> {
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
@@ -373,20 +412,8 @@ pub fn run_all(
                 let r = run_one(exec, job);
                 let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                 if let Ok(mut p) = progress.lock() {
-                    let why = r
-                        .reasons
-                        .first()
-                        .map(|w| format!(" — {w}"))
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        p,
-                        "[{n:>3}/{}] {:<7} {}/{} ({} ms){why}",
-                        jobs.len(),
-                        r.outcome.as_str(),
-                        r.profile,
-                        r.id,
-                        r.duration_ms
-                    );
+                    let _ = p.write_all(progress_text(n, jobs.len(), &r, bar).as_bytes());
+                    let _ = p.flush();
                 }
                 if let Ok(mut all) = results.lock() {
                     all[i] = Some(r);
@@ -642,7 +669,7 @@ id = "d"
             "xen guests write no Hyper-V id"
         );
         let mut progress = Vec::new();
-        let res = run_all(&Fake, &jobs, 3, &mut progress);
+        let res = run_all(&Fake, &jobs, 3, &mut progress, false);
         let got: Vec<_> = res.iter().map(|r| (r.id.as_str(), r.outcome)).collect();
         assert_eq!(
             got,
@@ -654,6 +681,15 @@ id = "d"
             ]
         );
         assert_eq!(String::from_utf8(progress).unwrap().lines().count(), 4);
+        // On a terminal: a bar redrawn in place, full lines only for what didn't pass.
+        let bar = progress_text(2, 4, &res[1], true);
+        assert!(
+            bar.starts_with("\r\x1b[K[  2/4] crash")
+                && bar.contains("\n[###############---------------] 2/4"),
+            "{bar:?}"
+        );
+        assert!(!progress_text(1, 4, &res[0], true).contains('\n'));
+        assert!(progress_text(4, 4, &res[3], true).ends_with('\n'));
         assert_ne!(derive_seed(7, "p", "a"), derive_seed(7, "p", "d"));
         assert_eq!(derive_seed(7, "p", "a"), jobs[0].seed);
     }
