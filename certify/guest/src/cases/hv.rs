@@ -223,6 +223,53 @@ pub fn msr_hypercall_before_os_id(_ctx: &mut Ctx) -> Outcome {
     Outcome::Pass
 }
 
+/// HYPERCALL MSR bit 1 (Locked): once set, writes are ignored until reset; the page keeps
+/// working.
+pub fn msr_hypercall_locked(ctx: &mut Ctx) -> Outcome {
+    let page = setup!(ctx);
+    if let Err(f) = sys::wrmsr(MSR_HYPERCALL, page | 0b11) {
+        fail!("wrmsr HYPERCALL enable|locked raised vector {}", f.0);
+    }
+    let locked = match sys::rdmsr(MSR_HYPERCALL) {
+        Ok(v) => v,
+        Err(f) => fail!("rdmsr HYPERCALL raised vector {}", f.0),
+    };
+    check!(
+        locked & 0b11 == 0b11 && locked & !0xfff == page,
+        "after enable|locked the MSR reads {:#x}",
+        locked
+    );
+    // Try to disable, then to move the page: both ignored.
+    for value in [0, (page + 0x1000) | 1] {
+        match sys::wrmsr(MSR_HYPERCALL, value) {
+            Ok(()) => {}
+            Err(f) => fail!(
+                "wrmsr HYPERCALL={:#x} on a locked MSR raised vector {}",
+                value,
+                f.0
+            ),
+        }
+        match sys::rdmsr(MSR_HYPERCALL) {
+            Ok(v) => check!(
+                v == locked,
+                "locked MSR changed to {:#x} after writing {:#x}",
+                v,
+                value
+            ),
+            Err(f) => fail!("rdmsr HYPERCALL raised vector {}", f.0),
+        }
+    }
+    expect_status!(
+        page,
+        CALL_NOTIFY_LONG_SPIN_WAIT | FAST,
+        1,
+        0,
+        HV_STATUS_SUCCESS,
+        "NotifyLongSpinWait (locked page)"
+    );
+    Outcome::Pass
+}
+
 pub fn msr_unimplemented_gp(_ctx: &mut Ctx) -> Outcome {
     if let Err(m) = hv_present() {
         return Outcome::Fail(m);

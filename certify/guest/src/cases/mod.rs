@@ -17,6 +17,7 @@ const CASES: &[(&str, Case)] = &[
         "hv_msr_hypercall_before_os_id",
         hv::msr_hypercall_before_os_id,
     ),
+    ("hv_msr_hypercall_locked", hv::msr_hypercall_locked),
     ("hv_msr_unimplemented_gp", hv::msr_unimplemented_gp),
     ("hv_msr_vp_index", hv::msr_vp_index),
     ("hv_msr_time_ref_count", hv::msr_time_ref_count),
