@@ -323,3 +323,34 @@ blocker = true
         assert!(e.contains("listed twice"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod fixture_tests {
+    use super::*;
+
+    /// Every shipped profile loads, and every case it names exists in the guest's case
+    /// table (so a typo is caught without booting anything).
+    #[test]
+    fn shipped_profiles_name_real_guest_cases() {
+        let table = include_str!("../../guest/src/cases/mod.rs");
+        let dir = crate::cmd::certify::suite::default_profiles_dir();
+        let paths = all_in(&dir).unwrap();
+        assert!(paths.len() >= 2, "{paths:?}");
+        for path in paths {
+            let p = load(&path).unwrap_or_else(|e| panic!("{e:#}"));
+            assert_eq!(
+                path.file_stem().and_then(|s| s.to_str()),
+                Some(p.profile.name.as_str()),
+                "file name and profile name differ"
+            );
+            for c in &p.profile.cases {
+                assert!(
+                    table.contains(&format!("\"{}\",", c.id)),
+                    "{}: case {} is not in the guest's table",
+                    path.display(),
+                    c.id
+                );
+            }
+        }
+    }
+}
