@@ -66,6 +66,37 @@ fn full_suite_passes_on_kvm() {
         "{flush:?}"
     );
 
+    // The rest of the tool chain reads it: JUnit for CI, and the gate (a run against
+    // itself has no regression).
+    let junit = hvcert()
+        .args(["report", "-f", "junit"])
+        .arg(out.join("report.json"))
+        .output()
+        .expect("run hvcert report");
+    assert!(
+        junit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&junit.stderr)
+    );
+    let xml = String::from_utf8_lossy(&junit.stdout);
+    assert!(
+        xml.contains("xen_console_io") && xml.contains("hv_call_cpl3_ud"),
+        "{xml}"
+    );
+    let gate = hvcert()
+        .arg("gate")
+        .arg("--baseline")
+        .arg(out.join("report.json"))
+        .arg(out.join("report.json"))
+        .output()
+        .expect("run hvcert gate");
+    assert_eq!(
+        gate.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&gate.stdout)
+    );
+
     let r = report(&out);
     assert_eq!(r["seed"], 42);
     assert_eq!(r["summary"]["certified"], true);
