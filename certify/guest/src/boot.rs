@@ -1,23 +1,30 @@
 //! Ring-0 side of the guest: PVH entry, long mode, GDT/TSS/IDT, exception reporting, the
-//! `syscall` gate for privileged operations, and the drop to ring 3.
+//! gate for privileged operations, AP start-up, and the drop to ring 3.
 //!
 //! Ring 0 is emulated instruction by instruction on the CI machines (~1 µs each), so this
-//! file keeps ring-0 work small: the page tables are built at compile time (only three links
-//! are stored at run time), the IDT (32 exception entries) is static data too, and everything
-//! else runs in ring 3. Ring 3 runs with IOPL=3 so it can write COM1 and port 0xf4 itself
-//! (no gate per console byte); privileged instructions (rdmsr/wrmsr, calls into the
-//! hypercall pages) go through the gate.
+//! file keeps ring-0 work small: the page tables and the IDT are built at compile time (at
+//! run time only three page-table links and the TSS descriptor are stored), and everything
+//! else runs in ring 3. Ring 3 runs with IOPL=3 and an all-ports-allowed I/O bitmap so it
+//! can write COM1 and port 0xf4 itself (no gate per console byte); privileged work
+//! (rdmsr/wrmsr, CPUID, calls into the hypercall pages) goes through the gate. All ring-0
+//! code is assembly: the emulator fails on the SSE instructions compiled Rust may contain.
 //!
-//! Gate ABI (`call gate_stub`, a `ud2` the #UD handler recognises by its address: on the
-//! nested KVM of the CI machines `int n` and `syscall` from ring 3 don't reach a ring-0
-//! handler, exceptions do): RAX = function; 0 = rdmsr(ECX := EDI) -> RAX, 1 = wrmsr(ECX := EDI, value
-//! RSI), 2 = Hyper-V hypercall through the page at R9 (input RDI, input GPA RSI, output GPA
-//! RDX, moved to RCX/RDX/R8) -> RAX, 3 = `call r9` with RDI/RSI/RDX/R10/R8 passed through
-//! (Xen stubs) -> RAX, 4 = cpuid(leaf EDI, subleaf ESI) -> EAX, EBX in EDI, ECX in ESI,
-//! EDX, 9 = halt forever. CPUID goes through ring 0 because on the nested KVM here a
-//! ring-3 CPUID is answered by the outer hypervisor, not by ours (ring 0 is emulated with
-//! our CPUID table), which is also where a real kernel executes it. RCX, R8, R10 and R11 may be clobbered. A fault inside the gate (e.g. #GP from an unimplemented MSR) is
-//! caught: `GATE_FAULT` = 0x100 | vector, and the gate returns.
+//! Gate ABI: ring 3 does `call gate_stub`, a `ud2` that the #UD handler recognises by its
+//! address (on the nested KVM of the CI machines `int n` and `syscall` from ring 3 don't
+//! reach a ring-0 handler; exceptions do). RAX = function:
+//! - 0: rdmsr(ECX := EDI) -> RAX
+//! - 1: wrmsr(ECX := EDI, value RSI)
+//! - 2: Hyper-V hypercall through the page at R9 (input RDI, input GPA RSI, output GPA RDX,
+//!   moved to RCX/RDX/R8) -> RAX
+//! - 3: `call r9` with RDI/RSI/RDX/R10/R8 passed through (Xen stubs) -> RAX
+//! - 4: cpuid(leaf EDI, subleaf ESI) -> EAX, EBX in EDI, ECX in ESI, EDX. CPUID goes through
+//!   ring 0 because on the nested KVM here a ring-3 CPUID is answered by the outer
+//!   hypervisor, not by ours (ring 0 is emulated against our CPUID table); a real kernel
+//!   executes it in ring 0 too.
+//! - 9: halt forever.
+//!
+//! RCX, R8, R10 and R11 may be clobbered. A fault inside the gate (e.g. #GP from an
+//! unimplemented MSR) is caught: `GATE_FAULT` = 0x100 | vector, and the gate returns.
 use core::arch::global_asm;
 
 /// 2 MiB page flags: present, writable, user, accessed, dirty, large (A/D preset so the CPU
