@@ -115,13 +115,6 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let guest = args
-        .guest
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(suite::GUEST_ELF));
-    if !guest.is_file() {
-        anyhow::bail!("guest kernel {} not found", guest.display());
-    }
     if !std::path::Path::new("/dev/kvm").exists() {
         anyhow::bail!(
             "/dev/kvm is absent: the certification guests run on KVM (try `hvcert probe`)"
@@ -129,6 +122,11 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    let guest = suite::guest_path(args.guest.as_deref(), &args.out)
+        .with_context(|| format!("writing the guest kernel into {}", args.out.display()))?;
+    if !guest.is_file() {
+        anyhow::bail!("guest kernel {} not found", guest.display());
+    }
     let started = reports::date::now_rfc3339();
     // The host's facts go into the run before any guest boots.
     let host = if args.no_probe {
