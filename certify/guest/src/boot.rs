@@ -134,11 +134,14 @@ static mut TSS: Tss = Tss {
 
 /// Where the AP start-up code is copied (below 1 MiB, page-aligned, free in the PVH layout).
 pub const AP_TRAMPOLINE: u64 = 0x1_0000;
-/// Written by an AP once in long mode: VP_INDEX, initial APIC ID, done flag.
+/// Written by each AP once in long mode, 4 words at slot (its APIC ID): VP_INDEX,
+/// initial APIC ID, done flag.
 #[no_mangle]
-pub static mut AP_MAILBOX: [u32; 4] = [0; 4];
+pub static mut AP_MAILBOX: [u32; 4 * MAX_CPUS] = [0; 4 * MAX_CPUS];
+/// vCPUs the SMP case can start (APIC IDs 0..16).
+pub const MAX_CPUS: usize = 16;
 #[no_mangle]
-static mut APSTACK: Stack<4096> = Stack([0; 4096]);
+static mut APSTACK: Stack<{ 1024 * MAX_CPUS }> = Stack([0; 1024 * MAX_CPUS]);
 
 #[derive(Clone, Copy)]
 #[repr(C)]
@@ -348,18 +351,28 @@ ap_start32:
 
     .code64
 ap_long:
-    lea rsp, [rip + APSTACK + 4096]
-    lidt [rip + IDT_PTR]
-    /* Report VP_INDEX and the initial APIC ID, then stop. */
-    mov ecx, 0x40000002
-    rdmsr
-    mov dword ptr [rip + AP_MAILBOX], eax
+    /* Initial APIC ID (CPUID.1:EBX[31:24]) picks this AP's stack and mailbox slot. */
     mov eax, 1
     xor ecx, ecx
     cpuid
     shr ebx, 24
-    mov dword ptr [rip + AP_MAILBOX + 4], ebx
-    mov dword ptr [rip + AP_MAILBOX + 8], 1
+    and ebx, 15
+    mov r8d, ebx
+    lea rsp, [rip + APSTACK]
+    lea eax, [ebx + 1]
+    shl eax, 10
+    add rsp, rax
+    lidt [rip + IDT_PTR]
+    /* Report VP_INDEX and the APIC ID in slot (APIC ID), then stop. */
+    mov ecx, 0x40000002
+    rdmsr
+    lea rdi, [rip + AP_MAILBOX]
+    mov ecx, r8d
+    shl ecx, 4
+    add rdi, rcx
+    mov dword ptr [rdi], eax
+    mov dword ptr [rdi + 4], r8d
+    mov dword ptr [rdi + 8], 1
 33:
     cli
     hlt
