@@ -625,6 +625,26 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any console and any ending classify without panicking, into a definite outcome.
+        #[test]
+        fn classify_never_panics(console in "\\PC{0,200}", status in 0u32..5, which in 0u8..4) {
+            let end = match which {
+                0 => VmEnd::Status(status),
+                1 => VmEnd::Shutdown,
+                2 => VmEnd::Timeout,
+                _ => VmEnd::Crash { reason: console.clone() },
+            };
+            let mut c = case("x");
+            for e in [ExpectEnd::Status, ExpectEnd::Shutdown, ExpectEnd::Crash] {
+                c.expect_end = e;
+                let (o, _, _) = classify(&c, &raw(&console, end.clone()));
+                proptest::prop_assert!(o != Outcome::NotRun);
+            }
+            let _ = guest_ring0_share(console.as_bytes());
+        }
+    }
+
     struct Fake;
     impl Executor for Fake {
         fn run(&self, job: &Job) -> anyhow::Result<RawRun> {
