@@ -103,6 +103,14 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
     });
+    for want in &args.cases {
+        if !profiles
+            .iter()
+            .any(|p| p.profile.cases.iter().any(|c| &c.id == want))
+        {
+            anyhow::bail!("--case {want}: no selected profile has that case (see --list)");
+        }
+    }
     let mut jobs = Vec::new();
     for p in &profiles {
         jobs.extend(runner::jobs_for(p.clone(), seed, &args.cases, &args.out)?);

@@ -711,6 +711,11 @@ id = "d"
         assert!(!progress_text(1, 4, &res[0], true).contains('\n'));
         assert!(progress_text(4, 4, &res[3], true).ends_with('\n'));
         assert_ne!(derive_seed(7, "p", "a"), derive_seed(7, "p", "d"));
+        // Reproducible: the same run seed gives the same command lines; another doesn't.
+        let again = jobs_for(jobs[0].profile.clone(), 7, &[], Path::new("/x")).unwrap();
+        let other = jobs_for(jobs[0].profile.clone(), 8, &[], Path::new("/x")).unwrap();
+        assert_eq!(again[0].cmdline, jobs[0].cmdline);
+        assert_ne!(other[0].cmdline, jobs[0].cmdline);
         assert_eq!(derive_seed(7, "p", "a"), jobs[0].seed);
     }
 }
