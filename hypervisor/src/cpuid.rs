@@ -5,7 +5,7 @@
 //! which lacks `cmpxchg16b`, the XSAVE family and the VEX/EVEX-encoded instructions (a Debian
 //! kernel died with "emulation failure" on `lock cmpxchg16b` and on `xrstor`). So we hide:
 //! - leaf 1 ECX: FMA (12), CX16 (13), PCID (17), XSAVE (26), OSXSAVE (27), AVX (28), F16C (29);
-//!   and set the "hypervisor" bit (31). EBX[31:24] = the vCPU's APIC ID, EBX[23:16] = vCPUs.
+//!   and set the "hypervisor" bit (31). EBX bits 31:24 = the vCPU's APIC ID, bits 23:16 = vCPUs.
 //! - leaf 7.0 EBX: AVX2 (5), INVPCID (10), AVX-512 F/DQ/IFMA/PF/ER/CD/BW/VL (16, 17, 21, 26,
 //!   27, 28, 30, 31); ECX: AVX-512 VBMI (1), VBMI2 (6), GFNI (8), VAES (9), VPCLMULQDQ (10),
 //!   VNNI (11), BITALG (12), VPOPCNTDQ (14); EDX: AVX-512 4VNNIW/4FMAPS (2, 3), AMX (22, 24, 25),

@@ -22,8 +22,12 @@ use std::time::Duration;
 pub use virtio::{DiskBus, DiskConfig, NetConfig};
 pub use vm::{teardowns_pending, wait_for_teardowns, Vm};
 
-/// Which paravirtual interface the guest sees through CPUID and MSRs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// Which paravirtual interface the guest sees through CPUID and MSRs. Serialized (and parsed
+/// with `FromStr`) as `hyperv`, `xen`, `both`, `none`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Interface {
     /// Hyper-V-style (TLFS) leaves at 0x40000000, synthetic MSRs and hypercall page.
     #[default]
@@ -147,6 +151,17 @@ pub enum VmEnd {
     Crash { reason: String, regs: String },
 }
 
+impl std::fmt::Display for VmEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VmEnd::Status(s) => write!(f, "status {s:#x}"),
+            VmEnd::Shutdown => f.write_str("shutdown"),
+            VmEnd::Timeout => f.write_str("timeout"),
+            VmEnd::Crash { reason, .. } => write!(f, "crash: {reason}"),
+        }
+    }
+}
+
 impl VmEnd {
     /// Process exit code for `hvcert run`: status & 0xff, 124 timeout, 125 crash, 0 shutdown.
     pub fn exit_code(&self) -> u8 {
@@ -169,7 +184,9 @@ pub struct RunOutcome {
     /// Xen hypercalls and what they were translated to, in order.
     pub xen_trace: Vec<String>,
     pub wall: Duration,
-    /// Share of guest time spent in ring 0; not measurable through KVM here, so `None`.
+    /// Share of the running (not halted) guest time spent in ring 0, from the watchdog's
+    /// periodic samples of each vCPU's privilege level; `None` when no sample was taken
+    /// (runs shorter than ~50 us).
     pub ring0_share: Option<f64>,
     /// Register dump of every vCPU when the VM ended (index = vCPU id).
     pub final_regs: Vec<String>,

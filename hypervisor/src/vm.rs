@@ -11,12 +11,17 @@
 //! - MSR exits (user-space MSR filter over 0x40000000..=0x400002FF): the synthetic MSRs of the
 //!   chosen interface; anything else in that range raises #GP.
 //! - HLT is handled by the in-kernel LAPIC. A watchdog kicks the vCPUs (signal) on a
-//!   back-off schedule and asks each for its state: when every vCPU is halted with
+//!   back-off schedule (50 us doubling to 10 ms) and asks each for its state (these are also
+//!   the time samples behind `RunOutcome::ring0_share`): when every vCPU is halted with
 //!   RFLAGS.IF = 0 or waits for a SIPI, nothing can wake the guest and the VM ends as a crash
 //!   ("halted with interrupts disabled").
 //! - KVM_EXIT_SHUTDOWN (triple fault), KVM_EXIT_INTERNAL_ERROR (emulation failure),
 //!   KVM_EXIT_FAIL_ENTRY, KVM_RUN errors and any unexpected exit end the VM as a crash with a
 //!   register dump. KVM_EXIT_SYSTEM_EVENT shutdown/reset end it as a shutdown.
+//! - KVM capabilities used: IRQCHIP, PIT2, IRQFD, SYNC_REGS (regs + sregs: hypercalls read
+//!   and write registers through the kvm_run area), X86_USER_SPACE_MSR + X86_MSR_FILTER (not
+//!   with `Interface::None`); a host without them gets an `Error::Config`/`Error::Kvm` from
+//!   `Vm::new`, never a guest-visible difference.
 //! - The wall-clock timeout ends the VM as `Timeout`. Ending the VM stops every vCPU thread
 //!   (signal kick until each has left KVM_RUN) and joins them before `run` returns.
 use crate::boot;
@@ -54,6 +59,9 @@ use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 /// The user-space MSR filter range: Hyper-V synthetic MSRs and Xen's MSR at 0x40000200.
 const MSR_FILTER_BASE: u32 = 0x4000_0000;
 const MSR_FILTER_COUNT: u32 = 0x300;
+/// Longest gap between two watchdog probes (each costs every vCPU one exit, ~20 us here):
+/// bounds the delay in noticing a dead guest and gives ~100 privilege-level samples a second.
+const PROBE_MAX_INTERVAL: Duration = Duration::from_millis(10);
 /// A little more than the kernel's default SRCU expedited-grace-period holdoff (25 us).
 const SRCU_HOLDOFF: Duration = Duration::from_micros(30);
 
@@ -109,6 +117,11 @@ struct Shared {
     probe_round: AtomicU64,
     vcpu_state: Vec<AtomicU64>,
     unclaimed: AtomicU64,
+    /// Watchdog samples of running vCPUs, and how many found them in ring 0.
+    samples: AtomicU64,
+    samples_ring0: AtomicU64,
+    /// vCPU threads that have left their loop.
+    exited: std::sync::atomic::AtomicUsize,
     final_regs: Mutex<Vec<String>>,
     hv_opts: hyperv::DispatchOptions,
 }
@@ -172,6 +185,7 @@ impl Vm {
             )));
         }
         kick_handler_install();
+        let mut phases = Phases::new();
         let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
         let max = kvm.get_max_vcpus();
         if usize::from(cfg.cpus) > max {
@@ -181,6 +195,7 @@ impl Vm {
             )));
         }
         let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+        phases.mark("create_vm");
         // Order matters for start-up time: KVM_X86_SET_MSR_FILTER and KVM_CREATE_PIT2 wait for
         // an SRCU grace period, which the kernel expedites only when no grace period ended in
         // the last 25 us (srcu exp_holdoff). So the filter goes first, and the PIT after a
@@ -188,6 +203,7 @@ impl Vm {
         if cfg.interface != Interface::None {
             install_msr_filter(&kvm, &vm)?;
         }
+        phases.mark("msr_filter");
 
         let ranges: Vec<(GuestAddress, usize)> = ram_ranges(cfg.memory_mib)
             .into_iter()
@@ -211,17 +227,20 @@ impl Vm {
             unsafe { vm.set_user_memory_region(r) }
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
         }
+        phases.mark("memory");
 
         vm.set_tss_address(0xfffb_d000)
             .map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
         vm.create_irq_chip()
             .map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
+        phases.mark("irqchip");
         std::thread::sleep(SRCU_HOLDOFF);
         vm.create_pit2(kvm_pit_config {
             flags: KVM_PIT_SPEAKER_DUMMY,
             ..Default::default()
         })
         .map_err(kvm_err("KVM_CREATE_PIT2"))?;
+        phases.mark("pit");
 
         // Devices: virtio-mmio windows are reserved in the memory map and announced on the
         // command line. Device models are added to `devices` here (see `MmioBus::add_virtio`)
@@ -245,6 +264,7 @@ impl Vm {
 
         let cmdline = boot::cmdline(&cfg.cmdline, &extra)?;
         let memory_map = memory_map(cfg.memory_mib, &reserved);
+        phases.mark("devices");
         let loaded = boot::load(
             &mem,
             cfg.memory_mib,
@@ -254,6 +274,7 @@ impl Vm {
             &reserved,
         )?;
 
+        phases.mark("load");
         let serial_evt = EventFd::new(libc::EFD_NONBLOCK).map_err(Error::Io)?;
         vm.register_irqfd(&serial_evt, COM1_IRQ)
             .map_err(kvm_err("KVM_IRQFD (COM1)"))?;
@@ -264,6 +285,7 @@ impl Vm {
         );
 
         let host_cpuid = host_cpuid(&kvm)?;
+        phases.mark("cpuid");
         let sync = kvm_bindings::KVM_SYNC_X86_REGS | kvm_bindings::KVM_SYNC_X86_SREGS;
         if kvm.check_extension_int(Cap::SyncRegs) as u32 & sync != sync {
             return Err(Error::Config(
@@ -287,8 +309,14 @@ impl Vm {
                 vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
             }
             vcpus.push(vcpu);
+            phases.mark("vcpu");
         }
-        tracing::debug!(mode = ?loaded.mode, "kernel loaded");
+        tracing::debug!(
+            mode = ?loaded.mode,
+            phases = %phases.0,
+            total_us = phases.1.elapsed().as_micros() as u64,
+            "VM created"
+        );
 
         #[cfg(feature = "fault-injection")]
         let hv_opts = hyperv::DispatchOptions {
@@ -315,6 +343,9 @@ impl Vm {
             probe_round: AtomicU64::new(0),
             vcpu_state: (0..cfg.cpus).map(|_| AtomicU64::new(0)).collect(),
             unclaimed: AtomicU64::new(0),
+            exited: std::sync::atomic::AtomicUsize::new(0),
+            samples: AtomicU64::new(0),
+            samples_ring0: AtomicU64::new(0),
             final_regs: Mutex::new(vec![String::new(); usize::from(cfg.cpus)]),
             hv_opts,
         });
@@ -407,7 +438,7 @@ impl Vm {
                     }
                 }
                 let asked = Instant::now();
-                while asked.elapsed() < Duration::from_millis(2)
+                while asked.elapsed() < Duration::from_millis(1)
                     && !self.shared.stop.load(Ordering::SeqCst)
                     && !self
                         .shared
@@ -439,25 +470,39 @@ impl Vm {
                     });
                     break;
                 }
-                interval = (interval * 2).min(Duration::from_millis(100));
+                interval = (interval * 2).min(PROBE_MAX_INTERVAL);
                 probe_at = Instant::now() + interval;
             }
         }
 
         // Stop: kick every vCPU until its thread has left KVM_RUN, then join.
+        // Each vCPU thread counts itself out in `exited` and signals `end_cv`; a kick can be
+        // lost if it lands just before KVM_RUN, so kicks repeat until every thread is out.
         self.shared.stop.store(true, Ordering::SeqCst);
+        let spawned = handles.len();
+        let mut wait = Duration::from_micros(50);
         loop {
-            let mut alive = false;
             for h in &handles {
                 if !h.is_finished() {
-                    alive = true;
                     let _ = h.kill(SIGRTMIN());
                 }
             }
-            if !alive {
+            let guard = lock(&self.shared.end);
+            // (A thread that panicked never counts itself out, but it is finished.)
+            if self.shared.exited.load(Ordering::SeqCst) >= spawned
+                || handles.iter().all(|h| h.is_finished())
+            {
                 break;
             }
-            std::thread::sleep(Duration::from_micros(500));
+            let _ = self
+                .shared
+                .end_cv
+                .wait_timeout(guard, wait)
+                .unwrap_or_else(|e| e.into_inner());
+            if self.shared.exited.load(Ordering::SeqCst) >= spawned {
+                break;
+            }
+            wait = (wait * 2).min(Duration::from_millis(5));
         }
         for h in handles {
             if h.join().is_err() {
@@ -481,7 +526,10 @@ impl Vm {
             hypercalls: lock(&self.shared.counts).clone(),
             xen_trace: lock(&self.shared.trace).clone(),
             wall: start.elapsed(),
-            ring0_share: None,
+            ring0_share: {
+                let n = self.shared.samples.load(Ordering::Relaxed);
+                (n > 0).then(|| self.shared.samples_ring0.load(Ordering::Relaxed) as f64 / n as f64)
+            },
             final_regs,
             unclaimed_accesses: self.shared.unclaimed.load(Ordering::SeqCst),
         };
@@ -535,6 +583,22 @@ fn teardown(vm: VmFd, kvm: Kvm, shared: Arc<Shared>, evt: EventFd) {
         if let Some(f) = lock(&job).take() {
             f()
         }
+    }
+}
+
+/// Start-up phase timings for the debug log (`HVCERT_LOG=hypervisor=debug`).
+struct Phases(String, Instant, Instant);
+
+impl Phases {
+    fn new() -> Self {
+        let now = Instant::now();
+        Phases(String::new(), now, now)
+    }
+    fn mark(&mut self, name: &str) {
+        let now = Instant::now();
+        self.0
+            .push_str(&format!("{name}={}us ", (now - self.2).as_micros()));
+        self.2 = now;
     }
 }
 
@@ -628,6 +692,15 @@ fn vcpu_loop(id: usize, mut vcpu: VcpuFd, shared: Arc<Shared>) {
                     last_round = round;
                     let st = liveness(&vcpu);
                     shared.vcpu_state[id].store((round << 2) | st, Ordering::SeqCst);
+                    if st == ST_RUNNING {
+                        // A time sample of the privilege level (KVM refreshes the sync area
+                        // on every return from KVM_RUN, interrupted ones included).
+                        let cpl = vcpu.sync_regs().sregs.cs.selector & 3;
+                        shared.samples.fetch_add(1, Ordering::Relaxed);
+                        if cpl == 0 {
+                            shared.samples_ring0.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                 }
                 Next::Continue
             }
@@ -660,6 +733,10 @@ fn vcpu_loop(id: usize, mut vcpu: VcpuFd, shared: Arc<Shared>) {
         }
     }
     lock(&shared.final_regs)[id] = dump_regs(&vcpu);
+    // Count out under the `end` lock so the waiting controller cannot miss the wake-up.
+    let _guard = lock(&shared.end);
+    shared.exited.fetch_add(1, Ordering::SeqCst);
+    shared.end_cv.notify_all();
 }
 
 fn liveness(vcpu: &VcpuFd) -> u64 {

@@ -538,4 +538,18 @@ mod tests {
         assert_eq!(run(&m, &mut st, 1, [0; 5]).rax, ENOSYS);
         assert_eq!(run(&m, &mut st, 12, [7, 0, 0, 0, 0]).rax, ENOSYS);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn dispatch_never_panics(nr in 0u32..64, a in proptest::array::uniform5(proptest::prelude::any::<u64>()), small in proptest::array::uniform5(0u64..0x50_0000)) {
+            let m = mem();
+            let map = memory_map(4, &[]);
+            let mut st = XenState::default();
+            let env = paged_env(&m, &map);
+            let _ = dispatch(&mut st, &env, nr, a);
+            let _ = dispatch(&mut st, &env, nr, small);
+            let env = Env { mem: &m, paging: PagingMode::default(), memory_map: &map };
+            let _ = dispatch(&mut st, &env, nr, small);
+        }
+    }
 }

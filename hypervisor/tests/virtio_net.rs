@@ -322,10 +322,41 @@ fn udp_frame(
     f
 }
 
-/// TAP backend against the host's network stack, both directions: a UDP datagram the host
+/// A network namespace made for one test and deleted when dropped, so that the test's
+/// addresses and traffic never touch the machine's own network.
+struct TestNetns(String);
+
+impl TestNetns {
+    fn new(name: String) -> Result<Self, String> {
+        ip(&["netns", "add", &name])?;
+        Ok(TestNetns(name))
+    }
+
+    /// Runs `f` on a thread that has entered this namespace; sockets it creates stay in it.
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.0);
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).expect("open the namespace");
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        })
+        .join()
+        .expect("namespace thread")
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "delete", &self.0]);
+    }
+}
+
+/// TAP backend against a host network stack, both directions: a UDP datagram the host
 /// sends to the "guest" address arrives in an RX buffer; a UDP frame the "guest" transmits
-/// reaches a host UDP socket. Skipped (with the reason) where TAP devices or `ip` are not
-/// permitted.
+/// reaches a host UDP socket. The TAP interface is moved into a network namespace made by
+/// the test, and the host side's addresses and socket live there: nothing reaches the
+/// machine's own network. Skipped (with the reason) where TAP devices, `ip` or network
+/// namespaces are not permitted.
 #[test]
 fn tap_backend_round_trip_with_host_stack() {
     let name = format!("hvcr{}", std::process::id() % 100_000);
@@ -336,11 +367,22 @@ fn tap_backend_round_trip_with_host_stack() {
             return;
         }
     };
+    let netns = match TestNetns::new(format!("hvcert-{name}")) {
+        Ok(ns) => ns,
+        Err(e) => {
+            eprintln!("skipping tap round trip: no network namespace: {e}");
+            return;
+        }
+    };
+    let ns = netns.0.clone();
     let (host_ip, guest_ip) = ([10, 213, 77, 1], [10, 213, 77, 2]);
-    let setup = ip(&["link", "set", "dev", &name, "up"])
-        .and_then(|_| ip(&["addr", "add", "10.213.77.1/24", "dev", &name]))
+    let setup = ip(&["link", "set", "dev", &name, "netns", &ns])
+        .and_then(|_| ip(&["-n", &ns, "link", "set", "dev", &name, "up"]))
+        .and_then(|_| ip(&["-n", &ns, "addr", "add", "10.213.77.1/24", "dev", &name]))
         .and_then(|_| {
             ip(&[
+                "-n",
+                &ns,
                 "neigh",
                 "add",
                 "10.213.77.2",
@@ -354,12 +396,26 @@ fn tap_backend_round_trip_with_host_stack() {
         eprintln!("skipping tap round trip: {e}");
         return;
     }
-    let tap_mac: Vec<u8> = std::fs::read_to_string(format!("/sys/class/net/{name}/address"))
-        .unwrap()
-        .trim()
-        .split(':')
-        .map(|h| u8::from_str_radix(h, 16).unwrap())
-        .collect();
+    let tap_mac: Vec<u8> = netns.run({
+        let name = name.clone();
+        move || {
+            // /sys shows the interfaces of the namespace that mounted it; ask `ip` instead.
+            let out = std::process::Command::new("ip")
+                .args(["-o", "link", "show", "dev", &name])
+                .output()
+                .expect("ip link show");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let mac = text
+                .split_whitespace()
+                .skip_while(|w| *w != "link/ether")
+                .nth(1)
+                .expect("the TAP's MAC address")
+                .to_string();
+            mac.split(':')
+                .map(|h| u8::from_str_radix(h, 16).unwrap())
+                .collect()
+        }
+    });
     let stats = net.stats();
     let mut h = net.handler().unwrap();
     let mem = memory();
@@ -371,7 +427,8 @@ fn tap_backend_round_trip_with_host_stack() {
     let mut qs = vec![device_queue(&rxq), device_queue(&txq)];
 
     // Host -> guest.
-    let sock = std::net::UdpSocket::bind("10.213.77.1:47001").expect("bind on the TAP address");
+    let sock = netns
+        .run(|| std::net::UdpSocket::bind("10.213.77.1:47001").expect("bind on the TAP address"));
     sock.set_read_timeout(Some(std::time::Duration::from_secs(3)))
         .unwrap();
     sock.send_to(b"hello guest", "10.213.77.2:47002").unwrap();

@@ -74,6 +74,29 @@ fn vm_can_move_between_threads() {
 }
 
 #[test]
+fn pvh_initrd_is_module_zero() {
+    if !kvm_or_skip("pvh_initrd_is_module_zero") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("hvcert-pvh-initrd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let initrd = dir.join("initrd");
+    std::fs::write(&initrd, b"RAMDISK1 and the rest").unwrap();
+    let mut c = cfg(guests::guest("hello"), "x");
+    c.initrd = Some(initrd.clone());
+    let (r, text) = boot(c);
+    assert_eq!(r.end, VmEnd::Status(0x2a), "{text}");
+    assert!(text.contains("module0=RAMDISK1"), "{text}");
+    // An initrd that cannot fit is a configuration error, not a crash.
+    std::fs::write(&initrd, vec![0u8; 40 << 20]).unwrap();
+    let mut c = cfg(guests::guest("hello"), "x");
+    c.initrd = Some(initrd);
+    let e = Vm::new(c).err().expect("40 MiB initrd in 32 MiB of memory");
+    assert!(e.to_string().contains("initrd"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn smp_guest_boots_with_aps_waiting() {
     if !kvm_or_skip("smp_guest_boots_with_aps_waiting") {
         return;
@@ -83,6 +106,27 @@ fn smp_guest_boots_with_aps_waiting() {
     let (r, _) = boot(c);
     assert_eq!(r.end, VmEnd::Status(0x2a));
     assert_eq!(r.final_regs.len(), 2);
+}
+
+#[test]
+fn smp_guest_starts_an_ap_with_its_own_vp_index() {
+    if !kvm_or_skip("smp_guest_starts_an_ap_with_its_own_vp_index") {
+        return;
+    }
+    let mut c = cfg(guests::guest("smp"), "go");
+    c.cpus = 2;
+    let (r, text) = boot(c);
+    assert_eq!(r.end, VmEnd::Status(0x2a), "{text}\n{:?}", r.final_regs);
+    assert!(text.contains("AP started"), "{text}");
+    // The AP halted with interrupts off, but the BSP went on: not a dead VM.
+    let mut c = cfg(guests::guest("smp"), "h");
+    c.cpus = 2;
+    let (r, _) = boot(c);
+    assert!(
+        matches!(&r.end, VmEnd::Crash { reason, .. } if reason.contains("interrupts disabled")),
+        "{:?}",
+        r.end
+    );
 }
 
 #[test]
@@ -149,6 +193,24 @@ fn timeout_stops_a_spinning_guest() {
     assert_eq!(r.end.exit_code(), 124);
     assert!(r.wall < Duration::from_secs(3), "{:?}", r.wall);
     assert!(r.final_regs[0].contains("rip="));
+}
+
+#[test]
+fn ring0_share_is_sampled() {
+    if !kvm_or_skip("ring0_share_is_sampled") {
+        return;
+    }
+    let mut c = cfg(guests::guest("crash"), "s");
+    c.timeout = Duration::from_millis(400);
+    let (r, _) = boot(c);
+    let share = r.ring0_share.expect("samples were taken");
+    assert!(share > 0.9, "ring-0 spin: {share}");
+    let mut c = cfg(guests::guest("crash"), "r");
+    c.timeout = Duration::from_millis(400);
+    let (r, _) = boot(c);
+    assert_eq!(r.end, VmEnd::Timeout);
+    let share = r.ring0_share.expect("samples were taken");
+    assert!(share < 0.1, "ring-3 spin: {share}");
 }
 
 #[test]
@@ -258,6 +320,17 @@ fn bad_kernels_are_errors_not_panics() {
 fn interface_parses() {
     assert_eq!("xen".parse::<Interface>(), Ok(Interface::Xen));
     assert!("vmware".parse::<Interface>().is_err());
+    for i in [
+        Interface::HyperV,
+        Interface::Xen,
+        Interface::Both,
+        Interface::None,
+    ] {
+        assert_eq!(i.to_string().parse::<Interface>(), Ok(i));
+    }
+    assert_eq!(VmEnd::Status(0x2a).to_string(), "status 0x2a");
+    assert_eq!(VmEnd::Timeout.exit_code(), 124);
+    assert_eq!(VmEnd::Status(0x1ff).exit_code(), 0xff);
 }
 
 #[test]
@@ -308,6 +381,21 @@ fn synthetic_msrs_and_leaves_absent_without_hyperv() {
     let mut c = cfg(guests::guest("hyperv"), "all");
     c.interface = Interface::Xen;
     assert_eq!(boot(c).0.end, VmEnd::Status(1));
+    // GUEST_OS_ID: a plain MSR with Hyper-V on, #GP for both accesses with Xen or nothing.
+    for (iface, gps) in [
+        (Interface::HyperV, 0),
+        (Interface::Both, 0),
+        (Interface::None, 2),
+    ] {
+        let mut c = cfg(guests::guest("hyperv"), "m");
+        c.interface = iface;
+        assert_eq!(boot(c).0.end, VmEnd::Status(0x40 + gps), "{iface}");
+    }
+    // With Xen alone, 0x40000000 is Xen's write-only hypercall MSR: the read #GPs, and the
+    // write of GPA 0 (inside RAM, page aligned) installs the stubs there.
+    let mut c = cfg(guests::guest("hyperv"), "m");
+    c.interface = Interface::Xen;
+    assert_eq!(boot(c).0.end, VmEnd::Status(0x41));
     // No interface: leaf 0x40000000 is not a hypervisor leaf any more.
     let mut c = cfg(guests::guest("hyperv"), "all");
     c.interface = Interface::None;

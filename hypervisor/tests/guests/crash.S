@@ -1,5 +1,6 @@
 # Ends badly, chosen by the first command-line byte:
 #  't' triple fault (page fault with an empty IDT), 'h' cli; hlt, 's' spin forever,
+#  'r' spin forever in ring 3,
 #  'e' lock cmpxchg16b in ring 0 (an emulation failure where ring 0 is emulated; runs
 #  natively and returns 0x79 on hardware-assisted KVM).
         .include "boot.inc"
@@ -15,6 +16,8 @@ main:
         je spin
         cmp $'e', %al
         je emul
+        cmp $'r', %al
+        je ring3spin
         mov $0x77, %eax
         ret
 triple:
@@ -34,6 +37,16 @@ halt:
         ret
 spin:
         jmp spin
+ring3spin:                              # spin in ring 3 (native speed here)
+        push $0x23
+        lea ustack_top(%rip), %rax
+        push %rax
+        push $0x2
+        push $0x1b
+        lea 1f(%rip), %rax
+        push %rax
+        iretq
+1:      jmp 1b
         .section .data
 null_idt: .word 0
         .quad 0

@@ -27,7 +27,22 @@ main:
         mov $'\n', %al
         mov $COM1, %dx
         out %al, %dx
-        mov $0x2a, %eax
+        # An initrd arrives as PVH module 0: print its first 8 bytes.
+        cmpl $0, 12(%rbx)               # nr_modules
+        je 1f
+        lea modmsg(%rip), %rsi
+        call puts
+        mov 16(%rbx), %rsi              # modlist_paddr
+        mov (%rsi), %rsi                # hvm_modlist_entry.paddr
+        mov $8, %ecx
+        mov $COM1, %dx
+2:      lodsb
+        out %al, %dx
+        dec %ecx
+        jnz 2b
+        mov $'\n', %al
+        out %al, %dx
+1:      mov $0x2a, %eax
         ret
 memfail:
         mov $0x12, %eax
@@ -35,3 +50,4 @@ memfail:
         .section .rodata
 hello:  .asciz "hello from the PVH guest\n"
 cmdmsg: .asciz "cmdline="
+modmsg: .asciz "module0="

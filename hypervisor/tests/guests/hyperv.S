@@ -2,7 +2,8 @@
 # else with the number of the failed check. Command line 'u': call the hypercall page from
 # ring 3; 'p': OUT to the hypercall port from ring 3 with IOPL 3; 'o': OUT to the port from
 # ring 0 outside the page; 'n': use the port before any page is enabled. These end in the
-# #UD handler with status 0x60 | CPL.
+# #UD handler with status 0x60 | CPL. 'm': exit 0x40 + the number of #GPs taken by one
+# read and one write of GUEST_OS_ID.
         .include "boot.inc"
         .set HV_OUT, 0x3000             # scratch area (identity mapped)
 
@@ -35,7 +36,20 @@ main:
         mov start_info(%rip), %rbx
         mov 24(%rbx), %rsi
         movzbl (%rsi), %r12d            # mode byte
-        cmp $'n', %r12b
+        cmp $'m', %r12b
+        jne 8f
+        # 'm': synthetic MSRs only: count #GPs of GUEST_OS_ID read/write, exit 0x40 + count.
+        movl $0, gp_count(%rip)
+        mov $0x40000000, %ecx
+        rdmsr
+        mov $0x40000000, %ecx
+        xor %eax, %eax
+        xor %edx, %edx
+        wrmsr
+        mov gp_count(%rip), %eax
+        add $0x40, %eax
+        ret
+8:      cmp $'n', %r12b
         jne 1f
         out %eax, $0xf6                 # no page enabled yet -> #UD
         mov $0x70, %eax
