@@ -246,7 +246,11 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
         report.display()
     )?;
     if let Some(r) = record.ring0_share {
-        writeln!(out, "guest ring-0 share of VM time: {:.1} %", r * 100.0)?;
+        writeln!(
+            out,
+            "guest ring-0 share of guest time: {:.1} % (boot + gate calls incl. their VMM exits)",
+            r * 100.0
+        )?;
     }
     if record.summary.blockers_failed.is_empty() {
         writeln!(out, "verdict: all blocker cases passed")?;
