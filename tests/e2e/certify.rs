@@ -250,6 +250,18 @@ fn bad_profile_is_reported_with_file_and_line() {
 }
 
 #[test]
+fn unknown_case_filter_is_an_error() {
+    let res = hvcert()
+        .args(["certify", "--case", "hv_cpuidd", "--out"])
+        .arg(scratch("unknowncase"))
+        .output()
+        .expect("run hvcert certify");
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--case hv_cpuidd"), "{stderr}");
+}
+
+#[test]
 fn list_shows_profiles_and_blockers() {
     let res = hvcert()
         .args(["certify", "--list"])

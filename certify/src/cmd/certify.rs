@@ -103,6 +103,14 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
     });
+    for want in &args.cases {
+        if !profiles
+            .iter()
+            .any(|p| p.profile.cases.iter().any(|c| &c.id == want))
+        {
+            anyhow::bail!("--case {want}: no selected profile has that case (see --list)");
+        }
+    }
     let mut jobs = Vec::new();
     for p in &profiles {
         jobs.extend(runner::jobs_for(p.clone(), seed, &args.cases, &args.out)?);
@@ -238,7 +246,11 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
         report.display()
     )?;
     if let Some(r) = record.ring0_share {
-        writeln!(out, "guest ring-0 share of VM time: {:.1} %", r * 100.0)?;
+        writeln!(
+            out,
+            "guest ring-0 share of guest time: {:.1} % (boot + gate calls incl. their VMM exits)",
+            r * 100.0
+        )?;
     }
     if record.summary.blockers_failed.is_empty() {
         writeln!(out, "verdict: all blocker cases passed")?;

@@ -102,7 +102,21 @@ pub fn summarize(suites: &[SuiteRecord]) -> Summary {
     s
 }
 
+/// The run's ring-0 share: total guest ring-0 cycles over total guest cycles when the
+/// guests measured themselves, else the hypervisor's per-VM shares weighted by duration.
 pub fn ring0_share(suites: &[SuiteRecord]) -> Option<f64> {
+    let (mut r0, mut all) = (0u128, 0u128);
+    for t in suites
+        .iter()
+        .flat_map(|s| &s.cases)
+        .filter_map(|c| c.guest_timing)
+    {
+        r0 += u128::from(t.ring0_tsc);
+        all += u128::from(t.total_tsc);
+    }
+    if all > 0 {
+        return Some(r0 as f64 / all as f64);
+    }
     let (mut num, mut den) = (0.0, 0.0);
     for c in suites.iter().flat_map(|s| &s.cases) {
         if let Some(r) = c.ring0_share {

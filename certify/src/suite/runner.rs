@@ -102,6 +102,7 @@ pub struct CaseResult {
     pub hypercalls: BTreeMap<String, u64>,
     pub xen_trace: Vec<String>,
     pub ring0_share: Option<f64>,
+    pub guest_timing: Option<GuestTiming>,
     /// The guest's `# ...` lines for this case.
     pub diagnostics: Vec<String>,
     /// Console log file, relative to the output directory.
@@ -230,27 +231,41 @@ fn finish(
     (Outcome::Pass, reasons, diagnostics)
 }
 
-/// The guest's own account (`# timing: boot_ring0_tsc=A gate_tsc=B gate_calls=C
-/// total_tsc=D`): share of its life in ring 0 = (A + B) / D. B includes the VMM exits made
-/// from ring 0 (hypercalls, MSRs), so it is an upper bound on ring-0 execution proper.
-pub fn guest_ring0_share(console: &[u8]) -> Option<f64> {
+/// The guest's own account of its time, in TSC cycles (`# timing: boot_ring0_tsc=A
+/// gate_tsc=B gate_calls=C total_tsc=D`): ring 0 = boot (A) + gate calls (B), out of its
+/// whole life (D). B includes the VMM exits made from ring 0 (hypercalls, MSRs), so it is
+/// an upper bound on ring-0 execution proper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestTiming {
+    pub ring0_tsc: u64,
+    pub total_tsc: u64,
+    pub gate_calls: u64,
+}
+
+pub fn guest_timing(console: &[u8]) -> Option<GuestTiming> {
     let text = String::from_utf8_lossy(console);
     let line = text
         .lines()
         .rev()
         .find_map(|l| l.trim().strip_prefix("# timing:"))?;
-    let field = |name: &str| -> Option<f64> {
+    let field = |name: &str| -> Option<u64> {
         line.split_whitespace()
             .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))?
             .parse()
             .ok()
     };
-    let (boot, gate, total) = (
-        field("boot_ring0_tsc")?,
-        field("gate_tsc")?,
-        field("total_tsc")?,
-    );
-    (total > 0.0 && boot + gate <= total).then(|| (boot + gate) / total)
+    let ring0_tsc = field("boot_ring0_tsc")?.checked_add(field("gate_tsc")?)?;
+    let total_tsc = field("total_tsc")?;
+    (total_tsc > 0 && ring0_tsc <= total_tsc).then_some(GuestTiming {
+        ring0_tsc,
+        total_tsc,
+        gate_calls: field("gate_calls")?,
+    })
+}
+
+/// Share of the guest's life in ring 0, from [`guest_timing`].
+pub fn guest_ring0_share(console: &[u8]) -> Option<f64> {
+    guest_timing(console).map(|t| t.ring0_tsc as f64 / t.total_tsc as f64)
 }
 
 /// Last lines of the console, for reports.
@@ -275,6 +290,7 @@ fn run_one(exec: &dyn Executor, job: &Job) -> CaseResult {
         hypercalls: BTreeMap::new(),
         xen_trace: Vec::new(),
         ring0_share: None,
+        guest_timing: None,
         diagnostics: Vec::new(),
         log_file: None,
         log_excerpt: String::new(),
@@ -339,6 +355,7 @@ fn run_one(exec: &dyn Executor, job: &Job) -> CaseResult {
             res.vm_end = Some(raw.end.clone());
             res.hypercalls = raw.hypercalls;
             res.xen_trace = raw.xen_trace;
+            res.guest_timing = guest_timing(&raw.console);
             res.ring0_share = raw.ring0_share.or_else(|| guest_ring0_share(&raw.console));
             res.log_excerpt = excerpt(&raw.console, 12);
             res.console = raw.console;
@@ -613,6 +630,8 @@ mod tests {
     fn ring0_share_from_guest_timing() {
         let log = b"KTAP version 1\nok 1 x\n# timing: boot_ring0_tsc=300 gate_tsc=100 gate_calls=4 total_tsc=1000\n";
         assert_eq!(guest_ring0_share(log), Some(0.4));
+        let t = guest_timing(log).unwrap();
+        assert_eq!((t.ring0_tsc, t.total_tsc, t.gate_calls), (400, 1000, 4));
         assert_eq!(
             guest_ring0_share(b"# timing: boot_ring0_tsc=3 gate_tsc=1"),
             None
@@ -711,6 +730,11 @@ id = "d"
         assert!(!progress_text(1, 4, &res[0], true).contains('\n'));
         assert!(progress_text(4, 4, &res[3], true).ends_with('\n'));
         assert_ne!(derive_seed(7, "p", "a"), derive_seed(7, "p", "d"));
+        // Reproducible: the same run seed gives the same command lines; another doesn't.
+        let again = jobs_for(jobs[0].profile.clone(), 7, &[], Path::new("/x")).unwrap();
+        let other = jobs_for(jobs[0].profile.clone(), 8, &[], Path::new("/x")).unwrap();
+        assert_eq!(again[0].cmdline, jobs[0].cmdline);
+        assert_ne!(other[0].cmdline, jobs[0].cmdline);
         assert_eq!(derive_seed(7, "p", "a"), jobs[0].seed);
     }
 }

@@ -414,6 +414,25 @@ pub fn call_flush_space(ctx: &mut Ctx) -> Outcome {
         HV_STATUS_SUCCESS,
         "FlushVirtualAddressSpace"
     );
+    // Fast form: AddressSpace in RDX, Flags in R8 (processor mask unused with ALL_PROCESSORS).
+    expect_status!(
+        page,
+        CALL_FLUSH_SPACE | FAST,
+        0,
+        3,
+        HV_STATUS_SUCCESS,
+        "fast FlushVirtualAddressSpace"
+    );
+    // An undefined flag bit is an invalid parameter.
+    sys::write_u64(input_gpa() + 8, 3 | 1 << 20);
+    expect_status!(
+        page,
+        CALL_FLUSH_SPACE,
+        input_gpa(),
+        0,
+        HV_STATUS_INVALID_PARAMETER,
+        "FlushVirtualAddressSpace with an undefined flag"
+    );
     Outcome::Pass
 }
 
