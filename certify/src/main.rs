@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod probe_report;
 
 #[derive(Parser)]
 #[command(

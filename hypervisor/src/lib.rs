@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use virtio::{DiskConfig, NetConfig};
+pub use virtio::{DiskBus, DiskConfig, NetConfig};
 pub use vm::{teardowns_pending, wait_for_teardowns, Vm};
 
 /// Which paravirtual interface the guest sees through CPUID and MSRs. Serialized (and parsed
@@ -106,8 +106,10 @@ pub struct VmConfig {
     pub timeout: Duration,
     pub max_disks: usize,
     pub max_nics: usize,
-    /// virtio-blk devices (raw images), placed before the NICs on the MMIO bus.
+    /// Disks (raw images), placed before the NICs on the MMIO bus.
     pub disks: Vec<virtio::DiskConfig>,
+    /// Whether the disks are virtio-blk devices or virtio-scsi controllers.
+    pub disk_bus: virtio::DiskBus,
     /// virtio-net devices.
     pub nets: Vec<virtio::NetConfig>,
     #[cfg(feature = "fault-injection")]
@@ -127,6 +129,7 @@ impl Default for VmConfig {
             max_disks: 1,
             max_nics: 1,
             disks: Vec::new(),
+            disk_bus: virtio::DiskBus::Blk,
             nets: Vec::new(),
             #[cfg(feature = "fault-injection")]
             fault: None,

@@ -251,6 +251,7 @@ impl Vm {
             &mem,
             &mut devices,
             &cfg.disks,
+            cfg.disk_bus,
             &cfg.nets,
             cfg.max_disks,
             cfg.max_nics,

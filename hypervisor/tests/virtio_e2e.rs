@@ -2,6 +2,7 @@
 //! the hypervisor's boot.inc) drive the virtio-mmio devices through the real exit loop,
 //! ioeventfds and irqfds; the host then checks the image file.
 
+mod virtio_guests;
 mod virtio_util;
 
 use std::io::Write;
@@ -10,7 +11,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hypervisor::{DiskConfig, NetConfig, Vm, VmConfig, VmEnd};
+use hypervisor::{DiskBus, DiskConfig, NetConfig, Vm, VmConfig, VmEnd};
+use virtio_guests::guest;
 use virtio_util::TempFile;
 
 fn kvm_or_skip(name: &str) -> bool {
@@ -19,50 +21,6 @@ fn kvm_or_skip(name: &str) -> bool {
     }
     eprintln!("skipping {name}: /dev/kvm absent (set HVCERT_REQUIRE_KVM=1 to fail instead)");
     false
-}
-
-fn run_tool(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Assemble and link tests/virtio_guests/NAME.S with the hypervisor's boot.inc and link.ld.
-pub fn guest(name: &str) -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mine = manifest.join("tests/virtio_guests");
-    let theirs = manifest.join("tests/guests");
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hvcert-virtio-guests");
-    std::fs::create_dir_all(&out).unwrap();
-    let tag =
-        format!("{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], "");
-    let obj = out.join(format!("{name}.{tag}.o"));
-    let elf = out.join(format!("{name}.{tag}.elf"));
-    run_tool(
-        Command::new("as")
-            .args(["--64", "-I"])
-            .arg(&mine)
-            .arg("-I")
-            .arg(&theirs)
-            .arg("-o")
-            .arg(&obj)
-            .arg(mine.join(format!("{name}.S"))),
-    );
-    run_tool(
-        Command::new("ld")
-            .args(["-nostdlib", "-static", "--no-warn-rwx-segments", "-T"])
-            .arg(theirs.join("link.ld"))
-            .arg("-o")
-            .arg(&elf)
-            .arg(&obj),
-    );
-    let _ = std::fs::remove_file(&obj);
-    elf
 }
 
 /// Console that keeps every byte with its arrival time.
@@ -115,7 +73,18 @@ fn boot(
     disks: Vec<DiskConfig>,
     nets: Vec<NetConfig>,
 ) -> (VmEnd, Console) {
+    boot_on(kernel, cmdline, disks, DiskBus::Blk, nets)
+}
+
+fn boot_on(
+    kernel: &Path,
+    cmdline: &str,
+    disks: Vec<DiskConfig>,
+    disk_bus: DiskBus,
+    nets: Vec<NetConfig>,
+) -> (VmEnd, Console) {
     let cfg = VmConfig {
+        disk_bus,
         kernel: kernel.to_path_buf(),
         cmdline: cmdline.into(),
         memory_mib: 64,
@@ -148,6 +117,9 @@ fn blk_guest_write_flush_read_verify_and_malformed() {
         vec![],
     );
     assert_eq!(end, VmEnd::Status(0x2a), "console: {}", console.text());
+    // Every QueueNotify went through an ioeventfd, none through an MMIO exit (no test in
+    // this binary writes QueueNotify for a queue index without an ioeventfd).
+    assert_eq!(hypervisor::virtio::mmio::mmio_notify_count(), 0);
     // The image, read from the host after the VM ended: pattern at sectors 8..136, the rest
     // untouched.
     let disk = std::fs::read(&img.0).unwrap();
@@ -204,61 +176,60 @@ fn too_many_devices_refused() {
     );
 }
 
-/// Guest-side sequential 1 MiB throughput next to the host doing the same on the same file.
-/// Ignored by default (timing); run with `cargo test -p hypervisor --test virtio_e2e --
-/// --ignored --nocapture`.
+/// Guest-side sequential 1 MiB throughput next to the host doing the same on the same file
+/// (best of 3 runs each, interleaved, since the machine is shared). Ignored by default
+/// (timing); run with `cargo test -p hypervisor --test virtio_e2e blk_guest_throughput --
+/// --ignored --nocapture` (HVCERT_BENCH_MIB sets the size, default 64).
 #[test]
 #[ignore]
 fn blk_guest_throughput() {
+    use std::os::unix::fs::FileExt;
     let mib: u64 = std::env::var("HVCERT_BENCH_MIB")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(64);
     let kernel = guest("blk");
-    let img = TempFile::new("e2e-bench", &[]);
-    std::fs::File::options()
-        .write(true)
-        .open(&img.0)
-        .unwrap()
-        .set_len(mib << 20)
-        .unwrap();
-    let (end, console) = boot(
-        &kernel,
-        &format!("#{mib}"),
-        vec![DiskConfig {
-            path: img.0.clone(),
-            read_only: false,
-        }],
-        vec![],
-    );
-    assert_eq!(end, VmEnd::Status(0x2a), "console: {}", console.text());
-    let (w, r, e) = (
-        console.marker(b'W').unwrap(),
-        console.marker(b'R').unwrap(),
-        console.marker(b'E').unwrap(),
-    );
-    let gw = mib as f64 / (r - w).as_secs_f64();
-    let gr = mib as f64 / (e - r).as_secs_f64();
-    // Host reference: the same 1 MiB pwrite/pread sequence on the same file.
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(&img.0)
-        .unwrap();
-    let mut buf = vec![0x5au8; 1 << 20];
-    let t = Instant::now();
-    for i in 0..mib {
-        f.write_all_at(&buf, i << 20).unwrap();
+    // A fully written (allocated) image, so neither side pays for block allocation.
+    let img = TempFile::new("e2e-bench", &vec![0u8; (mib << 20) as usize]);
+    let (mut gw, mut gr, mut hw, mut hr) = (0f64, 0f64, 0f64, 0f64);
+    for _ in 0..3 {
+        let (end, console) = boot(
+            &kernel,
+            &format!("#{mib}"),
+            vec![DiskConfig {
+                path: img.0.clone(),
+                read_only: false,
+            }],
+            vec![],
+        );
+        assert_eq!(end, VmEnd::Status(0x2a), "console: {}", console.text());
+        let (w, r, e) = (
+            console.marker(b'W').unwrap(),
+            console.marker(b'R').unwrap(),
+            console.marker(b'E').unwrap(),
+        );
+        gw = gw.max(mib as f64 / (r - w).as_secs_f64());
+        gr = gr.max(mib as f64 / (e - r).as_secs_f64());
+        // Host reference: the same 1 MiB pwrite/pread sequence on the same file.
+        let f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&img.0)
+            .unwrap();
+        let mut buf = vec![0x5au8; 1 << 20];
+        let t = Instant::now();
+        for i in 0..mib {
+            f.write_all_at(&buf, i << 20).unwrap();
+        }
+        hw = hw.max(mib as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for i in 0..mib {
+            f.read_exact_at(&mut buf, i << 20).unwrap();
+        }
+        hr = hr.max(mib as f64 / t.elapsed().as_secs_f64());
     }
-    let hw = mib as f64 / t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    for i in 0..mib {
-        f.read_exact_at(&mut buf, i << 20).unwrap();
-    }
-    let hr = mib as f64 / t.elapsed().as_secs_f64();
     println!(
-        "guest 1 MiB sequential: write {gw:.0} MB/s ({:.0}% of host {hw:.0}), read {gr:.0} MB/s ({:.0}% of host {hr:.0})",
+        "guest 1 MiB sequential (best of 3): write {gw:.0} MB/s ({:.0}% of host {hw:.0}), read {gr:.0} MB/s ({:.0}% of host {hr:.0})",
         100.0 * gw / hw,
         100.0 * gr / hr
     );
@@ -270,7 +241,7 @@ fn net_guest_loopback_frames() {
         return;
     }
     let kernel = guest("net");
-    let frames = 2000u32;
+    let frames = 20000u32;
     let (end, console) = boot(
         &kernel,
         &format!("#{frames}"),
@@ -280,7 +251,7 @@ fn net_guest_loopback_frames() {
     assert_eq!(end, VmEnd::Status(0x2a), "console: {}", console.text());
     let (f, e) = (console.marker(b'F').unwrap(), console.marker(b'E').unwrap());
     println!(
-        "guest loopback: {frames} frames of 60 B, one in flight: {:.0} frames/s",
+        "guest loopback (ring 3, 8 frames per notification): {frames} frames of 60 B: {:.0} frames/s",
         f64::from(frames) / (e - f).as_secs_f64()
     );
 }
@@ -409,4 +380,28 @@ fn kill_test_flushed_sectors_survive() {
     println!("kill test: {trials} trials, {total_flushed} flushed sectors checked, {lost} lost");
     assert_eq!(lost, 0);
     assert!(total_flushed > 0, "the guest never got to flush anything");
+}
+
+#[test]
+fn scsi_guest_inquiry_write_sync_read_and_sense() {
+    if !kvm_or_skip("scsi_guest_inquiry_write_sync_read_and_sense") {
+        return;
+    }
+    let original: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    let img = TempFile::new("e2e-scsi", &original);
+    let (end, console) = boot_on(
+        &guest("scsi"),
+        "",
+        vec![DiskConfig {
+            path: img.0.clone(),
+            read_only: false,
+        }],
+        DiskBus::Scsi,
+        vec![],
+    );
+    assert_eq!(end, VmEnd::Status(0x2a), "console: {}", console.text());
+    let disk = std::fs::read(&img.0).unwrap();
+    assert_eq!(&disk[8 * 512..8 * 512 + 8192], &pattern_64k()[..8192]);
+    assert_eq!(&disk[..8 * 512], &original[..8 * 512]);
+    assert_eq!(&disk[8 * 512 + 8192..], &original[8 * 512 + 8192..]);
 }

@@ -3,7 +3,7 @@
 mod virtio_util;
 
 use hypervisor::bus::MmioBus;
-use hypervisor::virtio::{attach, DiskConfig, Error, NetConfig, MMIO_BASE};
+use hypervisor::virtio::{attach, DiskBus, DiskConfig, Error, NetConfig, MMIO_BASE};
 use virtio_util::*;
 
 fn kvm_vm() -> Option<kvm_ioctls::VmFd> {
@@ -32,7 +32,17 @@ fn attach_places_and_wires_devices() {
         read_only: true,
     };
     let mut bus = MmioBus::new();
-    let devs = attach(&vm, &mem, &mut bus, &[disk], &[NetConfig::Loopback], 1, 1).unwrap();
+    let devs = attach(
+        &vm,
+        &mem,
+        &mut bus,
+        &[disk],
+        DiskBus::Blk,
+        &[NetConfig::Loopback],
+        1,
+        1,
+    )
+    .unwrap();
     let cmdline = bus.cmdline_entries();
     assert_eq!(
         bus.reserved(),
@@ -70,7 +80,8 @@ fn attach_refuses_more_devices_than_allowed() {
         &vm,
         &mem,
         &mut MmioBus::new(),
-        &[disk.clone(), disk],
+        &[disk.clone(), disk.clone()],
+        DiskBus::Scsi,
         &[],
         1,
         1,
@@ -89,11 +100,34 @@ fn attach_refuses_more_devices_than_allowed() {
         "{err}"
     );
     let nets = [NetConfig::Loopback, NetConfig::Loopback];
-    let err = attach(&vm, &mem, &mut MmioBus::new(), &[], &nets, 1, 1)
-        .err()
-        .expect("refused");
+    let err = attach(
+        &vm,
+        &mem,
+        &mut MmioBus::new(),
+        &[],
+        DiskBus::Blk,
+        &nets,
+        1,
+        1,
+    )
+    .err()
+    .expect("refused");
     assert!(err.to_string().contains("network adapters"), "{err}");
-    // Raised limits are honoured.
-    let devs = attach(&vm, &mem, &mut MmioBus::new(), &[], &nets, 1, 2).unwrap();
+    // A SCSI controller counts as the storage controller too; raised limits are honoured.
+    let vm2 = kvm_vm().unwrap();
+    let mut bus = MmioBus::new();
+    let devs = attach(&vm2, &mem, &mut bus, &[disk], DiskBus::Scsi, &[], 1, 1).unwrap();
+    assert_eq!((devs[0].kind, devs[0].gsi), ("scsi", 5));
+    let devs = attach(
+        &vm,
+        &mem,
+        &mut MmioBus::new(),
+        &[],
+        DiskBus::Blk,
+        &nets,
+        1,
+        2,
+    )
+    .unwrap();
     assert_eq!(devs.len(), 2);
 }

@@ -163,6 +163,12 @@ fn blk_roundtrip(event_idx: bool, use_eventfd: bool) {
     for i in 0..3 {
         assert_eq!(&disk[i * 4096..(i + 1) * 4096], &pattern[..]);
     }
+    if !use_eventfd {
+        assert!(
+            hypervisor::virtio::mmio::mmio_notify_count() >= 4,
+            "fallback path counted"
+        );
+    }
     // Interrupt raised through the eventfd with the VRING bit; ACK clears it.
     assert!(wait_for(|| rd(&mut t, 0x60) & INT_VRING != 0));
     assert!(t.interrupt_evt().read().unwrap() >= 1);

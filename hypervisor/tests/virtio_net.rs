@@ -6,7 +6,7 @@ mod virtio_util;
 use std::sync::atomic::Ordering;
 
 use hypervisor::virtio::mmio::{MmioTransport, QueueHandler, VirtioDevice};
-use hypervisor::virtio::net::{NetHandler, MAX_PENDING, NET_HDR_LEN, RX, TX};
+use hypervisor::virtio::net::{NetHandler, MAX_PENDING, RX, TX};
 use hypervisor::virtio::{check_device_limits, DiskConfig, Net, NetConfig};
 use virtio_bindings::bindings::virtio_config::VIRTIO_F_VERSION_1;
 use virtio_bindings::bindings::virtio_net::{VIRTIO_NET_F_MAC, VIRTIO_NET_F_MTU};
@@ -265,5 +265,201 @@ fn options_parse_and_limits() {
         "{e}"
     );
     assert!(check_device_limits(&disks, &nets, 2, 2).is_ok());
-    let _ = NET_HDR_LEN;
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn checksum(b: &[u8]) -> u16 {
+    let mut s: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// An Ethernet + IPv4 + UDP frame (UDP checksum 0 = none).
+fn udp_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: [u8; 4],
+    dst: [u8; 4],
+    port: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = (20 + 8 + payload.len()) as u16;
+    let mut iph = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    iph[2..4].copy_from_slice(&total.to_be_bytes());
+    iph.extend_from_slice(&src);
+    iph.extend_from_slice(&dst);
+    let c = checksum(&iph);
+    iph[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&iph);
+    f.extend_from_slice(&port.to_be_bytes());
+    f.extend_from_slice(&port.to_be_bytes());
+    f.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A network namespace made for one test and deleted when dropped, so that the test's
+/// addresses and traffic never touch the machine's own network.
+struct TestNetns(String);
+
+impl TestNetns {
+    fn new(name: String) -> Result<Self, String> {
+        ip(&["netns", "add", &name])?;
+        Ok(TestNetns(name))
+    }
+
+    /// Runs `f` on a thread that has entered this namespace; sockets it creates stay in it.
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.0);
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).expect("open the namespace");
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        })
+        .join()
+        .expect("namespace thread")
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "delete", &self.0]);
+    }
+}
+
+/// TAP backend against a host network stack, both directions: a UDP datagram the host
+/// sends to the "guest" address arrives in an RX buffer; a UDP frame the "guest" transmits
+/// reaches a host UDP socket. The TAP interface is moved into a network namespace made by
+/// the test, and the host side's addresses and socket live there: nothing reaches the
+/// machine's own network. Skipped (with the reason) where TAP devices, `ip` or network
+/// namespaces are not permitted.
+#[test]
+fn tap_backend_round_trip_with_host_stack() {
+    let name = format!("hvcr{}", std::process::id() % 100_000);
+    let net = match Net::new(&NetConfig::Tap(name.clone()), MAC) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("skipping tap round trip: {e}");
+            return;
+        }
+    };
+    let netns = match TestNetns::new(format!("hvcert-{name}")) {
+        Ok(ns) => ns,
+        Err(e) => {
+            eprintln!("skipping tap round trip: no network namespace: {e}");
+            return;
+        }
+    };
+    let ns = netns.0.clone();
+    let (host_ip, guest_ip) = ([10, 213, 77, 1], [10, 213, 77, 2]);
+    let setup = ip(&["link", "set", "dev", &name, "netns", &ns])
+        .and_then(|_| ip(&["-n", &ns, "link", "set", "dev", &name, "up"]))
+        .and_then(|_| ip(&["-n", &ns, "addr", "add", "10.213.77.1/24", "dev", &name]))
+        .and_then(|_| {
+            ip(&[
+                "-n",
+                &ns,
+                "neigh",
+                "add",
+                "10.213.77.2",
+                "lladdr",
+                "52:54:00:12:34:56",
+                "dev",
+                &name,
+            ])
+        });
+    if let Err(e) = setup {
+        eprintln!("skipping tap round trip: {e}");
+        return;
+    }
+    let tap_mac: Vec<u8> = netns.run({
+        let name = name.clone();
+        move || {
+            // /sys shows the interfaces of the namespace that mounted it; ask `ip` instead.
+            let out = std::process::Command::new("ip")
+                .args(["-o", "link", "show", "dev", &name])
+                .output()
+                .expect("ip link show");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let mac = text
+                .split_whitespace()
+                .skip_while(|w| *w != "link/ether")
+                .nth(1)
+                .expect("the TAP's MAC address")
+                .to_string();
+            mac.split(':')
+                .map(|h| u8::from_str_radix(h, 16).unwrap())
+                .collect()
+        }
+    });
+    let stats = net.stats();
+    let mut h = net.handler().unwrap();
+    let mem = memory();
+    let rxq = Vq::new(&mem, ring_base(RX), 16);
+    let txq = Vq::new(&mem, ring_base(TX), 16);
+    for i in 0..8u16 {
+        add_chain(&rxq, i, &[Buf(DATA + 0x1000 * i as u64, 2048, true)]);
+    }
+    let mut qs = vec![device_queue(&rxq), device_queue(&txq)];
+
+    // Host -> guest.
+    let sock = netns
+        .run(|| std::net::UdpSocket::bind("10.213.77.1:47001").expect("bind on the TAP address"));
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    sock.send_to(b"hello guest", "10.213.77.2:47002").unwrap();
+    let mut found = false;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !found && std::time::Instant::now() < deadline {
+        with_queues(&mem, &mut qs, F, |q| h.backend_event(q)).unwrap();
+        for (id, len) in used(&rxq) {
+            let mut b = vec![0u8; len as usize];
+            mem.read_slice(&mut b, GuestAddress(DATA + 0x1000 * u64::from(id)))
+                .unwrap();
+            let frame = &b[12..];
+            if frame.len() >= 42 && frame[0..6] == MAC && frame[12..14] == [8, 0] && frame[23] == 17
+            {
+                assert_eq!(&frame[42..], b"hello guest");
+                found = true;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(found, "the host's datagram reached an RX buffer");
+
+    // Guest -> host.
+    let mut dst = [0u8; 6];
+    dst.copy_from_slice(&tap_mac);
+    let f = udp_frame(dst, MAC, guest_ip, host_ip, 47001, b"hello host");
+    tx(&mem, &txq, 0, DATA + 0x20_0000, &f);
+    step(&mem, &mut h, &mut qs, TX);
+    assert_eq!(stats.tx_frames.load(Ordering::Relaxed), 1);
+    let mut buf = [0u8; 64];
+    let (n, from) = sock.recv_from(&mut buf).expect("datagram from the guest");
+    assert_eq!(&buf[..n], b"hello host");
+    assert_eq!(from.to_string(), "10.213.77.2:47001");
 }

@@ -66,6 +66,37 @@ fn full_suite_passes_on_kvm() {
         "{flush:?}"
     );
 
+    // The rest of the tool chain reads it: JUnit for CI, and the gate (a run against
+    // itself has no regression).
+    let junit = hvcert()
+        .args(["report", "-f", "junit"])
+        .arg(out.join("report.json"))
+        .output()
+        .expect("run hvcert report");
+    assert!(
+        junit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&junit.stderr)
+    );
+    let xml = String::from_utf8_lossy(&junit.stdout);
+    assert!(
+        xml.contains("xen_console_io") && xml.contains("hv_call_cpl3_ud"),
+        "{xml}"
+    );
+    let gate = hvcert()
+        .arg("gate")
+        .arg("--baseline")
+        .arg(out.join("report.json"))
+        .arg(out.join("report.json"))
+        .output()
+        .expect("run hvcert gate");
+    assert_eq!(
+        gate.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&gate.stdout)
+    );
+
     let r = report(&out);
     assert_eq!(r["seed"], 42);
     assert_eq!(r["summary"]["certified"], true);
@@ -91,7 +122,7 @@ fn full_suite_passes_on_kvm() {
                     let log = out.join(c["log_file"].as_str().expect("log file"));
                     let text = std::fs::read_to_string(&log).expect("console log");
                     assert!(
-                        text.contains(&format!("ok 1 {id}")) || id == "xen_shutdown",
+                        text.contains(&format!("ok 1 {id}")) || id.starts_with("xen_shutdown"),
                         "{text}"
                     );
                     assert!(c["cmdline"]
@@ -233,5 +264,65 @@ fn list_shows_profiles_and_blockers() {
     assert!(
         text.contains("smp_vp_index") && text.contains("blocker"),
         "{text}"
+    );
+}
+
+/// An unexpected exception in the guest is a crash (with vector and RIP), a guest that
+/// never reports is a timeout, an unknown case is a failure; all three fail the run.
+#[test]
+fn crash_timeout_and_unknown_case_outcomes() {
+    if !common::kvm_available_or_skip("crash_timeout_and_unknown_case_outcomes") {
+        return;
+    }
+    let dir = scratch("outcomes");
+    let path = dir.join("selftest.toml");
+    std::fs::write(
+        &path,
+        "name = \"selftest\"\ndescription = \"guest self-tests\"\ninterface = \"hyperv\"\n\
+         memory_mib = 32\ntimeout_secs = 1\n[guest_os]\nname = \"x\"\nkernel = \"2.6.32\"\n\
+         [[cases]]\nid = \"selftest_traps\"\nblocker = true\n\
+         [[cases]]\nid = \"selftest_crash\"\nblocker = true\n\
+         [[cases]]\nid = \"selftest_hang\"\n\
+         [[cases]]\nid = \"no_such_case\"\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let res = hvcert()
+        .args(["certify", "--no-probe", "--profile"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run hvcert certify");
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert_eq!(res.status.code(), Some(1), "{stdout}");
+    let r = report(&out);
+    let cases = r["suites"][0]["cases"].as_array().unwrap();
+    let get = |id: &str| cases.iter().find(|c| c["id"] == id).unwrap();
+    assert_eq!(
+        get("selftest_traps")["outcome"],
+        "pass",
+        "{}",
+        get("selftest_traps")
+    );
+    let crash = get("selftest_crash");
+    assert_eq!(crash["outcome"], "crash", "{crash}");
+    let why = crash["reasons"][0].as_str().unwrap();
+    assert!(
+        why.contains("#UD") && why.contains("rip=0x") && why.contains("cpl=3"),
+        "{why}"
+    );
+    assert_eq!(
+        get("selftest_hang")["outcome"],
+        "timeout",
+        "{}",
+        get("selftest_hang")
+    );
+    let unknown = get("no_such_case");
+    assert_eq!(unknown["outcome"], "fail");
+    assert_eq!(unknown["reasons"][0], "unknown case");
+    assert!(
+        stdout.contains("blocker cases failed: selftest/selftest_crash"),
+        "{stdout}"
     );
 }

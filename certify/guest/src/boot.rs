@@ -1,23 +1,30 @@
 //! Ring-0 side of the guest: PVH entry, long mode, GDT/TSS/IDT, exception reporting, the
-//! `syscall` gate for privileged operations, and the drop to ring 3.
+//! gate for privileged operations, AP start-up, and the drop to ring 3.
 //!
 //! Ring 0 is emulated instruction by instruction on the CI machines (~1 µs each), so this
-//! file keeps ring-0 work small: the page tables are built at compile time (only three links
-//! are stored at run time), the IDT has 32 exception entries plus the gate, and everything
-//! else runs in ring 3. Ring 3 runs with IOPL=3 so it can write COM1 and port 0xf4 itself
-//! (no gate per console byte); privileged instructions (rdmsr/wrmsr, calls into the
-//! hypercall pages) go through the gate.
+//! file keeps ring-0 work small: the page tables and the IDT are built at compile time (at
+//! run time only three page-table links and the TSS descriptor are stored), and everything
+//! else runs in ring 3. Ring 3 runs with IOPL=3 and an all-ports-allowed I/O bitmap so it
+//! can write COM1 and port 0xf4 itself (no gate per console byte); privileged work
+//! (rdmsr/wrmsr, CPUID, calls into the hypercall pages) goes through the gate. All ring-0
+//! code is assembly: the emulator fails on the SSE instructions compiled Rust may contain.
 //!
-//! Gate ABI (`call gate_stub`, a `ud2` the #UD handler recognises by its address: on the
-//! nested KVM of the CI machines `int n` and `syscall` from ring 3 don't reach a ring-0
-//! handler, exceptions do): RAX = function; 0 = rdmsr(ECX := EDI) -> RAX, 1 = wrmsr(ECX := EDI, value
-//! RSI), 2 = Hyper-V hypercall through the page at R9 (input RDI, input GPA RSI, output GPA
-//! RDX, moved to RCX/RDX/R8) -> RAX, 3 = `call r9` with RDI/RSI/RDX/R10/R8 passed through
-//! (Xen stubs) -> RAX, 4 = cpuid(leaf EDI, subleaf ESI) -> EAX, EBX in EDI, ECX in ESI,
-//! EDX, 9 = halt forever. CPUID goes through ring 0 because on the nested KVM here a
-//! ring-3 CPUID is answered by the outer hypervisor, not by ours (ring 0 is emulated with
-//! our CPUID table), which is also where a real kernel executes it. RCX, R8, R10 and R11 may be clobbered. A fault inside the gate (e.g. #GP from an unimplemented MSR) is
-//! caught: `GATE_FAULT` = 0x100 | vector, and the gate returns.
+//! Gate ABI: ring 3 does `call gate_stub`, a `ud2` that the #UD handler recognises by its
+//! address (on the nested KVM of the CI machines `int n` and `syscall` from ring 3 don't
+//! reach a ring-0 handler; exceptions do). RAX = function:
+//! - 0: rdmsr(ECX := EDI) -> RAX
+//! - 1: wrmsr(ECX := EDI, value RSI)
+//! - 2: Hyper-V hypercall through the page at R9 (input RDI, input GPA RSI, output GPA RDX,
+//!   moved to RCX/RDX/R8) -> RAX
+//! - 3: `call r9` with RDI/RSI/RDX/R10/R8 passed through (Xen stubs) -> RAX
+//! - 4: cpuid(leaf EDI, subleaf ESI) -> EAX, EBX in EDI, ECX in ESI, EDX. CPUID goes through
+//!   ring 0 because on the nested KVM here a ring-3 CPUID is answered by the outer
+//!   hypervisor, not by ours (ring 0 is emulated against our CPUID table); a real kernel
+//!   executes it in ring 0 too.
+//! - 9: halt forever.
+//!
+//! RCX, R8, R10 and R11 may be clobbered. A fault inside the gate (e.g. #GP from an
+//! unimplemented MSR) is caught: `GATE_FAULT` = 0x100 | vector, and the gate returns.
 use core::arch::global_asm;
 
 /// 2 MiB page flags: present, writable, user, accessed, dirty, large (A/D preset so the CPU
@@ -125,16 +132,16 @@ static mut TSS: Tss = Tss {
     },
 };
 
-#[no_mangle]
-static mut IDT: [[u64; 2]; 256] = [[0; 2]; 256];
-
 /// Where the AP start-up code is copied (below 1 MiB, page-aligned, free in the PVH layout).
 pub const AP_TRAMPOLINE: u64 = 0x1_0000;
-/// Written by an AP once in long mode: VP_INDEX, initial APIC ID, done flag.
+/// Written by each AP once in long mode, 4 words at slot (its APIC ID): VP_INDEX,
+/// initial APIC ID, done flag.
 #[no_mangle]
-pub static mut AP_MAILBOX: [u32; 4] = [0; 4];
+pub static mut AP_MAILBOX: [u32; 4 * MAX_CPUS] = [0; 4 * MAX_CPUS];
+/// vCPUs the SMP case can start (APIC IDs 0..16).
+pub const MAX_CPUS: usize = 16;
 #[no_mangle]
-static mut APSTACK: Stack<4096> = Stack([0; 4096]);
+static mut APSTACK: Stack<{ 1024 * MAX_CPUS }> = Stack([0; 1024 * MAX_CPUS]);
 
 #[derive(Clone, Copy)]
 #[repr(C)]
@@ -253,18 +260,7 @@ long_entry:
     mov qword ptr [rip + GDT + 40], rdx
     shr rax, 32
     mov qword ptr [rip + GDT + 48], rax
-    /* IDT: 32 exception gates (DPL 0) and the 0x80 gate (DPL 3), interrupt gates. */
-    lea rsi, [rip + ISR_TABLE]
-    lea rdi, [rip + IDT]
-    mov r8, 0x00008E0000080000
-    xor ecx, ecx
-31:
-    mov rax, qword ptr [rsi + rcx * 8]
-    call idt_set
-    add rdi, 16
-    inc ecx
-    cmp ecx, 32
-    jne 31b
+    /* The IDT is static data (built by the assembler from the fixed stub addresses). */
     lidt [rip + IDT_PTR]
     mov ax, 0x28
     ltr ax
@@ -273,21 +269,6 @@ long_entry:
     lea rsi, [rip + USTACK + {ustack}]
     lea rax, [rip + user_main]
     jmp to_user
-
-    /* idt_set: rdi = &IDT[v], rax = handler, r8 = type/attr and selector bits. */
-idt_set:
-    mov rdx, rax
-    and edx, 0xFFFF
-    or rdx, r8
-    mov r9, rax
-    shr r9, 16
-    and r9d, 0xFFFF
-    shl r9, 48
-    or rdx, r9
-    mov qword ptr [rdi], rdx
-    shr rax, 32
-    mov qword ptr [rdi + 8], rax
-    ret
 
     /* to_user: rax = entry, rsi = stack top, rdi = argument. */
 to_user:
@@ -302,8 +283,24 @@ to_user:
     .section .data.idtptr, "aw"
     .balign 8
 IDT_PTR:
-    .word 4095
+    .word IDT_END - IDT - 1
     .quad IDT
+
+    /* 32 interrupt gates (DPL 0, selector 0x08) for the exception stubs, which the linker
+       script places at ISR_BASE, 16 bytes apart: the offsets are absolute expressions the
+       assembler can split, so no ring-0 code fills the IDT at boot. */
+    .set ISR_BASE, 0x101000
+    .balign 16
+IDT:
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .word (ISR_BASE + \n * 16) & 0xFFFF
+    .word 0x08
+    .byte 0, 0x8E
+    .word (ISR_BASE + \n * 16) >> 16
+    .long 0
+    .long 0
+    .endr
+IDT_END:
 
     /* ---- Application processors (SMP case) ----
        ap_tramp_start..ap_tramp_end is copied by ring 3 to AP_TRAMPOLINE (SIPI vector
@@ -354,26 +351,190 @@ ap_start32:
 
     .code64
 ap_long:
-    lea rsp, [rip + APSTACK + 4096]
-    lidt [rip + IDT_PTR]
-    /* Report VP_INDEX and the initial APIC ID, then stop. */
-    mov ecx, 0x40000002
-    rdmsr
-    mov dword ptr [rip + AP_MAILBOX], eax
+    /* Initial APIC ID (CPUID.1:EBX[31:24]) picks this AP's stack and mailbox slot. */
     mov eax, 1
     xor ecx, ecx
     cpuid
     shr ebx, 24
-    mov dword ptr [rip + AP_MAILBOX + 4], ebx
-    mov dword ptr [rip + AP_MAILBOX + 8], 1
+    and ebx, 15
+    mov r8d, ebx
+    lea rsp, [rip + APSTACK]
+    lea eax, [ebx + 1]
+    shl eax, 10
+    add rsp, rax
+    lidt [rip + IDT_PTR]
+    /* Report VP_INDEX and the APIC ID in slot (APIC ID), then stop. */
+    mov ecx, 0x40000002
+    rdmsr
+    lea rdi, [rip + AP_MAILBOX]
+    mov ecx, r8d
+    shl ecx, 4
+    add rdi, rcx
+    mov dword ptr [rdi], eax
+    mov dword ptr [rdi + 4], r8d
+    mov dword ptr [rdi + 8], 1
 33:
     cli
     hlt
     jmp 33b
 
-    .text
-    /* Exception stubs: push a dummy error code where the CPU pushes none, then the vector. */
+    /* Exception stubs, one per vector at ISR_BASE + 16 * vector (linker.ld pins the
+       section): push a dummy error code where the CPU pushes none, then the vector. */
+    .section .text.isr, "ax"
+    .global isr_0
+    .global isr_31
+    .balign 16
+isr_0:
+    push 0
+    push 0
+    jmp isr_common
+    .balign 16
+isr_1:
+    push 0
+    push 1
+    jmp isr_common
+    .balign 16
+isr_2:
+    push 0
+    push 2
+    jmp isr_common
+    .balign 16
+isr_3:
+    push 0
+    push 3
+    jmp isr_common
+    .balign 16
+isr_4:
+    push 0
+    push 4
+    jmp isr_common
+    .balign 16
+isr_5:
+    push 0
+    push 5
+    jmp isr_common
+    .balign 16
 isr_6:
+    jmp isr_ud
+    .balign 16
+isr_7:
+    push 0
+    push 7
+    jmp isr_common
+    .balign 16
+isr_8:
+    push 8
+    jmp isr_common
+    .balign 16
+isr_9:
+    push 0
+    push 9
+    jmp isr_common
+    .balign 16
+isr_10:
+    push 10
+    jmp isr_common
+    .balign 16
+isr_11:
+    push 11
+    jmp isr_common
+    .balign 16
+isr_12:
+    push 12
+    jmp isr_common
+    .balign 16
+isr_13:
+    push 13
+    jmp isr_common
+    .balign 16
+isr_14:
+    push 14
+    jmp isr_common
+    .balign 16
+isr_15:
+    push 0
+    push 15
+    jmp isr_common
+    .balign 16
+isr_16:
+    push 0
+    push 16
+    jmp isr_common
+    .balign 16
+isr_17:
+    push 17
+    jmp isr_common
+    .balign 16
+isr_18:
+    push 0
+    push 18
+    jmp isr_common
+    .balign 16
+isr_19:
+    push 0
+    push 19
+    jmp isr_common
+    .balign 16
+isr_20:
+    push 0
+    push 20
+    jmp isr_common
+    .balign 16
+isr_21:
+    push 21
+    jmp isr_common
+    .balign 16
+isr_22:
+    push 0
+    push 22
+    jmp isr_common
+    .balign 16
+isr_23:
+    push 0
+    push 23
+    jmp isr_common
+    .balign 16
+isr_24:
+    push 0
+    push 24
+    jmp isr_common
+    .balign 16
+isr_25:
+    push 0
+    push 25
+    jmp isr_common
+    .balign 16
+isr_26:
+    push 0
+    push 26
+    jmp isr_common
+    .balign 16
+isr_27:
+    push 0
+    push 27
+    jmp isr_common
+    .balign 16
+isr_28:
+    push 0
+    push 28
+    jmp isr_common
+    .balign 16
+isr_29:
+    push 29
+    jmp isr_common
+    .balign 16
+isr_30:
+    push 30
+    jmp isr_common
+    .balign 16
+isr_31:
+    push 0
+    push 31
+    jmp isr_common
+
+    .text
+    /* #UD: the gate's ud2 (recognised by its address) or a real #UD. */
+isr_ud:
     push rax
     lea rax, [rip + gate_stub]
     cmp rax, qword ptr [rsp + 8]
@@ -382,17 +543,6 @@ isr_6:
     push 0
     push 6
     jmp isr_common
-    .irp n, 0,1,2,3,4,5,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31
-isr_\n:
-    push 0
-    push \n
-    jmp isr_common
-    .endr
-    .irp n, 8,10,11,12,13,14,17,21,29,30
-isr_\n:
-    push \n
-    jmp isr_common
-    .endr
 
 isr_common:
     /* [rsp] vector, +8 error, +16 rip, +24 cs, +32 rflags, +40 rsp, +48 ss */
@@ -561,13 +711,6 @@ user_probe_call:
     pop rbx
     ret
 
-    .section .data.isr, "aw"
-    .balign 8
-    .global ISR_TABLE
-ISR_TABLE:
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    .quad isr_\n
-    .endr
     .text
 "#,
     kstack = const KSTACK_SIZE,

@@ -67,6 +67,16 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|p| profile::load(p).map(Arc::new))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut names = std::collections::BTreeSet::new();
+    for p in &profiles {
+        if !names.insert(p.profile.name.as_str()) {
+            anyhow::bail!(
+                "{}: profile name {} is used twice",
+                p.path.display(),
+                p.profile.name
+            );
+        }
+    }
     if args.list {
         let mut out = std::io::stdout().lock();
         for p in &profiles {
@@ -105,15 +115,18 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let guest = args
-        .guest
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(suite::GUEST_ELF));
-    if !guest.is_file() {
-        anyhow::bail!("guest kernel {} not found", guest.display());
+    if !std::path::Path::new("/dev/kvm").exists() {
+        anyhow::bail!(
+            "/dev/kvm is absent: the certification guests run on KVM (try `hvcert probe`)"
+        );
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    let guest = suite::guest_path(args.guest.as_deref(), &args.out)
+        .with_context(|| format!("writing the guest kernel into {}", args.out.display()))?;
+    if !guest.is_file() {
+        anyhow::bail!("guest kernel {} not found", guest.display());
+    }
     let started = reports::date::now_rfc3339();
     // The host's facts go into the run before any guest boots.
     let host = if args.no_probe {
@@ -135,7 +148,8 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
     let exec = suite::vm::HypervisorExecutor::new(guest.clone());
     let t0 = Instant::now();
     let mut stderr = std::io::stderr();
-    let mut results = runner::run_all(&exec, &jobs, workers, &mut stderr);
+    let bar = std::io::IsTerminal::is_terminal(&stderr);
+    let mut results = runner::run_all(&exec, &jobs, workers, &mut stderr, bar);
     let wall = t0.elapsed();
     runner::write_logs(&args.out, &mut results)?;
 

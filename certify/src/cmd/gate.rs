@@ -53,8 +53,8 @@ fn describe(r: &reports::Report) -> String {
 }
 
 pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
-    let baseline = reports::load(&args.baseline)?;
-    let current = reports::load(&args.current)?;
+    let baseline = crate::probe_report::load(&args.baseline)?;
+    let current = crate::probe_report::load(&args.current)?;
     let waivers = args
         .waivers
         .as_deref()

@@ -1,10 +1,14 @@
 //! `hvcert probe`: will this server run our hypervisor, and why.
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Context;
 use probe::{HostSource, LiveOptions};
+
+use super::report::FormatArg;
+use crate::probe_report;
 
 #[derive(clap::Args)]
 pub struct ProbeArgs {
@@ -30,6 +34,14 @@ pub struct ProbeArgs {
     /// Skip the KVM functional check (micro-guest) on the live host.
     #[arg(long)]
     no_kvm: bool,
+    /// Also write the result as a run report ("schema": "hvcert.report/v1", as `hvcert
+    /// certify` writes; read by `hvcert report` and `hvcert gate`) to FILE; `-` writes it
+    /// to standard output instead of the table.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Format of --report [default: from FILE's extension (.html, .xml, .md, .json), else json].
+    #[arg(long, value_enum, requires = "report")]
+    report_format: Option<FormatArg>,
 }
 
 pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
@@ -50,6 +62,11 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     if lists.is_empty() {
         lists.push(probe::hcl::sample()?);
     }
+    let to_stdout = args.report.as_deref() == Some(Path::new("-"));
+    if to_stdout && args.json {
+        anyhow::bail!("--report - and --json both write to standard output: give --report a file");
+    }
+    let started = Instant::now();
     let raw = probe::collect(&sources)?;
     if let Some(dir) = &args.capture {
         probe::snapshot::write(dir, &raw)
@@ -57,7 +74,38 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("hvcert: snapshot written to {}", dir.display());
     }
     let report = probe::evaluate(&raw, &lists);
-    let out = if args.json {
+    let wall = started.elapsed();
+    let out = if let Some(path) = &args.report {
+        let format = args
+            .report_format
+            .map(reports::Format::from)
+            .or_else(|| super::report::format_from_extension(path))
+            .unwrap_or(reports::Format::Json);
+        let run = probe_report::to_report(
+            &report,
+            &probe_report::Requirements::from_lists(&lists),
+            probe_report::current_identity(),
+            Some(wall),
+        );
+        let text = reports::render(&run, format);
+        if to_stdout {
+            Some(text)
+        } else {
+            std::fs::write(path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "hvcert: report written to {} ({})",
+                path.display(),
+                run.summary.verdict.label()
+            );
+            None
+        }
+    } else {
+        None
+    };
+    let out = if let Some(text) = out {
+        text
+    } else if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
         report.to_table()

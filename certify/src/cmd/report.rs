@@ -25,7 +25,8 @@ impl From<FormatArg> for reports::Format {
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
-    /// A saved run (JSON with "schema": "hvcert.report/v1").
+    /// A saved run (JSON with "schema": "hvcert.report/v1"), or a saved `hvcert probe --json`
+    /// ("schema": "hvcert.probe/v1"), converted as `hvcert probe --report` does.
     pub run: PathBuf,
     /// Output format [default: from the -o file's extension (.html, .xml, .md, .json), else md].
     #[arg(long, short = 'f', value_enum)]
@@ -38,7 +39,7 @@ pub struct ReportArgs {
     pub waivers: Option<PathBuf>,
 }
 
-fn format_from_extension(path: &Path) -> Option<reports::Format> {
+pub(crate) fn format_from_extension(path: &Path) -> Option<reports::Format> {
     match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
         "html" | "htm" => Some(reports::Format::Html),
         "xml" => Some(reports::Format::Junit),
@@ -49,7 +50,7 @@ fn format_from_extension(path: &Path) -> Option<reports::Format> {
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let mut report = reports::load(&args.run)?;
+    let mut report = crate::probe_report::load(&args.run)?;
     if let Some(path) = &args.waivers {
         let waivers = reports::Waivers::load(path)?;
         let out = waivers.apply(&mut report, reports::Date::today_utc());

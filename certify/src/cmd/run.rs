@@ -1,6 +1,6 @@
 //! `hvcert run`: boot a kernel on the hvcert hypervisor, stream its serial console to stdout,
 //! exit with the guest's status (port 0xf4, low 8 bits), 124 on timeout, 125 on a crash.
-use hypervisor::{DiskConfig, Interface, NetConfig, Vm, VmConfig, VmEnd};
+use hypervisor::{DiskBus, DiskConfig, Interface, NetConfig, Vm, VmConfig, VmEnd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -32,6 +32,10 @@ pub struct RunArgs {
     /// fail with IOERR). Repeatable up to --max-disks.
     #[arg(long = "disk", value_name = "FILE[,ro]")]
     pub disks: Vec<DiskConfig>,
+    /// Controller for the disks: `blk` (one virtio-blk device each) or `scsi` (one
+    /// virtio-scsi controller each, the disk as target 0 LUN 0).
+    #[arg(long, default_value = "blk", value_name = "blk|scsi")]
+    pub disk_bus: DiskBus,
     /// Network adapter (virtio-net) backend: `loopback` (every frame sent comes back) or
     /// `tap:NAME` (a host TAP interface). Repeatable up to --max-nics.
     #[arg(long = "net", value_name = "loopback|tap:NAME")]
@@ -63,6 +67,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         interface: args.interface,
         timeout: Duration::from_secs_f64(args.timeout),
         disks: args.disks,
+        disk_bus: args.disk_bus,
         nets: args.nets,
         max_disks: args.max_disks,
         ..Default::default()

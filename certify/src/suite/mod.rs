@@ -14,6 +14,26 @@ use runner::{CaseResult, Outcome};
 
 /// The guest kernel built by build.rs.
 pub const GUEST_ELF: &str = env!("HVCERT_GUEST_ELF");
+/// The same bytes, embedded, so an installed `hvcert` works without its build tree.
+pub const GUEST_ELF_BYTES: &[u8] = include_bytes!(env!("HVCERT_GUEST_ELF"));
+
+/// The guest to boot: `explicit`, else the build tree's ELF when it is still there and
+/// unchanged, else the embedded copy written to `out/hvcert-guest.elf`.
+pub fn guest_path(explicit: Option<&Path>, out: &Path) -> std::io::Result<PathBuf> {
+    guest_path_from(explicit, Path::new(GUEST_ELF), out)
+}
+
+fn guest_path_from(explicit: Option<&Path>, built: &Path, out: &Path) -> std::io::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if std::fs::read(built).is_ok_and(|b| b == GUEST_ELF_BYTES) {
+        return Ok(built.to_path_buf());
+    }
+    let copy = out.join("hvcert-guest.elf");
+    std::fs::write(&copy, GUEST_ELF_BYTES)?;
+    Ok(copy)
+}
 
 /// `fixtures/guests` of the source tree this binary was built from.
 pub fn default_profiles_dir() -> PathBuf {
@@ -72,7 +92,8 @@ pub fn summarize(suites: &[SuiteRecord]) -> Summary {
         for c in &suite.cases {
             s.total += 1;
             *s.counts.entry(c.outcome.as_str().to_string()).or_default() += 1;
-            if c.blocker && c.outcome.is_failure() {
+            // As the reports crate judges it: a blocker that didn't run fails too.
+            if c.blocker && (c.outcome.is_failure() || c.outcome == Outcome::NotRun) {
                 s.blockers_failed.push(format!("{}/{}", c.profile, c.id));
             }
         }
@@ -198,6 +219,7 @@ pub fn to_report(rec: &RunRecord) -> reports::Report {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
 
     #[test]
     fn guest_elf_was_built() {
@@ -209,6 +231,22 @@ mod tests {
             bytes.windows(needle.len()).any(|w| w == needle),
             "no PVH entry note"
         );
+    }
+
+    #[test]
+    fn embedded_guest_is_written_when_the_build_tree_is_gone() {
+        let dir = std::env::temp_dir().join(format!("hvcert-guest-copy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(
+            super::guest_path(None, &dir).unwrap(),
+            Path::new(super::GUEST_ELF)
+        );
+        let gone = dir.join("no-such-build-tree/hvcert-guest");
+        let p = super::guest_path_from(None, &gone, &dir).unwrap();
+        assert_eq!(p, dir.join("hvcert-guest.elf"));
+        assert_eq!(std::fs::read(&p).unwrap(), super::GUEST_ELF_BYTES);
+        let explicit = dir.join("mine.elf");
+        assert_eq!(super::guest_path(Some(&explicit), &dir).unwrap(), explicit);
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub enum ExpectEnd {
     Status,
     /// The guest asks the hypervisor to power off (Xen SCHEDOP_shutdown).
     Shutdown,
+    /// The guest reports a crash to the hypervisor (Xen SCHEDOP_shutdown crash).
+    Crash,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -79,6 +81,10 @@ pub struct CaseSpec {
     /// Text the host must find on the console (e.g. what a console hypercall wrote).
     #[serde(default)]
     pub console_contains: Option<String>,
+    /// With `expect_end = "crash"`: text the hypervisor's crash reason must contain, so
+    /// that an unrelated crash (a triple fault, say) doesn't pass for the expected one.
+    #[serde(default)]
+    pub crash_reason_contains: Option<String>,
     /// Set when the case is known not to be runnable yet: the reason, recorded as not-run.
     #[serde(default)]
     pub not_run: Option<String>,
@@ -145,6 +151,17 @@ impl Profile {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+        {
+            bail!(
+                "name {:?}: expected [A-Za-z0-9._-]+ (it goes on the kernel command line)",
+                self.name
+            );
+        }
         if self.cases.is_empty() {
             bail!("profile {} lists no cases", self.name);
         }
@@ -173,6 +190,12 @@ impl Profile {
             if !seen.insert(&c.id) {
                 bail!("case {} listed twice", c.id);
             }
+            if c.disk && self.devices.max_disks == 0 || c.nic && self.devices.max_nics == 0 {
+                bail!(
+                    "case {} needs a device the profile's limits (max_disks/max_nics) forbid",
+                    c.id
+                );
+            }
             if c.check_image && !c.disk {
                 bail!("case {} checks the image but has no disk", c.id);
             }
@@ -194,9 +217,11 @@ impl Profile {
                 .with_context(|| format!("guest_os_id {id:?}: expected 0x-hex"));
         }
         let parts: Vec<&str> = self.guest_os.kernel.split('.').collect();
+        // "2.6.32.12-0.7-default" -> 2, 6, 32 (LINUX_VERSION_CODE keeps three numbers).
         let num = |i: usize| -> anyhow::Result<u64> {
             let s = parts.get(i).copied().unwrap_or("0");
-            let v: u64 = s
+            let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+            let v: u64 = digits
                 .parse()
                 .with_context(|| format!("kernel {:?}: expected a.b.c", self.guest_os.kernel))?;
             Ok(v.min(255))
@@ -263,6 +288,17 @@ blocker = true
         let p = Profile::parse(MINI, Path::new("t.toml")).unwrap();
         // 2.6.32 -> LINUX_VERSION_CODE 0x020620.
         assert_eq!(p.guest_os_id().unwrap(), 0x8100_0002_0620_0000);
+        let sles = MINI.replace("2.6.32", "2.6.32.12-0.7-default");
+        let p2 = Profile::parse(&sles, Path::new("t.toml")).unwrap();
+        assert_eq!(p2.guest_os_id().unwrap(), 0x8100_0002_0620_0000);
+        let explicit = MINI.replace(
+            "kernel = \"2.6.32\"",
+            "kernel = \"x\"\nguest_os_id = \"0x8100000206100000\"",
+        );
+        let p3 = Profile::parse(&explicit, Path::new("t.toml")).unwrap();
+        assert_eq!(p3.guest_os_id().unwrap(), 0x8100_0002_0610_0000);
+        let bad = MINI.replace("2.6.32", "two.six");
+        assert!(Profile::parse(&bad, Path::new("t.toml")).is_err());
         assert_eq!(p.vcpus, 1);
         assert_eq!(p.cases[0].expect_end, ExpectEnd::Status);
     }
@@ -285,5 +321,36 @@ blocker = true
             Profile::parse(&dup, Path::new("x.toml")).unwrap_err()
         );
         assert!(e.contains("listed twice"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod fixture_tests {
+    use super::*;
+
+    /// Every shipped profile loads, and every case it names exists in the guest's case
+    /// table (so a typo is caught without booting anything).
+    #[test]
+    fn shipped_profiles_name_real_guest_cases() {
+        let table = include_str!("../../guest/src/cases/mod.rs");
+        let dir = crate::cmd::certify::suite::default_profiles_dir();
+        let paths = all_in(&dir).unwrap();
+        assert!(paths.len() >= 2, "{paths:?}");
+        for path in paths {
+            let p = load(&path).unwrap_or_else(|e| panic!("{e:#}"));
+            assert_eq!(
+                path.file_stem().and_then(|s| s.to_str()),
+                Some(p.profile.name.as_str()),
+                "file name and profile name differ"
+            );
+            for c in &p.profile.cases {
+                assert!(
+                    table.contains(&format!("\"{}\",", c.id)),
+                    "{}: case {} is not in the guest's table",
+                    path.display(),
+                    c.id
+                );
+            }
+        }
     }
 }

@@ -118,6 +118,31 @@ pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<Str
     let result = doc.result(&case.id);
     let diagnostics = result.map(|r| r.diagnostics.clone()).unwrap_or_default();
     let mut reasons = Vec::new();
+    if case.expect_end == ExpectEnd::Crash {
+        // The guest's last words must be the announcement, and the hypervisor must have
+        // ended the VM as a crash (anything else, a timeout included, is a failure).
+        return match &raw.end {
+            VmEnd::Crash { reason }
+                if result.is_none()
+                    && case
+                        .crash_reason_contains
+                        .as_ref()
+                        .is_none_or(|want| reason.contains(want.as_str())) =>
+            {
+                reasons.push(format!("VM ended as a crash, as the guest asked: {reason}"));
+                finish(case, &text, reasons, diagnostics)
+            }
+            other => {
+                reasons.push(format!(
+                    "expected the VM to end as a crash, it ended with {other:?}"
+                ));
+                if let Some(why) = result.and_then(|r| r.reason.clone()) {
+                    reasons.push(why);
+                }
+                (Outcome::Fail, reasons, diagnostics)
+            }
+        };
+    }
     match &raw.end {
         VmEnd::Timeout => {
             reasons.push(match result {
@@ -329,11 +354,50 @@ fn run_one(exec: &dyn Executor, job: &Job) -> CaseResult {
 
 /// Run every job on `jobs` worker threads; results come back in job order. Progress goes
 /// to `progress` (stderr in the CLI), one line per finished case.
+/// One progress update. With `bar` (a terminal), a bar redrawn in place, and a full line
+/// only for cases that did not pass; otherwise one line per case (logs, CI).
+pub fn progress_text(n: usize, total: usize, r: &CaseResult, bar: bool) -> String {
+    let why = r
+        .reasons
+        .first()
+        .map(|w| format!(" — {w}"))
+        .unwrap_or_default();
+    let line = format!(
+        "[{n:>3}/{total}] {:<7} {}/{} ({} ms){why}",
+        r.outcome.as_str(),
+        r.profile,
+        r.id,
+        r.duration_ms
+    );
+    if !bar {
+        return line + "\n";
+    }
+    const WIDTH: usize = 30;
+    let filled = WIDTH * n / total.max(1);
+    let mut out = String::from("\r\x1b[K");
+    if !matches!(r.outcome, Outcome::Pass | Outcome::Skip) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "[{}{}] {n}/{total} {}/{}",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled),
+        r.profile,
+        r.id
+    ));
+    if n == total {
+        out.push('\n');
+    }
+    out
+}
+
 pub fn run_all(
     exec: &dyn Executor,
     jobs: &[Job],
     workers: usize,
     progress: &mut (dyn Write + Send),
+    bar: bool,
 ) -> Vec<CaseResult> {
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
@@ -348,20 +412,8 @@ pub fn run_all(
                 let r = run_one(exec, job);
                 let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                 if let Ok(mut p) = progress.lock() {
-                    let why = r
-                        .reasons
-                        .first()
-                        .map(|w| format!(" — {w}"))
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        p,
-                        "[{n:>3}/{}] {:<7} {}/{} ({} ms){why}",
-                        jobs.len(),
-                        r.outcome.as_str(),
-                        r.profile,
-                        r.id,
-                        r.duration_ms
-                    );
+                    let _ = p.write_all(progress_text(n, jobs.len(), &r, bar).as_bytes());
+                    let _ = p.flush();
                 }
                 if let Ok(mut all) = results.lock() {
                     all[i] = Some(r);
@@ -462,6 +514,7 @@ mod tests {
             blocker: true,
             expect_end: ExpectEnd::Status,
             console_contains: None,
+            crash_reason_contains: None,
             not_run: None,
             vcpus: None,
             disk: false,
@@ -525,6 +578,29 @@ mod tests {
             Outcome::Fail
         );
 
+        let mut c = case("xen_shutdown_crash");
+        c.expect_end = ExpectEnd::Crash;
+        let crashed = VmEnd::Crash {
+            reason: "guest reported a crash".into(),
+        };
+        let log = "KTAP version 1\n1..1\n# calling SCHEDOP_shutdown(crash)\n";
+        assert_eq!(classify(&c, &raw(log, crashed.clone())).0, Outcome::Pass);
+        c.crash_reason_contains = Some("SCHEDOP_shutdown crash".into());
+        assert_eq!(
+            classify(&c, &raw(log, crashed.clone())).0,
+            Outcome::Fail,
+            "other crash"
+        );
+        let right = VmEnd::Crash {
+            reason: "guest reported a crash (Xen SCHEDOP_shutdown crash)".into(),
+        };
+        assert_eq!(classify(&c, &raw(log, right)).0, Outcome::Pass);
+        assert_eq!(classify(&c, &raw(log, VmEnd::Shutdown)).0, Outcome::Fail);
+        assert_eq!(classify(&c, &raw(log, VmEnd::Timeout)).0, Outcome::Fail);
+        let returned =
+            format!("{log}not ok 1 xen_shutdown_crash # SCHEDOP_shutdown returned -22\n");
+        assert_eq!(classify(&c, &raw(&returned, crashed)).0, Outcome::Fail);
+
         let mut c = case("xen_console_io");
         c.console_contains = Some("hvcert-xen-console-ok".into());
         let log = "KTAP version 1\n1..1\nok 1 xen_console_io\n";
@@ -547,6 +623,26 @@ mod tests {
             ),
             None
         );
+    }
+
+    proptest::proptest! {
+        /// Any console and any ending classify without panicking, into a definite outcome.
+        #[test]
+        fn classify_never_panics(console in "\\PC{0,200}", status in 0u32..5, which in 0u8..4) {
+            let end = match which {
+                0 => VmEnd::Status(status),
+                1 => VmEnd::Shutdown,
+                2 => VmEnd::Timeout,
+                _ => VmEnd::Crash { reason: console.clone() },
+            };
+            let mut c = case("x");
+            for e in [ExpectEnd::Status, ExpectEnd::Shutdown, ExpectEnd::Crash] {
+                c.expect_end = e;
+                let (o, _, _) = classify(&c, &raw(&console, end.clone()));
+                proptest::prop_assert!(o != Outcome::NotRun);
+            }
+            let _ = guest_ring0_share(console.as_bytes());
+        }
     }
 
     struct Fake;
@@ -593,7 +689,7 @@ id = "d"
             "xen guests write no Hyper-V id"
         );
         let mut progress = Vec::new();
-        let res = run_all(&Fake, &jobs, 3, &mut progress);
+        let res = run_all(&Fake, &jobs, 3, &mut progress, false);
         let got: Vec<_> = res.iter().map(|r| (r.id.as_str(), r.outcome)).collect();
         assert_eq!(
             got,
@@ -605,6 +701,15 @@ id = "d"
             ]
         );
         assert_eq!(String::from_utf8(progress).unwrap().lines().count(), 4);
+        // On a terminal: a bar redrawn in place, full lines only for what didn't pass.
+        let bar = progress_text(2, 4, &res[1], true);
+        assert!(
+            bar.starts_with("\r\x1b[K[  2/4] crash")
+                && bar.contains("\n[###############---------------] 2/4"),
+            "{bar:?}"
+        );
+        assert!(!progress_text(1, 4, &res[0], true).contains('\n'));
+        assert!(progress_text(4, 4, &res[3], true).ends_with('\n'));
         assert_ne!(derive_seed(7, "p", "a"), derive_seed(7, "p", "d"));
         assert_eq!(derive_seed(7, "p", "a"), jobs[0].seed);
     }

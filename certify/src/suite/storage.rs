@@ -72,7 +72,11 @@ pub fn verify_image(image: &Path, console: &str, expected_seed: u64) -> Result<u
             return Err(format!("implausible write of {} bytes", w.bytes));
         }
         let mut got = vec![0u8; w.bytes as usize];
-        f.seek(SeekFrom::Start(w.sector * SECTOR))
+        let offset = w
+            .sector
+            .checked_mul(SECTOR)
+            .ok_or_else(|| format!("sector {} is beyond any image", w.sector))?;
+        f.seek(SeekFrom::Start(offset))
             .and_then(|_| f.read_exact(&mut got))
             .map_err(|e| format!("{} at sector {}: {e}", image.display(), w.sector))?;
         let want = pattern(w.bytes as usize, w.seed);
@@ -109,6 +113,10 @@ mod tests {
         assert!(e.contains("sector 8 byte 100"), "{e}");
         let far = "# storage: wrote sector=4000 bytes=512 seed=0x1234 flushed=0\n";
         assert!(verify_image(&img, far, 0x1234).is_err());
+        let huge = "# storage: wrote sector=0xffffffffffffffff bytes=512 seed=0x1234\n";
+        assert!(verify_image(&img, huge, 0x1234)
+            .unwrap_err()
+            .contains("beyond"));
     }
 
     #[test]
@@ -123,5 +131,23 @@ mod tests {
             u64::from_le_bytes(p[8..16].try_into().unwrap()),
             0x38bcf9792dc61b8f
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever a guest prints, checking the image never panics.
+        #[test]
+        fn arbitrary_console_never_panics(
+            sector in proptest::prelude::any::<u64>(),
+            bytes in proptest::prelude::any::<u64>(),
+            noise in "\\PC{0,40}",
+        ) {
+            let dir = std::env::temp_dir().join(format!("hvcert-storage-p-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let img = dir.join("p.img");
+            std::fs::write(&img, vec![0u8; 4096]).unwrap();
+            let log = format!("{noise}\n# storage: wrote sector={sector} bytes={bytes} seed=0x1\n{noise}");
+            let _ = verify_image(&img, &log, 1);
+            let _ = reported_writes(&noise);
+        }
     }
 }

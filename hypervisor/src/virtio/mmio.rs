@@ -65,6 +65,15 @@ const S_DRIVER_OK: u32 = VIRTIO_CONFIG_S_DRIVER_OK;
 const S_FAILED: u32 = VIRTIO_CONFIG_S_FAILED;
 const S_NEEDS_RESET: u32 = VIRTIO_CONFIG_S_NEEDS_RESET;
 
+/// QueueNotify writes that reached a transport through an MMIO exit (process-wide). With
+/// ioeventfds wired, a guest's notifications never get here; tests use this to check that.
+static MMIO_NOTIFIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// QueueNotify writes that reached any transport through an MMIO exit, so far.
+pub fn mmio_notify_count() -> u64 {
+    MMIO_NOTIFIES.load(Ordering::Relaxed)
+}
+
 /// Feature bits the transport itself offers on top of the device's.
 pub const TRANSPORT_FEATURES: u64 =
     (1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_RING_F_EVENT_IDX) | (1 << VIRTIO_RING_F_INDIRECT_DESC);
@@ -411,6 +420,7 @@ impl MmioTransport {
             return;
         }
         if let Some(evt) = self.queue_evts.get(val as usize) {
+            MMIO_NOTIFIES.fetch_add(1, Ordering::Relaxed);
             let _ = evt.write(1);
         }
     }

@@ -223,6 +223,53 @@ pub fn msr_hypercall_before_os_id(_ctx: &mut Ctx) -> Outcome {
     Outcome::Pass
 }
 
+/// HYPERCALL MSR bit 1 (Locked): once set, writes are ignored until reset; the page keeps
+/// working.
+pub fn msr_hypercall_locked(ctx: &mut Ctx) -> Outcome {
+    let page = setup!(ctx);
+    if let Err(f) = sys::wrmsr(MSR_HYPERCALL, page | 0b11) {
+        fail!("wrmsr HYPERCALL enable|locked raised vector {}", f.0);
+    }
+    let locked = match sys::rdmsr(MSR_HYPERCALL) {
+        Ok(v) => v,
+        Err(f) => fail!("rdmsr HYPERCALL raised vector {}", f.0),
+    };
+    check!(
+        locked & 0b11 == 0b11 && locked & !0xfff == page,
+        "after enable|locked the MSR reads {:#x}",
+        locked
+    );
+    // Try to disable, then to move the page: both ignored.
+    for value in [0, (page + 0x1000) | 1] {
+        match sys::wrmsr(MSR_HYPERCALL, value) {
+            Ok(()) => {}
+            Err(f) => fail!(
+                "wrmsr HYPERCALL={:#x} on a locked MSR raised vector {}",
+                value,
+                f.0
+            ),
+        }
+        match sys::rdmsr(MSR_HYPERCALL) {
+            Ok(v) => check!(
+                v == locked,
+                "locked MSR changed to {:#x} after writing {:#x}",
+                v,
+                value
+            ),
+            Err(f) => fail!("rdmsr HYPERCALL raised vector {}", f.0),
+        }
+    }
+    expect_status!(
+        page,
+        CALL_NOTIFY_LONG_SPIN_WAIT | FAST,
+        1,
+        0,
+        HV_STATUS_SUCCESS,
+        "NotifyLongSpinWait (locked page)"
+    );
+    Outcome::Pass
+}
+
 pub fn msr_unimplemented_gp(_ctx: &mut Ctx) -> Outcome {
     if let Err(m) = hv_present() {
         return Outcome::Fail(m);
@@ -326,6 +373,16 @@ pub fn hypercall_page(ctx: &mut Ctx) -> Outcome {
 
 pub fn call_long_spin_wait(ctx: &mut Ctx) -> Outcome {
     let page = setup!(ctx);
+    // Memory form: SpinWaitCount in the input block.
+    sys::write_u64(input_gpa(), 7);
+    expect_status!(
+        page,
+        CALL_NOTIFY_LONG_SPIN_WAIT,
+        input_gpa(),
+        0,
+        HV_STATUS_SUCCESS,
+        "NotifyLongSpinWait (memory input)"
+    );
     for count in [1u64, 0x1000] {
         expect_status!(
             page,
@@ -381,6 +438,68 @@ pub fn call_flush_list(ctx: &mut Ctx) -> Outcome {
         "FlushVirtualAddressList completed {} of {} reps",
         done,
         reps
+    );
+    Outcome::Pass
+}
+
+/// Rep calls: a rep start resumes part-way; an input list running off the end of RAM
+/// stops with HV_STATUS_INVALID_PARAMETER and says how many reps were done; rep start past
+/// rep count is invalid input.
+pub fn call_rep_semantics(ctx: &mut Ctx) -> Outcome {
+    let page = setup!(ctx);
+    flush_header(input_gpa());
+    for i in 0..4u64 {
+        sys::write_u64(input_gpa() + 24 + i * 8, 0x40_0000 + i * 0x1000);
+    }
+    let rax = expect_status!(
+        page,
+        CALL_FLUSH_LIST | rep_count(4) | (2 << 48),
+        input_gpa(),
+        0,
+        HV_STATUS_SUCCESS,
+        "FlushVirtualAddressList reps 2..4"
+    );
+    check!(
+        (rax >> 32) & 0xfff == 4,
+        "rep start 2 of 4: reps completed {}",
+        (rax >> 32) & 0xfff
+    );
+    expect_status!(
+        page,
+        CALL_FLUSH_LIST | rep_count(2) | (3 << 48),
+        input_gpa(),
+        0,
+        HV_STATUS_INVALID_HYPERCALL_INPUT,
+        "rep start past rep count"
+    );
+    if ctx.ram_top >= 2 << 20 {
+        // Header + 2 entries fit below the top of RAM, the 3rd doesn't.
+        let at = ctx.ram_top - 24 - 16;
+        flush_header(at);
+        sys::write_u64(at + 24, 0x40_0000);
+        sys::write_u64(at + 32, 0x40_1000);
+        let rax = expect_status!(
+            page,
+            CALL_FLUSH_LIST | rep_count(3),
+            at,
+            0,
+            HV_STATUS_INVALID_PARAMETER,
+            "rep list running off the end of RAM"
+        );
+        check!(
+            (rax >> 32) & 0xfff == 2,
+            "list crossing the end of RAM: reps completed {}, want 2",
+            (rax >> 32) & 0xfff
+        );
+    }
+    // A variable header on a call that has none is invalid input too.
+    expect_status!(
+        page,
+        CALL_NOTIFY_LONG_SPIN_WAIT | FAST | (1 << 17),
+        1,
+        0,
+        HV_STATUS_INVALID_HYPERCALL_INPUT,
+        "variable header size 1"
     );
     Outcome::Pass
 }
@@ -546,8 +665,30 @@ pub fn call_bad_gpa(ctx: &mut Ctx) -> Outcome {
 pub fn call_cpl3_ud(ctx: &mut Ctx) -> Outcome {
     let page = setup!(ctx);
     match sys::call_from_ring3(page, CALL_NOTIFY_LONG_SPIN_WAIT | FAST, 1, 0) {
-        Err(Fault(6)) => Outcome::Pass,
+        Err(Fault(6)) => {}
         Err(Fault(v)) => fail!("hypercall from CPL 3 raised vector {}, want #UD (6)", v),
         Ok(rax) => fail!("hypercall from CPL 3 returned {:#x}, want #UD", rax),
     }
+    // A guest that jumps past whatever CPL check the page code itself makes, straight onto
+    // an `out imm8, eax` in it, must not get a hypercall done either: the VMM checks CPL.
+    let mut tried = 0;
+    for off in 0..64 {
+        if sys::read_u8(page + off) != 0xe7 {
+            continue;
+        }
+        tried += 1;
+        match sys::call_from_ring3(page + off, CALL_NOTIFY_LONG_SPIN_WAIT | FAST, 1, 0) {
+            Err(Fault(_)) => {}
+            Ok(rax) => fail!(
+                "ring 3 jumping to the page's exit at +{:#x} got rax={:#x}, want a fault",
+                off,
+                rax
+            ),
+        }
+    }
+    diag!(
+        "{} exit instruction(s) in the page also fault from CPL 3",
+        tried
+    );
+    Outcome::Pass
 }

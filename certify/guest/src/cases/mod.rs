@@ -17,6 +17,7 @@ const CASES: &[(&str, Case)] = &[
         "hv_msr_hypercall_before_os_id",
         hv::msr_hypercall_before_os_id,
     ),
+    ("hv_msr_hypercall_locked", hv::msr_hypercall_locked),
     ("hv_msr_unimplemented_gp", hv::msr_unimplemented_gp),
     ("hv_msr_vp_index", hv::msr_vp_index),
     ("hv_msr_time_ref_count", hv::msr_time_ref_count),
@@ -24,6 +25,7 @@ const CASES: &[(&str, Case)] = &[
     ("hv_call_long_spin_wait", hv::call_long_spin_wait),
     ("hv_call_flush_space", hv::call_flush_space),
     ("hv_call_flush_list", hv::call_flush_list),
+    ("hv_call_rep_semantics", hv::call_rep_semantics),
     ("hv_call_post_debug_data", hv::call_post_debug_data),
     ("hv_call_retrieve_debug_data", hv::call_retrieve_debug_data),
     ("hv_call_invalid_code", hv::call_invalid_code),
@@ -43,6 +45,7 @@ const CASES: &[(&str, Case)] = &[
     ("nic_mtu", virtio::nic_mtu),
     ("selftest_traps", selftest_traps),
     ("selftest_crash", selftest_crash),
+    ("selftest_hang", selftest_hang),
     ("xen_cpuid", xen::cpuid),
     ("xen_hypercall_page", xen::hypercall_page),
     ("xen_version", xen::version),
@@ -52,6 +55,8 @@ const CASES: &[(&str, Case)] = &[
     ("xen_memory_op", xen::memory_op),
     ("xen_hvm_param", xen::hvm_param),
     ("xen_shutdown", xen::shutdown),
+    ("xen_shutdown_crash", xen::shutdown_crash),
+    ("xen_cpl3_ud", xen::cpl3_ud),
 ];
 
 pub fn find(name: &str) -> Option<Case> {
@@ -90,12 +95,12 @@ fn boot(ctx: &mut Ctx) -> Outcome {
     Outcome::Pass
 }
 
-/// Bring up the second vCPU (INIT-SIPI-SIPI through the local APIC, a real-mode
-/// trampoline, then long mode in ring 0) and check it reads VP_INDEX 1.
+/// Bring up every other vCPU (INIT-SIPI-SIPI to all but self through the local APIC, a
+/// real-mode trampoline, then long mode in ring 0) and check that vCPU n reads VP_INDEX n.
 fn smp_vp_index(ctx: &mut Ctx) -> Outcome {
-    use crate::boot::{ap_tramp_end, ap_tramp_start, AP_MAILBOX, AP_TRAMPOLINE};
+    use crate::boot::{ap_tramp_end, ap_tramp_start, AP_MAILBOX, AP_TRAMPOLINE, MAX_CPUS};
     use crate::sys;
-    let vcpus: u32 = ctx
+    let vcpus: usize = ctx
         .cmdline
         .get("vcpus")
         .and_then(|v| v.parse().ok())
@@ -103,6 +108,12 @@ fn smp_vp_index(ctx: &mut Ctx) -> Outcome {
     if vcpus < 2 {
         return Outcome::Skip(crate::msg!("single vCPU (vcpus={})", vcpus));
     }
+    check!(
+        vcpus <= MAX_CPUS,
+        "vcpus={} exceeds the {} this guest can start",
+        vcpus,
+        MAX_CPUS
+    );
     match sys::rdmsr(0x4000_0002) {
         Ok(0) => {}
         Ok(v) => crate::fail!("VP_INDEX on the boot vCPU reads {}", v),
@@ -120,22 +131,21 @@ fn smp_vp_index(ctx: &mut Ctx) -> Outcome {
     sys::write_u32(LAPIC + 0xf0, svr | 0x1ff);
     let id = sys::read_u32(LAPIC + 0x20) >> 24;
     diag!(
-        "BSP APIC ID {}, SVR {:#x}; starting APIC ID 1 at {:#x}",
+        "BSP APIC ID {}; starting {} AP(s) at {:#x}",
         id,
-        svr,
+        vcpus - 1,
         AP_TRAMPOLINE
     );
-    let icr = |low: u32| {
-        sys::write_u32(LAPIC + 0x310, 1 << 24);
-        sys::write_u32(LAPIC + 0x300, low);
-    };
-    let mailbox = |i: usize| {
-        // SAFETY: the AP writes these words once; volatile reads see it.
+    // ICR with destination shorthand "all excluding self".
+    let icr = |low: u32| sys::write_u32(LAPIC + 0x300, (0b11 << 18) | low);
+    let word = |i: usize| {
+        // SAFETY: APs write these words once; volatile reads see it.
         unsafe { core::ptr::read_volatile((&raw const AP_MAILBOX as *const u32).add(i)) }
     };
+    let up = || (1..vcpus).filter(|&a| word(a * 4 + 2) == 1).count();
     let spin = |tsc: u64| {
         let t0 = sys::rdtsc();
-        while sys::rdtsc().wrapping_sub(t0) < tsc && mailbox(2) == 0 {
+        while sys::rdtsc().wrapping_sub(t0) < tsc && up() < vcpus - 1 {
             core::hint::spin_loop();
         }
     };
@@ -143,20 +153,30 @@ fn smp_vp_index(ctx: &mut Ctx) -> Outcome {
     spin(10_000_000);
     let vector = (AP_TRAMPOLINE >> 12) as u32;
     for _ in 0..2 {
-        if mailbox(2) != 0 {
+        if up() == vcpus - 1 {
             break;
         }
         icr(0x0000_4600 | vector); // STARTUP
         spin(2_000_000_000);
     }
     spin(10_000_000_000);
-    check!(mailbox(2) == 1, "the second vCPU did not come up");
-    diag!("AP: VP_INDEX {} initial APIC ID {}", mailbox(0), mailbox(1));
-    check!(
-        mailbox(0) == 1,
-        "VP_INDEX on the second vCPU reads {}",
-        mailbox(0)
-    );
+    for apic in 1..vcpus {
+        let slot = apic * 4;
+        check!(
+            word(slot + 2) == 1,
+            "vCPU with APIC ID {} did not come up ({} of {} did)",
+            apic,
+            up(),
+            vcpus - 1
+        );
+        diag!("AP APIC ID {}: VP_INDEX {}", word(slot + 1), word(slot));
+        check!(
+            word(slot) == apic as u32,
+            "VP_INDEX on the vCPU with APIC ID {} reads {}",
+            apic,
+            word(slot)
+        );
+    }
     Outcome::Pass
 }
 
@@ -201,4 +221,12 @@ fn selftest_crash(_ctx: &mut Ctx) -> Outcome {
     // SAFETY: deliberately raises #UD without a trap armed; the exception path ends the VM.
     unsafe { core::arch::asm!("ud2") };
     crate::fail!("ud2 returned")
+}
+
+/// Never returns (ring 3, interrupts off): the runner's timeout path.
+fn selftest_hang(_ctx: &mut Ctx) -> Outcome {
+    diag!("spinning forever");
+    loop {
+        core::hint::spin_loop();
+    }
 }

@@ -25,6 +25,7 @@ const CONSOLEIO_WRITE: u64 = 0;
 const SCHEDOP_YIELD: u64 = 0;
 const SCHEDOP_SHUTDOWN: u64 = 2;
 const SHUTDOWN_POWEROFF: u32 = 0;
+const SHUTDOWN_CRASH: u32 = 3;
 const ENOSYS: i64 = -38;
 
 /// Up to 4 hypercall pages (CPUID base+2 EAX says how many).
@@ -241,10 +242,19 @@ pub fn enosys(_ctx: &mut Ctx) -> Outcome {
 /// SCHEDOP_shutdown(poweroff): the VM must end here; the runner checks it ended by
 /// shutdown. Returning at all is the failure.
 pub fn shutdown(_ctx: &mut Ctx) -> Outcome {
+    shutdown_with(SHUTDOWN_POWEROFF, "poweroff")
+}
+
+/// SCHEDOP_shutdown(crash): what a guest kernel does on panic; the VM must end as a crash.
+pub fn shutdown_crash(_ctx: &mut Ctx) -> Outcome {
+    shutdown_with(SHUTDOWN_CRASH, "crash")
+}
+
+fn shutdown_with(reason: u32, what: &str) -> Outcome {
     let x = setup!();
-    sys::write_u32(buf(), SHUTDOWN_POWEROFF);
+    sys::write_u32(buf(), reason);
     sys::print_timing();
-    diag!("calling SCHEDOP_shutdown(poweroff)");
+    diag!("calling SCHEDOP_shutdown({})", what);
     let r = call!(&x, HYPERVISOR_SCHED_OP, [SCHEDOP_SHUTDOWN, buf(), 0, 0, 0]);
     fail!("SCHEDOP_shutdown returned {}", r)
 }
@@ -347,5 +357,32 @@ pub fn hvm_param(_ctx: &mut Ctx) -> Outcome {
     let r = call!(&x, HYPERVISOR_HVM_OP, [HVMOP_GET_PARAM, buf(), 0, 0, 0]);
     diag!("HVMOP_get_param for domain 7 returned {}", r);
     check!(r < 0, "HVMOP_get_param for another domain returned {}", r);
+    Outcome::Pass
+}
+
+/// Xen hypercalls are for the kernel: the stub called from ring 3 raises #UD, also when
+/// entered right at its exit instruction.
+pub fn cpl3_ud(_ctx: &mut Ctx) -> Outcome {
+    let x = setup!();
+    let stub = x.page + HYPERVISOR_XEN_VERSION * 32;
+    match sys::call_from_ring3(stub, 0, 0, 0) {
+        Err(sys::Fault(6)) => {}
+        Err(f) => fail!(
+            "xen_version stub from CPL 3 raised vector {}, want #UD (6)",
+            f.0
+        ),
+        Ok(r) => fail!("xen_version stub from CPL 3 returned {:#x}, want #UD", r),
+    }
+    for off in 0..32 {
+        if sys::read_u8(stub + off) == 0xe7 {
+            if let Ok(r) = sys::call_from_ring3(stub + off, 0, 0, 0) {
+                fail!(
+                    "ring 3 at the stub's exit (+{:#x}) returned {:#x}, want a fault",
+                    off,
+                    r
+                );
+            }
+        }
+    }
     Outcome::Pass
 }

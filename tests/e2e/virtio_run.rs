@@ -1,0 +1,197 @@
+//! `hvcert run --disk/--net` end to end: the virtio test guests run under the CLI, the
+//! image is checked from the host afterwards, and device limits and bad options are refused
+//! with clear messages.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../../hypervisor/tests/virtio_guests/mod.rs"]
+mod virtio_guests;
+
+use std::process::Command;
+
+fn hvcert() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hvcert"))
+}
+
+/// A zero-filled image file, removed on drop (also when a test fails).
+struct Image(std::path::PathBuf);
+
+impl AsRef<std::path::Path> for Image {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Image {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn temp_image(tag: &str, len: usize) -> Image {
+    let p = std::env::temp_dir().join(format!("hvcert-e2e-{tag}-{}.img", std::process::id()));
+    std::fs::write(&p, vec![0u8; len]).unwrap();
+    Image(p)
+}
+
+#[test]
+fn run_with_disk_writes_the_image() {
+    if !common::kvm_available_or_skip("run_with_disk_writes_the_image") {
+        return;
+    }
+    let img = temp_image("disk", 1 << 20);
+    let out = hvcert()
+        .args(["run", "--kernel"])
+        .arg(virtio_guests::guest("blk"))
+        .arg("--disk")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0x2a),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let disk = std::fs::read(&img).unwrap();
+    // The guest wrote qword i = i * K at sector 8 onward.
+    let q1 = u64::from_le_bytes(disk[8 * 512 + 8..8 * 512 + 16].try_into().unwrap());
+    assert_eq!(q1, 0x9e37_79b9_7f4a_7c15);
+}
+
+#[test]
+fn run_with_read_only_disk_and_loopback_nic() {
+    if !common::kvm_available_or_skip("run_with_read_only_disk_and_loopback_nic") {
+        return;
+    }
+    let img = temp_image("ro", 1 << 20);
+    let out = hvcert()
+        .args(["run", "--kernel"])
+        .arg(virtio_guests::guest("blk"))
+        .arg("--disk")
+        .arg(format!("{},ro", img.0.display()))
+        .args(["--net", "loopback"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0x2a),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read(&img).unwrap().iter().all(|&b| b == 0),
+        "read-only image unchanged"
+    );
+
+    let out = hvcert()
+        .args(["run", "--kernel"])
+        .arg(virtio_guests::guest("net"))
+        .args(["--net", "loopback", "--cmdline", "#104"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0x2a),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn run_refuses_too_many_devices_and_bad_options() {
+    if !common::kvm_available_or_skip("run_refuses_too_many_devices_and_bad_options") {
+        return;
+    }
+    let img = temp_image("limit", 1 << 20);
+    let kernel = virtio_guests::guest("blk");
+    let out = hvcert()
+        .args(["run", "--kernel"])
+        .arg(&kernel)
+        .arg("--disk")
+        .arg(&img)
+        .arg("--disk")
+        .arg(&img)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        err.contains("at most 1") && err.contains("max_disks"),
+        "{err}"
+    );
+    // Raising the limit lets both through (the guest uses the first).
+    let out = hvcert()
+        .args(["run", "--max-disks", "2", "--kernel"])
+        .arg(&kernel)
+        .arg("--disk")
+        .arg(&img)
+        .arg("--disk")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0x2a),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = hvcert()
+        .args(["run", "--kernel"])
+        .arg(&kernel)
+        .args(["--net", "bridge0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("loopback") && err.contains("tap:NAME"),
+        "{err}"
+    );
+    let out = hvcert()
+        .args(["run", "--kernel"])
+        .arg(&kernel)
+        .args(["--disk", "/nonexistent/hvcert.img"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/hvcert.img"), "{err}");
+}
+
+#[test]
+fn run_with_scsi_controller() {
+    if !common::kvm_available_or_skip("run_with_scsi_controller") {
+        return;
+    }
+    let img = temp_image("scsi", 1 << 20);
+    let out = hvcert()
+        .args(["run", "--disk-bus", "scsi", "--kernel"])
+        .arg(virtio_guests::guest("scsi"))
+        .arg("--disk")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0x2a),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let disk = std::fs::read(&img).unwrap();
+    let q1 = u64::from_le_bytes(disk[8 * 512 + 8..8 * 512 + 16].try_into().unwrap());
+    assert_eq!(q1, 0x9e37_79b9_7f4a_7c15);
+    let out = hvcert()
+        .args(["run", "--disk-bus", "ide", "--kernel"])
+        .arg(virtio_guests::guest("scsi"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`blk` or `scsi`"));
+}
