@@ -338,6 +338,10 @@ fn hyperv_interface_rules_from_the_guest() {
     if !kvm_or_skip("hyperv_interface_rules_from_the_guest") {
         return;
     }
+    // With `both`, the Hyper-V side is unchanged (Xen moved to 0x40000100 / 0x40000200).
+    let mut c = cfg(guests::guest("hyperv"), "all");
+    c.interface = Interface::Both;
+    assert_eq!(boot(c).0.end, VmEnd::Status(0x2a));
     let (r, text) = boot(cfg(guests::guest("hyperv"), "all"));
     assert_eq!(r.end, VmEnd::Status(0x2a), "{text}\n{}", r.final_regs[0]);
     assert!(
