@@ -138,18 +138,35 @@ fn main() {
         eprintln!("SKIP: /dev/kvm is absent");
         return;
     }
+    if std::env::var_os("HVCERT_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("HVCERT_LOG"))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    // `cargo bench -p hypervisor --bench boot -- start [RUNS]`: only the start-up figures.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let start_only = args.iter().any(|a| a == "start");
+    let runs: usize = args
+        .iter()
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(21)
+        .max(1);
     let hlt = guests::guest("min_hlt");
     let status = guests::guest("min_status");
     // Warm up (page cache, first-VM costs).
     let _ = start_to_end(&status, 16, 3);
-    let (t, n) = start_to_end(&status, 16, 21);
+    let (t, n) = start_to_end(&status, 16, runs);
     println!(
         "vm_start_to_status_us {t:.1} us (Vm::new {n:.1} us; 16 MiB; guest: out 0xf4 at its entry)"
     );
-    let (t, n) = start_to_end(&hlt, 16, 21);
+    let (t, n) = start_to_end(&hlt, 16, runs);
     println!("vm_start_to_hlt_us {t:.1} us (Vm::new {n:.1} us; 16 MiB; guest: cli; hlt, found by the watchdog)");
-    let (t, n) = start_to_end(&status, 128, 11);
+    let (t, n) = start_to_end(&status, 128, runs.div_ceil(2));
     println!("vm_start_to_status_128m_us {t:.1} us (Vm::new {n:.1} us)");
+    if start_only {
+        return;
+    }
     let ops = [
         (
             "pio_exit_vmm_us",

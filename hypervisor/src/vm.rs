@@ -124,6 +124,9 @@ struct Shared {
     exited: std::sync::atomic::AtomicUsize,
     final_regs: Mutex<Vec<String>>,
     hv_opts: hyperv::DispatchOptions,
+    /// Run-time milestones for the debug log: when `run` started, and "name@us" marks.
+    run_start: Mutex<Option<Instant>>,
+    timeline: Mutex<String>,
 }
 
 impl Shared {
@@ -134,6 +137,23 @@ impl Shared {
         }
         self.stop.store(true, Ordering::SeqCst);
         self.end_cv.notify_all();
+    }
+
+    /// Records a run-time milestone (`id` = vCPU, usize::MAX = the controller) for the debug
+    /// log; only the first few dozen are kept (start-up and end, not steady state).
+    fn mark(&self, id: usize, name: &str) {
+        let Some(t0) = *lock(&self.run_start) else {
+            return;
+        };
+        let us = t0.elapsed().as_micros();
+        let mut t = lock(&self.timeline);
+        if t.len() < 1024 {
+            if id == usize::MAX {
+                t.push_str(&format!("{name}@{us} "));
+            } else {
+                t.push_str(&format!("vcpu{id}.{name}@{us} "));
+            }
+        }
     }
 
     fn count(&self, name: &str) {
@@ -194,6 +214,7 @@ impl Vm {
                 cfg.cpus
             )));
         }
+        phases.mark("open");
         let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
         phases.mark("create_vm");
         // Order matters for start-up time: KVM_X86_SET_MSR_FILTER and KVM_CREATE_PIT2 wait for
@@ -211,6 +232,7 @@ impl Vm {
             .collect();
         let mem = GuestMemoryMmap::from_ranges(&ranges)
             .map_err(|e| Error::Memory(format!("cannot map {} MiB: {e}", cfg.memory_mib)))?;
+        phases.mark("mmap");
         for (slot, region) in mem.iter().enumerate() {
             let host = region
                 .get_host_address(MemoryRegionAddress(0))
@@ -231,10 +253,12 @@ impl Vm {
 
         vm.set_tss_address(0xfffb_d000)
             .map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
+        phases.mark("tss");
         vm.create_irq_chip()
             .map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
         phases.mark("irqchip");
         std::thread::sleep(SRCU_HOLDOFF);
+        phases.mark("sleep");
         vm.create_pit2(kvm_pit_config {
             flags: KVM_PIT_SPEAKER_DUMMY,
             ..Default::default()
@@ -278,6 +302,7 @@ impl Vm {
         let serial_evt = EventFd::new(libc::EFD_NONBLOCK).map_err(Error::Io)?;
         vm.register_irqfd(&serial_evt, COM1_IRQ)
             .map_err(kvm_err("KVM_IRQFD (COM1)"))?;
+        phases.mark("irqfd");
         let console: Console = Console(Arc::new(Mutex::new(Box::new(std::io::sink()))));
         let serial = Serial::new(
             IrqTrigger(serial_evt.try_clone().map_err(Error::Io)?),
@@ -297,11 +322,14 @@ impl Vm {
             let vcpu = vm
                 .create_vcpu(u64::from(id))
                 .map_err(kvm_err("KVM_CREATE_VCPU"))?;
+            phases.mark("create_vcpu");
             let entries = cpuid::build(&host_cpuid, cfg.interface, id, cfg.cpus);
             let table = CpuId::from_entries(&entries)
                 .map_err(|_| Error::Config("CPUID table too large".into()))?;
             vcpu.set_cpuid2(&table).map_err(kvm_err("KVM_SET_CPUID2"))?;
+            phases.mark("set_cpuid");
             setup_lapic(&vcpu)?;
+            phases.mark("lapic");
             if id == 0 {
                 let mut sregs = vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
                 let regs = boot::boot_regs(loaded.mode, &mut sregs);
@@ -348,6 +376,8 @@ impl Vm {
             samples_ring0: AtomicU64::new(0),
             final_regs: Mutex::new(vec![String::new(); usize::from(cfg.cpus)]),
             hv_opts,
+            run_start: Mutex::new(None),
+            timeline: Mutex::new(String::new()),
         });
         Ok(Vm {
             _kvm: kvm,
@@ -373,6 +403,7 @@ impl Vm {
     /// joined before this returns.
     pub fn run(self, console: Box<dyn Write + Send>) -> Result<RunOutcome, Error> {
         let start = Instant::now();
+        *lock(&self.shared.run_start) = Some(start);
         {
             let c = lock(&self.shared.console);
             if let Some(c) = c.as_ref() {
@@ -431,6 +462,7 @@ impl Vm {
             }
             if now >= probe_at {
                 // Ask every vCPU for its state, wait (briefly) for the answers, evaluate.
+                self.shared.mark(usize::MAX, "probe");
                 let round = self.shared.probe_round.fetch_add(1, Ordering::SeqCst) + 1;
                 for h in &handles {
                     if !h.is_finished() {
@@ -475,6 +507,7 @@ impl Vm {
             }
         }
 
+        self.shared.mark(usize::MAX, "end_seen");
         // Stop: kick every vCPU until its thread has left KVM_RUN, then join.
         // Each vCPU thread counts itself out in `exited` and signals `end_cv`; a kick can be
         // lost if it lands just before KVM_RUN, so kicks repeat until every thread is out.
@@ -512,6 +545,8 @@ impl Vm {
                 });
             }
         }
+        self.shared.mark(usize::MAX, "joined");
+        tracing::debug!(timeline = %lock(&self.shared.timeline), "VM run (us since run start)");
         // Detach the console from the VM so the caller's writer is dropped now.
         lock(&self.shared.console).take();
         let final_regs = lock(&self.shared.final_regs).clone();
@@ -676,6 +711,8 @@ enum Pending {
 }
 
 fn vcpu_loop(id: usize, mut vcpu: VcpuFd, shared: Arc<Shared>) {
+    shared.mark(id, "thread");
+    let mut first = true;
     let mut last_round = 0u64;
     vcpu.set_sync_valid_reg(SyncReg::Register);
     vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
@@ -684,7 +721,15 @@ fn vcpu_loop(id: usize, mut vcpu: VcpuFd, shared: Arc<Shared>) {
             break;
         }
         let mut pending = Pending::None;
-        let next = match vcpu.run() {
+        if first {
+            shared.mark(id, "kvm_run");
+        }
+        let r = vcpu.run();
+        if first {
+            shared.mark(id, "first_exit");
+            first = false;
+        }
+        let next = match r {
             Ok(exit) => handle_exit(id, exit, &shared, &mut pending),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 let round = shared.probe_round.load(Ordering::SeqCst);
@@ -732,7 +777,9 @@ fn vcpu_loop(id: usize, mut vcpu: VcpuFd, shared: Arc<Shared>) {
             }
         }
     }
+    shared.mark(id, "loop_end");
     lock(&shared.final_regs)[id] = dump_regs(&vcpu);
+    shared.mark(id, "regs");
     // Count out under the `end` lock so the waiting controller cannot miss the wake-up.
     let _guard = lock(&shared.end);
     shared.exited.fetch_add(1, Ordering::SeqCst);
