@@ -174,12 +174,82 @@ impl Shared {
 
 /// A virtual machine, ready to run.
 pub struct Vm {
-    _kvm: Kvm,
-    vm: VmFd,
-    vcpus: Vec<VcpuFd>,
+    vm: Arc<VmFd>,
+    threads: VcpuThreads,
     shared: Arc<Shared>,
     timeout: Duration,
     _serial_evt: EventFd,
+}
+
+/// The /dev/kvm system fd, opened once per process (like the supported CPUID it reports).
+fn system() -> Result<&'static Kvm, Error> {
+    static KVM: std::sync::OnceLock<Kvm> = std::sync::OnceLock::new();
+    if let Some(k) = KVM.get() {
+        return Ok(k);
+    }
+    let k = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
+    Ok(KVM.get_or_init(|| k))
+}
+
+/// Hand-off between `Vm::new`, `Vm::run` and the vCPU threads. The threads are started first
+/// thing in `new`, so that their start-up (50-90 us from spawn to running here) overlaps the
+/// VM's creation instead of delaying the guest in `run`. (Setting the vCPUs up on those
+/// threads, concurrently with the kernel load, was tried: on this loaded 2-core host it made
+/// `new` slower, as the threads mostly preempt the main one.)
+#[derive(Default)]
+struct Gate {
+    st: Mutex<GateState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    /// Set by `run`: each thread takes its vCPU and enters its run loop.
+    vcpus: Vec<Option<VcpuFd>>,
+    go: Option<Arc<Shared>>,
+    /// Set when the VM is dropped (or `new` fails) before `run`: the threads end.
+    abort: bool,
+}
+
+impl Gate {
+    fn update(&self, f: impl FnOnce(&mut GateState)) {
+        f(&mut lock(&self.st));
+        self.cv.notify_all();
+    }
+
+    /// Waits until `f` returns `Some`; `None` when the start-up was aborted.
+    fn wait<T>(&self, mut f: impl FnMut(&mut GateState) -> Option<T>) -> Option<T> {
+        let mut g = lock(&self.st);
+        loop {
+            if g.abort {
+                return None;
+            }
+            if let Some(v) = f(&mut g) {
+                return Some(v);
+            }
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// The vCPU threads between `Vm::new` and `Vm::run`; dropping this (a failed `new`, a VM
+/// dropped without running) ends and joins them. Each thread returns its vCPU fd, closed by
+/// the VM's teardown.
+struct VcpuThreads {
+    gate: Arc<Gate>,
+    handles: Vec<JoinHandle<Option<VcpuFd>>>,
+}
+
+impl Drop for VcpuThreads {
+    fn drop(&mut self) {
+        if self.handles.is_empty() {
+            return;
+        }
+        self.gate.update(|s| s.abort = true);
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
 }
 
 fn kick_handler_install() {
@@ -190,6 +260,37 @@ fn kick_handler_install() {
             tracing::warn!("cannot install the vCPU kick signal handler: {e}");
         }
     });
+}
+
+/// A vCPU thread: waits for `run` (which hands it its vCPU), runs it.
+fn vcpu_thread(id: usize, gate: Arc<Gate>) -> Option<VcpuFd> {
+    let (mut vcpu, shared) = gate.wait(|s| {
+        let shared = s.go.clone()?;
+        Some((s.vcpus.get_mut(id)?.take()?, shared))
+    })?;
+    vcpu_loop(id, &mut vcpu, shared);
+    Some(vcpu)
+}
+
+/// Creates vCPU `id`: CPUID, LAPIC, and for the boot vCPU its entry registers.
+fn vcpu_setup(
+    vm: &VmFd,
+    id: u8,
+    table: &CpuId,
+    entry: Option<boot::EntryMode>,
+) -> Result<VcpuFd, Error> {
+    let vcpu = vm
+        .create_vcpu(u64::from(id))
+        .map_err(kvm_err("KVM_CREATE_VCPU"))?;
+    vcpu.set_cpuid2(table).map_err(kvm_err("KVM_SET_CPUID2"))?;
+    setup_lapic(&vcpu)?;
+    if let Some(mode) = entry {
+        let mut sregs = vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
+        let regs = boot::boot_regs(mode, &mut sregs);
+        vcpu.set_sregs(&sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
+        vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
+    }
+    Ok(vcpu)
 }
 
 impl Vm {
@@ -206,7 +307,7 @@ impl Vm {
         }
         kick_handler_install();
         let mut phases = Phases::new();
-        let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
+        let kvm = system()?;
         let max = kvm.get_max_vcpus();
         if usize::from(cfg.cpus) > max {
             return Err(Error::Config(format!(
@@ -214,15 +315,35 @@ impl Vm {
                 cfg.cpus
             )));
         }
-        phases.mark("open");
-        let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+        let sync = kvm_bindings::KVM_SYNC_X86_REGS | kvm_bindings::KVM_SYNC_X86_SREGS;
+        if kvm.check_extension_int(Cap::SyncRegs) as u32 & sync != sync {
+            return Err(Error::Config(
+                "KVM lacks KVM_CAP_SYNC_REGS (regs + sregs), used on every hypercall".into(),
+            ));
+        }
+        // vCPU threads first (see `Gate`); dropping `threads` on an error below ends them.
+        let gate = Arc::new(Gate::default());
+        let mut threads = VcpuThreads {
+            gate: gate.clone(),
+            handles: Vec::new(),
+        };
+        for id in 0..cfg.cpus {
+            let g = gate.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("vcpu{id}"))
+                .spawn(move || vcpu_thread(usize::from(id), g))
+                .map_err(Error::Io)?;
+            threads.handles.push(h);
+        }
+        phases.mark("threads");
+        let vm = Arc::new(kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?);
         phases.mark("create_vm");
         // Order matters for start-up time: KVM_X86_SET_MSR_FILTER and KVM_CREATE_PIT2 wait for
         // an SRCU grace period, which the kernel expedites only when no grace period ended in
         // the last 25 us (srcu exp_holdoff). So the filter goes first, and the PIT last, well
         // after the irqchip's grace period: 0.1 ms instead of ~15 ms on this host.
         if cfg.interface != Interface::None {
-            install_msr_filter(&kvm, &vm)?;
+            install_msr_filter(kvm, &vm)?;
         }
         phases.mark("msr_filter");
 
@@ -250,10 +371,8 @@ impl Vm {
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
         }
         phases.mark("memory");
-
         vm.set_tss_address(0xfffb_d000)
             .map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
-        phases.mark("tss");
         vm.create_irq_chip()
             .map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
         let irqchip_at = Instant::now();
@@ -296,42 +415,23 @@ impl Vm {
         vm.register_irqfd(&serial_evt, COM1_IRQ)
             .map_err(kvm_err("KVM_IRQFD (COM1)"))?;
         phases.mark("irqfd");
+        let host_cpuid = host_cpuid(kvm)?;
+        phases.mark("cpuid");
+        let mut vcpus = Vec::new();
+        for id in 0..cfg.cpus {
+            let entries = cpuid::build(&host_cpuid, cfg.interface, id, cfg.cpus);
+            let table = CpuId::from_entries(&entries)
+                .map_err(|_| Error::Config("CPUID table too large".into()))?;
+            let entry = (id == 0).then_some(loaded.mode);
+            vcpus.push(Some(vcpu_setup(&vm, id, &table, entry)?));
+            phases.mark("vcpu");
+        }
         let console: Console = Console(Arc::new(Mutex::new(Box::new(std::io::sink()))));
         let serial = Serial::new(
             IrqTrigger(serial_evt.try_clone().map_err(Error::Io)?),
             console.clone(),
         );
 
-        let host_cpuid = host_cpuid(&kvm)?;
-        phases.mark("cpuid");
-        let sync = kvm_bindings::KVM_SYNC_X86_REGS | kvm_bindings::KVM_SYNC_X86_SREGS;
-        if kvm.check_extension_int(Cap::SyncRegs) as u32 & sync != sync {
-            return Err(Error::Config(
-                "KVM lacks KVM_CAP_SYNC_REGS (regs + sregs), used on every hypercall".into(),
-            ));
-        }
-        let mut vcpus = Vec::new();
-        for id in 0..cfg.cpus {
-            let vcpu = vm
-                .create_vcpu(u64::from(id))
-                .map_err(kvm_err("KVM_CREATE_VCPU"))?;
-            phases.mark("create_vcpu");
-            let entries = cpuid::build(&host_cpuid, cfg.interface, id, cfg.cpus);
-            let table = CpuId::from_entries(&entries)
-                .map_err(|_| Error::Config("CPUID table too large".into()))?;
-            vcpu.set_cpuid2(&table).map_err(kvm_err("KVM_SET_CPUID2"))?;
-            phases.mark("set_cpuid");
-            setup_lapic(&vcpu)?;
-            phases.mark("lapic");
-            if id == 0 {
-                let mut sregs = vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
-                let regs = boot::boot_regs(loaded.mode, &mut sregs);
-                vcpu.set_sregs(&sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
-                vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
-            }
-            vcpus.push(vcpu);
-            phases.mark("vcpu");
-        }
         // The PIT last: its irq_srcu grace period is expedited only when none ended in the
         // last 25 us (see above), and the irqchip's just did; the work since then (kernel
         // load, vCPUs) is that pause, so nobody sleeps (a 30 us sleep lasts ~100 us here).
@@ -384,10 +484,10 @@ impl Vm {
             run_start: Mutex::new(None),
             timeline: Mutex::new(String::new()),
         });
+        lock(&threads.gate.st).vcpus = vcpus;
         Ok(Vm {
-            _kvm: kvm,
             vm,
-            vcpus,
+            threads,
             shared,
             timeout: cfg.timeout,
             _serial_evt: serial_evt,
@@ -406,7 +506,7 @@ impl Vm {
 
     /// Runs the guest until it ends; the console gets the serial output. Every vCPU thread is
     /// joined before this returns.
-    pub fn run(self, console: Box<dyn Write + Send>) -> Result<RunOutcome, Error> {
+    pub fn run(mut self, console: Box<dyn Write + Send>) -> Result<RunOutcome, Error> {
         let start = Instant::now();
         *lock(&self.shared.run_start) = Some(start);
         {
@@ -415,28 +515,11 @@ impl Vm {
                 *lock(&c.0) = console;
             }
         }
-        let n = self.vcpus.len();
-        let mut handles: Vec<JoinHandle<()>> = Vec::new();
-        let mut spawn_err = None;
-        for (id, vcpu) in self.vcpus.into_iter().enumerate() {
-            let shared = self.shared.clone();
-            match std::thread::Builder::new()
-                .name(format!("vcpu{id}"))
-                .spawn(move || vcpu_loop(id, vcpu, shared))
-            {
-                Ok(h) => handles.push(h),
-                Err(e) => {
-                    spawn_err = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Some(e) = spawn_err {
-            self.shared.finish(VmEnd::Crash {
-                reason: format!("cannot start a vCPU thread: {e}"),
-                regs: String::new(),
-            });
-        }
+        let handles = std::mem::take(&mut self.threads.handles);
+        let n = handles.len();
+        self.threads
+            .gate
+            .update(|s| s.go = Some(self.shared.clone()));
 
         let deadline = (!self.timeout.is_zero()).then(|| start + self.timeout);
         let mut interval = Duration::from_micros(50);
@@ -542,14 +625,17 @@ impl Vm {
             }
             wait = (wait * 2).min(Duration::from_millis(5));
         }
+        let mut vcpus = Vec::with_capacity(n);
         for h in handles {
-            if h.join().is_err() {
-                self.shared.finish(VmEnd::Crash {
+            match h.join() {
+                Ok(v) => vcpus.extend(v),
+                Err(_) => self.shared.finish(VmEnd::Crash {
                     reason: "a vCPU thread panicked".into(),
                     regs: String::new(),
-                });
+                }),
             }
         }
+        self.threads.gate.update(|s| s.go = None);
         self.shared.mark(usize::MAX, "joined");
         tracing::debug!(timeline = %lock(&self.shared.timeline), "VM run (us since run start)");
         // Detach the console from the VM so the caller's writer is dropped now.
@@ -573,7 +659,7 @@ impl Vm {
             final_regs,
             unclaimed_accesses: self.shared.unclaimed.load(Ordering::SeqCst),
         };
-        teardown(self.vm, self._kvm, self.shared, self._serial_evt);
+        teardown(self.vm, vcpus, self.shared, self._serial_evt);
         Ok(outcome)
     }
 }
@@ -601,12 +687,12 @@ pub fn wait_for_teardowns(max: Duration) -> bool {
 /// synchronises its I/O buses), so the fds are closed on a short-lived thread and `run`
 /// returns without waiting; guest memory stays mapped until the VM fd is closed. The
 /// thread only closes fds and ends; [`wait_for_teardowns`] waits for it.
-fn teardown(vm: VmFd, kvm: Kvm, shared: Arc<Shared>, evt: EventFd) {
+fn teardown(vm: Arc<VmFd>, vcpus: Vec<VcpuFd>, shared: Arc<Shared>, evt: EventFd) {
     TEARDOWNS.fetch_add(1, Ordering::SeqCst);
     let job = move || {
+        drop(vcpus);
         drop(vm);
         drop(evt);
-        drop(kvm);
         drop(shared);
         TEARDOWNS.fetch_sub(1, Ordering::SeqCst);
     };
@@ -715,9 +801,11 @@ enum Pending {
     InternalError,
 }
 
-fn vcpu_loop(id: usize, mut vcpu: VcpuFd, shared: Arc<Shared>) {
+fn vcpu_loop(id: usize, vcpu: &mut VcpuFd, shared: Arc<Shared>) {
     shared.mark(id, "thread");
     let mut first = true;
+    // Whether the kvm_run sync area holds the registers as of the last exit.
+    let mut synced = false;
     let mut last_round = 0u64;
     vcpu.set_sync_valid_reg(SyncReg::Register);
     vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
@@ -730,6 +818,8 @@ fn vcpu_loop(id: usize, mut vcpu: VcpuFd, shared: Arc<Shared>) {
             shared.mark(id, "kvm_run");
         }
         let r = vcpu.run();
+        // KVM stores the sync registers on every return from KVM_RUN, errors included.
+        synced = true;
         if first {
             shared.mark(id, "first_exit");
             first = false;
@@ -740,7 +830,7 @@ fn vcpu_loop(id: usize, mut vcpu: VcpuFd, shared: Arc<Shared>) {
                 let round = shared.probe_round.load(Ordering::SeqCst);
                 if round != last_round {
                     last_round = round;
-                    let st = liveness(&vcpu);
+                    let st = liveness(vcpu);
                     shared.vcpu_state[id].store((round << 2) | st, Ordering::SeqCst);
                     if st == ST_RUNNING {
                         // A time sample of the privilege level (KVM refreshes the sync area
@@ -757,11 +847,11 @@ fn vcpu_loop(id: usize, mut vcpu: VcpuFd, shared: Arc<Shared>) {
             Err(e) => Next::Crash(format!("KVM_RUN failed: {e}")),
         };
         let next = match (next, pending) {
-            (Next::Continue, Pending::HvCall) => hv_call(id, &mut vcpu, &shared),
-            (Next::Continue, Pending::XenCall) => xen_call(&mut vcpu, &shared),
-            (Next::Continue, Pending::InternalError) => Next::Crash(internal_error(&mut vcpu)),
+            (Next::Continue, Pending::HvCall) => hv_call(id, vcpu, &shared),
+            (Next::Continue, Pending::XenCall) => xen_call(vcpu, &shared),
+            (Next::Continue, Pending::InternalError) => Next::Crash(internal_error(vcpu)),
             (Next::Continue, Pending::BadHypercallPort(port)) => inject_ud(
-                &vcpu,
+                vcpu,
                 &format!("OUT to hypercall port {port:#x} outside its page"),
             ),
             (n, _) => n,
@@ -773,7 +863,7 @@ fn vcpu_loop(id: usize, mut vcpu: VcpuFd, shared: Arc<Shared>) {
                 break;
             }
             Next::Crash(reason) => {
-                let regs = dump_regs(&vcpu);
+                let regs = dump_regs(vcpu);
                 shared.finish(VmEnd::Crash {
                     reason: format!("vCPU {id}: {reason}"),
                     regs,
@@ -783,7 +873,14 @@ fn vcpu_loop(id: usize, mut vcpu: VcpuFd, shared: Arc<Shared>) {
         }
     }
     shared.mark(id, "loop_end");
-    lock(&shared.final_regs)[id] = dump_regs(&vcpu);
+    // From the sync area when it is current: two register ioctls cost ~15 us here, on the way
+    // out of every VM.
+    lock(&shared.final_regs)[id] = if synced {
+        let sync = vcpu.sync_regs();
+        format!("{}{}", fmt_regs(&sync.regs), fmt_sregs(&sync.sregs))
+    } else {
+        dump_regs(vcpu)
+    };
     shared.mark(id, "regs");
     // Count out under the `end` lock so the waiting controller cannot miss the wake-up.
     let _guard = lock(&shared.end);
@@ -1113,57 +1210,64 @@ fn xen_call(vcpu: &mut VcpuFd, shared: &Shared) -> Next {
     set_rax(vcpu, o.rax as u64)
 }
 
-/// A compact register dump.
+/// A compact register dump (registers read with KVM_GET_REGS / KVM_GET_SREGS).
 pub fn dump_regs(vcpu: &VcpuFd) -> String {
-    let mut s = String::new();
-    match vcpu.get_regs() {
-        Ok(r) => s.push_str(&format!(
-            "rip={:#018x} rsp={:#018x} rflags={:#x}\n\
-             rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}\n\
-             rsi={:#018x} rdi={:#018x} rbp={:#018x} r8={:#018x}\n\
-             r9={:#018x} r10={:#018x} r11={:#018x} r12={:#018x}\n\
-             r13={:#018x} r14={:#018x} r15={:#018x}\n",
-            r.rip,
-            r.rsp,
-            r.rflags,
-            r.rax,
-            r.rbx,
-            r.rcx,
-            r.rdx,
-            r.rsi,
-            r.rdi,
-            r.rbp,
-            r.r8,
-            r.r9,
-            r.r10,
-            r.r11,
-            r.r12,
-            r.r13,
-            r.r14,
-            r.r15
-        )),
-        Err(e) => s.push_str(&format!("regs unavailable: {e}\n")),
-    }
+    let mut s = match vcpu.get_regs() {
+        Ok(r) => fmt_regs(&r),
+        Err(e) => format!("regs unavailable: {e}\n"),
+    };
     match vcpu.get_sregs() {
-        Ok(r) => s.push_str(&format!(
-            "cr0={:#x} cr2={:#x} cr3={:#x} cr4={:#x} efer={:#x}\n\
-             cs={:#x}(l={} db={} dpl={}) ss={:#x} gdt={:#x}/{:#x} idt={:#x}/{:#x}",
-            r.cr0,
-            r.cr2,
-            r.cr3,
-            r.cr4,
-            r.efer,
-            r.cs.selector,
-            r.cs.l,
-            r.cs.db,
-            r.cs.dpl,
-            r.ss.selector,
-            r.gdt.base,
-            r.gdt.limit,
-            r.idt.base,
-            r.idt.limit
-        )),
+        Ok(r) => s.push_str(&fmt_sregs(&r)),
         Err(e) => s.push_str(&format!("sregs unavailable: {e}")),
     }
     s
+}
+
+fn fmt_regs(r: &kvm_bindings::kvm_regs) -> String {
+    format!(
+        "rip={:#018x} rsp={:#018x} rflags={:#x}\n\
+         rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}\n\
+         rsi={:#018x} rdi={:#018x} rbp={:#018x} r8={:#018x}\n\
+         r9={:#018x} r10={:#018x} r11={:#018x} r12={:#018x}\n\
+         r13={:#018x} r14={:#018x} r15={:#018x}\n",
+        r.rip,
+        r.rsp,
+        r.rflags,
+        r.rax,
+        r.rbx,
+        r.rcx,
+        r.rdx,
+        r.rsi,
+        r.rdi,
+        r.rbp,
+        r.r8,
+        r.r9,
+        r.r10,
+        r.r11,
+        r.r12,
+        r.r13,
+        r.r14,
+        r.r15
+    )
+}
+
+fn fmt_sregs(r: &kvm_bindings::kvm_sregs) -> String {
+    format!(
+        "cr0={:#x} cr2={:#x} cr3={:#x} cr4={:#x} efer={:#x}\n\
+         cs={:#x}(l={} db={} dpl={}) ss={:#x} gdt={:#x}/{:#x} idt={:#x}/{:#x}",
+        r.cr0,
+        r.cr2,
+        r.cr3,
+        r.cr4,
+        r.efer,
+        r.cs.selector,
+        r.cs.l,
+        r.cs.db,
+        r.cs.dpl,
+        r.ss.selector,
+        r.gdt.base,
+        r.gdt.limit,
+        r.idt.base,
+        r.idt.limit
+    )
 }
