@@ -60,6 +60,11 @@ pub fn cmdline(user: &str, extra: &[String]) -> Result<Cmdline, Error> {
     Ok(c)
 }
 
+/// Kernels up to this size are read into memory in one go before loading: linux-loader reads
+/// an ELF in many small pieces (headers, notes), each a syscall of a few microseconds here.
+/// Bigger ones are read from the file straight into guest memory (no extra copy).
+const READ_WHOLE_MAX: u64 = 4 << 20;
+
 /// Loads `kernel` (+ `initrd`) and writes boot parameters, command line and memory map.
 pub fn load(
     mem: &GuestMemoryMmap,
@@ -70,6 +75,27 @@ pub fn load(
     reserved: &[(u64, u64)],
 ) -> Result<Loaded, Error> {
     let mut f = File::open(kernel).map_err(|e| kerr(kernel, format!("cannot open: {e}")))?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    if size <= READ_WHOLE_MAX {
+        let mut data = Vec::with_capacity(size as usize);
+        f.read_to_end(&mut data)
+            .map_err(|e| kerr(kernel, format!("cannot read: {e}")))?;
+        let mut c = std::io::Cursor::new(data);
+        load_from(&mut c, mem, memory_mib, kernel, initrd, cmdline, reserved)
+    } else {
+        load_from(&mut f, mem, memory_mib, kernel, initrd, cmdline, reserved)
+    }
+}
+
+fn load_from<F: vm_memory::ReadVolatile + Read + std::io::Seek>(
+    f: &mut F,
+    mem: &GuestMemoryMmap,
+    memory_mib: u32,
+    kernel: &Path,
+    initrd: Option<&Path>,
+    cmdline: &Cmdline,
+    reserved: &[(u64, u64)],
+) -> Result<Loaded, Error> {
     let mut magic = [0u8; 4];
     f.read_exact(&mut magic)
         .map_err(|e| kerr(kernel, format!("cannot read the first 4 bytes: {e}")))?;
@@ -84,7 +110,7 @@ pub fn load(
     write_gdt(mem)?;
 
     if magic == ELF_MAGIC {
-        let r = Elf::load(mem, None, &mut f, Some(GuestAddress(KERNEL_ADDR)))
+        let r = Elf::load(mem, None, f, Some(GuestAddress(KERNEL_ADDR)))
             .map_err(|e| kerr(kernel, format!("ELF load failed: {e}")))?;
         let PvhBootCapability::PvhEntryPresent(entry) = r.pvh_boot_cap else {
             return Err(kerr(
@@ -109,7 +135,7 @@ pub fn load(
             initrd,
         })
     } else {
-        let r = BzImage::load(mem, None, &mut f, Some(GuestAddress(KERNEL_ADDR))).map_err(|e| {
+        let r = BzImage::load(mem, None, f, Some(GuestAddress(KERNEL_ADDR))).map_err(|e| {
             kerr(
                 kernel,
                 format!("neither an ELF nor a loadable bzImage: {e}"),

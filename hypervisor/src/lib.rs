@@ -186,7 +186,7 @@ pub struct RunOutcome {
     pub wall: Duration,
     /// Share of the running (not halted) guest time spent in ring 0, from the watchdog's
     /// periodic samples of each vCPU's privilege level; `None` when no sample was taken
-    /// (runs shorter than ~50 us).
+    /// (runs shorter than ~0.2 ms).
     pub ring0_share: Option<f64>,
     /// Register dump of every vCPU when the VM ended (index = vCPU id).
     pub final_regs: Vec<String>,

@@ -11,10 +11,12 @@
 //! - MSR exits (user-space MSR filter over 0x40000000..=0x400002FF): the synthetic MSRs of the
 //!   chosen interface; anything else in that range raises #GP.
 //! - HLT is handled by the in-kernel LAPIC. A watchdog kicks the vCPUs (signal) on a
-//!   back-off schedule (50 us doubling to 10 ms) and asks each for its state (these are also
-//!   the time samples behind `RunOutcome::ring0_share`): when every vCPU is halted with
-//!   RFLAGS.IF = 0 or waits for a SIPI, nothing can wake the guest and the VM ends as a crash
-//!   ("halted with interrupts disabled").
+//!   back-off schedule (at 0.2 ms, then every 0.1 ms doubling to 10 ms) and asks each for its
+//!   state (these are also the time samples behind `RunOutcome::ring0_share`): when every
+//!   vCPU is halted with RFLAGS.IF = 0 or waits for a SIPI, nothing can wake the guest and the
+//!   VM ends as a crash ("halted with interrupts disabled"). Between probes it reads each
+//!   vCPU's "blocking" statistic (KVM binary stats, no kick): when all are blocked in the
+//!   kernel, it probes at once.
 //! - KVM_EXIT_SHUTDOWN (triple fault), KVM_EXIT_INTERNAL_ERROR (emulation failure),
 //!   KVM_EXIT_FAIL_ENTRY, KVM_RUN errors and any unexpected exit end the VM as a crash with a
 //!   register dump. KVM_EXIT_SYSTEM_EVENT shutdown/reset end it as a shutdown.
@@ -59,6 +61,16 @@ use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 /// The user-space MSR filter range: Hyper-V synthetic MSRs and Xen's MSR at 0x40000200.
 const MSR_FILTER_BASE: u32 = 0x4000_0000;
 const MSR_FILTER_COUNT: u32 = 0x300;
+/// The watchdog's first probe, after `run` starts. A vCPU's first KVM_RUN lasts ~100-150 us
+/// here (the first entry's set-up); a probe (kick) during it costs ~30-50 us, so the first
+/// one waits until a guest that halts at once has halted. Then every PROBE_FIRST_INTERVAL,
+/// doubling.
+const PROBE_FIRST: Duration = Duration::from_micros(200);
+const PROBE_FIRST_INTERVAL: Duration = Duration::from_micros(100);
+/// Gap between two reads of the vCPUs' "blocking" statistics during the first STATS_FAST_FOR
+/// of a run (then doubling up to PROBE_MAX_INTERVAL): one pread per vCPU, no kick.
+const STATS_INTERVAL: Duration = Duration::from_micros(25);
+const STATS_FAST_FOR: Duration = Duration::from_millis(1);
 /// Longest gap between two watchdog probes (each costs every vCPU one exit, ~20 us here):
 /// bounds the delay in noticing a dead guest and gives ~100 privilege-level samples a second.
 const PROBE_MAX_INTERVAL: Duration = Duration::from_millis(10);
@@ -176,19 +188,37 @@ impl Shared {
 pub struct Vm {
     vm: Arc<VmFd>,
     threads: VcpuThreads,
+    /// Each vCPU's "blocking" statistic; empty when the kernel lacks it.
+    blocking: Vec<BlockingStat>,
     shared: Arc<Shared>,
     timeout: Duration,
     _serial_evt: EventFd,
 }
 
-/// The /dev/kvm system fd, opened once per process (like the supported CPUID it reports).
-fn system() -> Result<&'static Kvm, Error> {
-    static KVM: std::sync::OnceLock<Kvm> = std::sync::OnceLock::new();
-    if let Some(k) = KVM.get() {
-        return Ok(k);
+/// The /dev/kvm system fd and the capabilities we check, once per process (like the supported
+/// CPUID): they cannot change while the module is loaded.
+struct System {
+    kvm: Kvm,
+    max_vcpus: usize,
+    sync_regs: bool,
+    msr_filter: bool,
+}
+
+fn system() -> Result<&'static System, Error> {
+    static SYSTEM: std::sync::OnceLock<System> = std::sync::OnceLock::new();
+    if let Some(s) = SYSTEM.get() {
+        return Ok(s);
     }
-    let k = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
-    Ok(KVM.get_or_init(|| k))
+    let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
+    let sync = kvm_bindings::KVM_SYNC_X86_REGS | kvm_bindings::KVM_SYNC_X86_SREGS;
+    let s = System {
+        max_vcpus: kvm.get_max_vcpus(),
+        sync_regs: kvm.check_extension_int(Cap::SyncRegs) as u32 & sync == sync,
+        msr_filter: kvm.check_extension(Cap::X86UserSpaceMsr)
+            && kvm.check_extension(Cap::X86MsrFilter),
+        kvm,
+    };
+    Ok(SYSTEM.get_or_init(|| s))
 }
 
 /// Hand-off between `Vm::new`, `Vm::run` and the vCPU threads. The threads are started first
@@ -307,16 +337,16 @@ impl Vm {
         }
         kick_handler_install();
         let mut phases = Phases::new();
-        let kvm = system()?;
-        let max = kvm.get_max_vcpus();
+        let sys = system()?;
+        let kvm = &sys.kvm;
+        let max = sys.max_vcpus;
         if usize::from(cfg.cpus) > max {
             return Err(Error::Config(format!(
                 "{} vCPUs requested, KVM allows {max}",
                 cfg.cpus
             )));
         }
-        let sync = kvm_bindings::KVM_SYNC_X86_REGS | kvm_bindings::KVM_SYNC_X86_SREGS;
-        if kvm.check_extension_int(Cap::SyncRegs) as u32 & sync != sync {
+        if !sys.sync_regs {
             return Err(Error::Config(
                 "KVM lacks KVM_CAP_SYNC_REGS (regs + sregs), used on every hypercall".into(),
             ));
@@ -343,7 +373,7 @@ impl Vm {
         // the last 25 us (srcu exp_holdoff). So the filter goes first, and the PIT last, well
         // after the irqchip's grace period: 0.1 ms instead of ~15 ms on this host.
         if cfg.interface != Interface::None {
-            install_msr_filter(kvm, &vm)?;
+            install_msr_filter(sys, &vm)?;
         }
         phases.mark("msr_filter");
 
@@ -484,10 +514,13 @@ impl Vm {
             run_start: Mutex::new(None),
             timeline: Mutex::new(String::new()),
         });
+        let blocking: Option<Vec<BlockingStat>> =
+            vcpus.iter().flatten().map(BlockingStat::open).collect();
         lock(&threads.gate.st).vcpus = vcpus;
         Ok(Vm {
             vm,
             threads,
+            blocking: blocking.unwrap_or_default(),
             shared,
             timeout: cfg.timeout,
             _serial_evt: serial_evt,
@@ -522,17 +555,24 @@ impl Vm {
             .update(|s| s.go = Some(self.shared.clone()));
 
         let deadline = (!self.timeout.is_zero()).then(|| start + self.timeout);
-        let mut interval = Duration::from_micros(50);
-        let mut probe_at = start + interval;
+        let mut interval = PROBE_FIRST_INTERVAL;
+        let mut probe_at = start + PROBE_FIRST;
         let mut dead_rounds = 0u32;
         let needed_rounds = if n == 1 { 1 } else { 2 };
+        let mut stats_interval = STATS_INTERVAL;
+        let mut stats_at = start + stats_interval;
+        // Short waits: the default 50 us timer slack would stretch each one (restored below).
+        let slack = timer_slack(Some(1_000));
         loop {
             let now = Instant::now();
             let guard = lock(&self.shared.end);
             if guard.is_some() {
                 break;
             }
-            let wake = deadline.map_or(probe_at, |d| d.min(probe_at));
+            let mut wake = deadline.map_or(probe_at, |d| d.min(probe_at));
+            if !self.blocking.is_empty() {
+                wake = wake.min(stats_at);
+            }
             let wait = wake.saturating_duration_since(now);
             let (guard, _) = self
                 .shared
@@ -547,6 +587,15 @@ impl Vm {
             if deadline.is_some_and(|d| now >= d) {
                 self.shared.finish(VmEnd::Timeout);
                 break;
+            }
+            if !self.blocking.is_empty() && now >= stats_at {
+                if self.blocking.iter().all(|b| b.get() == Some(true)) {
+                    probe_at = now;
+                }
+                if now.duration_since(start) >= STATS_FAST_FOR {
+                    stats_interval = (stats_interval * 2).min(PROBE_MAX_INTERVAL);
+                }
+                stats_at = now + stats_interval;
             }
             if now >= probe_at {
                 // Ask every vCPU for its state, wait (briefly) for the answers, evaluate.
@@ -596,6 +645,7 @@ impl Vm {
         }
 
         self.shared.mark(usize::MAX, "end_seen");
+        timer_slack(slack);
         // Stop: kick every vCPU until its thread has left KVM_RUN, then join.
         // Each vCPU thread counts itself out in `exited` and signals `end_cv`; a kick can be
         // lost if it lands just before KVM_RUN, so kicks repeat until every thread is out.
@@ -659,9 +709,83 @@ impl Vm {
             final_regs,
             unclaimed_accesses: self.shared.unclaimed.load(Ordering::SeqCst),
         };
-        teardown(self.vm, vcpus, self.shared, self._serial_evt);
+        // (The stats fds hold references on the VM too.)
+        teardown(
+            self.vm,
+            (vcpus, self.blocking),
+            self.shared,
+            self._serial_evt,
+        );
         Ok(outcome)
     }
+}
+
+/// Sets the calling thread's timer slack (ns) when `set` is given; returns the previous one.
+fn timer_slack(set: Option<u64>) -> Option<u64> {
+    // SAFETY: PR_GET_TIMERSLACK / PR_SET_TIMERSLACK take plain integers and only affect the
+    // calling thread's timer slack.
+    let old = unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) };
+    if let Some(ns) = set {
+        // SAFETY: as above.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0) };
+    }
+    u64::try_from(old).ok()
+}
+
+vmm_sys_util::ioctl_io_nr!(KVM_GET_STATS_FD, kvm_bindings::KVMIO, 0xce);
+
+/// A vCPU's "blocking" statistic (KVM binary statistics, Linux >= 5.18): 1 while its thread
+/// sleeps in the kernel (halted, or waiting for INIT/SIPI). One pread, the vCPU undisturbed.
+struct BlockingStat {
+    file: std::fs::File,
+    offset: u64,
+}
+
+impl BlockingStat {
+    fn open(vcpu: &VcpuFd) -> Option<BlockingStat> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: KVM_GET_STATS_FD takes no argument and returns a new fd or -1; `vcpu` is a
+        // live vCPU fd.
+        let fd = unsafe { vmm_sys_util::ioctl::ioctl(vcpu, KVM_GET_STATS_FD()) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        // The descriptor table is the same for every vCPU of this kernel.
+        static OFFSET: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+        let offset = (*OFFSET.get_or_init(|| stat_offset(&file, b"blocking")))?;
+        Some(BlockingStat { file, offset })
+    }
+
+    fn get(&self) -> Option<bool> {
+        use std::os::unix::fs::FileExt;
+        let mut b = [0u8; 8];
+        self.file.read_exact_at(&mut b, self.offset).ok()?;
+        Some(u64::from_le_bytes(b) != 0)
+    }
+}
+
+/// Offset of statistic `name`'s value in a KVM stats fd (struct kvm_stats_header, then
+/// kvm_stats_desc entries of 16 bytes + name_size).
+fn stat_offset(f: &std::fs::File, name: &[u8]) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut h = [0u8; 24];
+    f.read_exact_at(&mut h, 0).ok()?;
+    let w = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let (name_size, num_desc) = (w(&h, 4) as usize, w(&h, 8) as usize);
+    let (desc_offset, data_offset) = (w(&h, 16), w(&h, 20));
+    if name_size == 0 || name_size > 4096 || num_desc > 4096 {
+        return None;
+    }
+    let stride = 16 + name_size;
+    let mut descs = vec![0u8; stride * num_desc];
+    f.read_exact_at(&mut descs, u64::from(desc_offset)).ok()?;
+    descs.chunks_exact(stride).find_map(|d| {
+        let n = &d[16..];
+        let n = &n[..n.iter().position(|&c| c == 0).unwrap_or(n.len())];
+        (n == name).then(|| u64::from(data_offset) + u64::from(w(d, 8)))
+    })
 }
 
 static TEARDOWNS: AtomicU64 = AtomicU64::new(0);
@@ -687,7 +811,12 @@ pub fn wait_for_teardowns(max: Duration) -> bool {
 /// synchronises its I/O buses), so the fds are closed on a short-lived thread and `run`
 /// returns without waiting; guest memory stays mapped until the VM fd is closed. The
 /// thread only closes fds and ends; [`wait_for_teardowns`] waits for it.
-fn teardown(vm: Arc<VmFd>, vcpus: Vec<VcpuFd>, shared: Arc<Shared>, evt: EventFd) {
+fn teardown(
+    vm: Arc<VmFd>,
+    vcpus: (Vec<VcpuFd>, Vec<BlockingStat>),
+    shared: Arc<Shared>,
+    evt: EventFd,
+) {
     TEARDOWNS.fetch_add(1, Ordering::SeqCst);
     let job = move || {
         drop(vcpus);
@@ -741,8 +870,8 @@ fn host_cpuid(kvm: &Kvm) -> Result<Vec<kvm_bindings::kvm_cpuid_entry2>, Error> {
     Ok(CACHE.get_or_init(|| c.as_slice().to_vec()).clone())
 }
 
-fn install_msr_filter(kvm: &Kvm, vm: &VmFd) -> Result<(), Error> {
-    if !kvm.check_extension(Cap::X86UserSpaceMsr) || !kvm.check_extension(Cap::X86MsrFilter) {
+fn install_msr_filter(sys: &System, vm: &VmFd) -> Result<(), Error> {
+    if !sys.msr_filter {
         return Err(Error::Config(
             "KVM lacks KVM_CAP_X86_USER_SPACE_MSR / KVM_CAP_X86_MSR_FILTER, needed for synthetic MSRs (use --interface none)".into(),
         ));
