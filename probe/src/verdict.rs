@@ -1,6 +1,6 @@
 //! The verdict: class, 0-100 score and reasons, from derived facts and supported lists.
 use crate::facts::Derived;
-use crate::hcl::{cmp_versions, parse_dmi_date, parse_iso_date, parse_pci_id, Hcl};
+use crate::hcl::{cmp_versions, parse_dmi_date, parse_iso_date, parse_pci_id, requirements, Hcl};
 use crate::report::{Class, KvmMode, Level, Reason, State, Verdict};
 
 fn remedy(key: &str, state: State, kind: Option<&str>) -> Option<String> {
@@ -42,20 +42,7 @@ pub fn decide(d: &Derived, lists: &[Hcl]) -> Verdict {
     };
     let kvm_runs = matches!(d.kvm.mode, KvmMode::Hardware | KvmMode::NestedSoftware);
 
-    let mut required: Vec<String> = Vec::new();
-    let mut recommended: Vec<String> = Vec::new();
-    for l in lists {
-        for r in &l.requirements.required {
-            if !required.contains(r.get_ref()) {
-                required.push(r.get_ref().clone());
-            }
-        }
-        for r in &l.requirements.recommended {
-            if !recommended.contains(r.get_ref()) && !required.contains(r.get_ref()) {
-                recommended.push(r.get_ref().clone());
-            }
-        }
-    }
+    let (required, recommended) = requirements(lists);
 
     let mut blocked = false;
     let mut required_unknown = false;
