@@ -248,10 +248,10 @@ pub fn load(path: &Path) -> anyhow::Result<LoadedProfile> {
     use sha2::Digest;
     let bytes =
         std::fs::read(path).with_context(|| format!("reading profile {}", path.display()))?;
-    let text = String::from_utf8(bytes.clone())
-        .with_context(|| format!("{}: not UTF-8", path.display()))?;
-    let profile = Profile::parse(&text, path)?;
     let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
+    let text =
+        String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", path.display()))?;
+    let profile = Profile::parse(&text, path)?;
     Ok(LoadedProfile {
         profile,
         path: path.to_path_buf(),
