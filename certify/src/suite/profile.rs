@@ -180,10 +180,11 @@ impl Profile {
         if !(16..=4096).contains(&self.memory_mib) {
             bail!("memory_mib = {}: expected 16..=4096", self.memory_mib);
         }
-        // The hypervisor adds the timeout to the clock: a huge one would overflow it.
-        if self.timeout_secs > MAX_TIMEOUT_SECS {
+        // Every certification VM needs a deadline (0 would let a hung guest hang the run),
+        // and a sane one.
+        if !(1..=MAX_TIMEOUT_SECS).contains(&self.timeout_secs) {
             bail!(
-                "timeout_secs = {}: expected at most {MAX_TIMEOUT_SECS} (a day)",
+                "timeout_secs = {}: expected 1..={MAX_TIMEOUT_SECS} (a day at most)",
                 self.timeout_secs
             );
         }
@@ -361,9 +362,12 @@ blocker = true
         );
         let e = err(&forever);
         assert!(
-            e.contains("timeout_secs = 9223372036854775807: expected at most 86400"),
+            e.contains("timeout_secs = 9223372036854775807: expected 1..=86400"),
             "{e}"
         );
+        let never = MINI.replace("memory_mib = 64", "memory_mib = 64\ntimeout_secs = 0");
+        let e = err(&never);
+        assert!(e.contains("timeout_secs = 0: expected 1..=86400"), "{e}");
     }
 }
 
