@@ -554,7 +554,10 @@ impl Vm {
             .gate
             .update(|s| s.go = Some(self.shared.clone()));
 
-        let deadline = (!self.timeout.is_zero()).then(|| start + self.timeout);
+        // A timeout too large for the clock (e.g. Duration::MAX) means no deadline.
+        let deadline = (!self.timeout.is_zero())
+            .then(|| start.checked_add(self.timeout))
+            .flatten();
         let mut interval = PROBE_FIRST_INTERVAL;
         let mut probe_at = start + PROBE_FIRST;
         let mut dead_rounds = 0u32;
