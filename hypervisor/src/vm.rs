@@ -386,8 +386,17 @@ impl Vm {
             let shared = self.shared.clone();
             match std::thread::Builder::new()
                 .name(format!("vcpu{id}"))
-                .spawn(move || vcpu_loop(id, vcpu, shared))
-            {
+                .spawn(move || {
+                    // A panic is a VMM bug: end the VM now, not at its timeout (or never).
+                    let s = shared.clone();
+                    let run = std::panic::AssertUnwindSafe(|| vcpu_loop(id, vcpu, shared));
+                    if std::panic::catch_unwind(run).is_err() {
+                        s.finish(VmEnd::Crash {
+                            reason: format!("vCPU {id}: VMM bug: the vCPU thread panicked"),
+                            regs: String::new(),
+                        });
+                    }
+                }) {
                 Ok(h) => handles.push(h),
                 Err(e) => {
                     spawn_err = Some(e);
