@@ -108,6 +108,10 @@ const OP_CPUID: u64 = 12;
 const OP_USER: u64 = 13;
 const OP_JUMP: u64 = 14;
 const OP_SPIN: u64 = 15;
+const OP_PT: u64 = 16;
+/// Guest pages for random page tables (outside the scratch area: no FILL or device DMA
+/// lands there by chance).
+const PT_AREA: u64 = 0xc0_0000;
 
 /// A generated script (see chaos.S for the layout).
 #[derive(Default)]
@@ -120,12 +124,12 @@ struct Script {
     /// An op that may legitimately end or wreck the VM was generated.
     may_end: bool,
     /// Ops by kind, for the summary.
-    kinds: [u64; 16],
+    kinds: [u64; 17],
 }
 
 impl Script {
     fn push(&mut self, ap: bool, op: [u64; 8]) {
-        self.kinds[op[0] as usize & 15] += 1;
+        self.kinds[(op[0] as usize).min(16)] += 1;
         if ap {
             self.ap.push(op)
         } else {
@@ -160,6 +164,7 @@ impl Script {
             let mut op = *op;
             match op[0] {
                 OP_FILL => op[3] += base,
+                OP_PT if op[1] != 0 => op[2] += base,
                 OP_JUMP => {
                     op[1] += base;
                     op[3] += base;
@@ -214,8 +219,34 @@ fn gva(r: &mut Rng) -> u64 {
         8 => r.next(),
         9 => 0,
         10 => 0x0000_7000_0000_0000,
+        11 if r.chance(50) => {
+            // Through any PML4 entry (random ones after an OP_PT), made canonical.
+            let va = (r.below(512) << 39) | r.below(1 << 39);
+            ((va << 16) as i64 >> 16) as u64
+        }
         _ => RAM_END - r.below(32),
     }
+}
+
+/// A PML4 page of random entries: not present, arbitrary, pointing into the scratch area
+/// (as tables or, with PS, as reserved-bit huge pages), at MMIO, at the top of the physical
+/// address space, or (with `recursive`) at the page itself. chaos.S keeps its own entries
+/// 0, 256 and 511.
+fn random_pml4(r: &mut Rng, page: u64, recursive: bool) -> Vec<u8> {
+    let mut d = Vec::with_capacity(4096);
+    for _ in 0..512 {
+        let e = match r.below(20) {
+            0..=5 => 0,
+            6..=9 => r.next(),
+            10..=15 => ((SCRATCH + r.below(SCRATCH_LEN)) & !0xfff) | r.below(0x200),
+            16 if recursive => page | r.pick(&[1u64, 3, 7, 0x83]),
+            17 => VIRTIO_BASE | r.pick(&[1u64, 0x83]),
+            18 => r.pick(&[0x000f_ffff_ffff_f001u64, 0xffff_f003, RAM_END | 1]),
+            _ => ((SCRATCH + r.below(SCRATCH_LEN)) & !0xfff) | 0x87,
+        };
+        d.extend_from_slice(&e.to_le_bytes());
+    }
+    d
 }
 
 fn msr(r: &mut Rng) -> u64 {
@@ -562,6 +593,17 @@ fn random_op(r: &mut Rng, s: &mut Script, iface: Interface, ap: bool, safe: bool
             s.push(ap, op(OP_USER, &[v, r.below(0x1_0000)]));
         }
         91..=95 => virtio_session(r, s, ap),
+        96 if !ap => {
+            // Random page tables (BSP only: APs share their script, and so would share
+            // the live page); recursive entries let Xen writes reach the live PML4.
+            let recursive = !safe && r.chance(50);
+            s.may_end |= recursive;
+            let page = PT_AREA + r.below(16) * 0x1000;
+            let d = random_pml4(r, page, recursive);
+            let off = s.add_data(&d);
+            s.push(ap, op(OP_PT, &[page, off]));
+        }
+        97 if !ap => s.push(ap, op(OP_PT, &[0, 0])),
         _ => s.push(ap, op(OP_SPIN, &[r.below(200)])),
     }
 }
@@ -854,7 +896,7 @@ struct Stats {
     hypercalls: u64,
     xen_calls: u64,
     unclaimed: u64,
-    ops: [u64; 16],
+    ops: [u64; 17],
     longest: Duration,
 }
 

@@ -24,6 +24,9 @@
 #  14 JUMP to script offset a (random code); b=1: exception gates 0-31 point into the code
 #     at the u16 offsets found at script offset c (else the op loop's recovery handler)
 #  15 spin a iterations (lets other vCPUs interleave)
+#  16 page tables: copy 4 KiB from script offset b to page a, keep this guest's PML4 entries
+#     0, 256 and 511 in it, load it into CR3 (Xen buffers then go through random entries);
+#     a = 0: back to the guest's own PML4
 # Any exception or interrupt skips to the next op (the handler resets RSP from r15). When the
 # BSP's ops are done it waits (bounded) for the APs and writes 0x600d to port 0xf4.
 # Registers: r12 = CPU index, r13 = end of this CPU's ops, r14 = current op, r15 = loop RSP.
@@ -190,7 +193,7 @@ op_loop:
 op_loop_ap:
         jmp op_loop
 1:      mov (%r14), %rax
-        cmp $16, %rax
+        cmp $17, %rax
         jae op_next
         lea op_table(%rip), %rdx
         jmp *(%rdx,%rax,8)
@@ -450,11 +453,33 @@ op_spin:
         jnz 1b
         jmp op_next
 
+op_pt:
+        lea pml4(%rip), %rdx
+        mov %rdx, %cr3                  # the target may be the live PML4: leave it first
+        mov 8(%r14), %rdi
+        test %rdi, %rdi
+        jz 1f
+        mov 16(%r14), %rsi
+        add script(%rip), %rsi
+        mov $4096, %ecx
+        rep movsb
+        mov 8(%r14), %rdi
+        mov (%rdx), %rax
+        mov %rax, (%rdi)
+        mov 256*8(%rdx), %rax
+        mov %rax, 256*8(%rdi)
+        mov 511*8(%rdx), %rax
+        mov %rax, 511*8(%rdi)
+        mov %rdi, %rdx
+1:      mov %rdx, %cr3
+        jmp op_next
+
         .section .rodata
         .p2align 3
 op_table:
         .quad op_next, op_out, op_in, op_mmio_w, op_mmio_r, op_rdmsr, op_wrmsr, op_hv
         .quad op_xen, op_fill, op_hv_setup, op_xen_setup, op_cpuid, op_user, op_jump, op_spin
+        .quad op_pt
 
         .section .data
         .p2align 3
