@@ -49,6 +49,8 @@ const TAIL_PAD: usize = 16 << 10;
 /// Random code often loops: keep its VMs short.
 const RANDOM_CODE_TIMEOUT: Duration = Duration::from_millis(100);
 const SLACK: Duration = Duration::from_millis(1500);
+/// How long a VM without a timeout may take (only scripts that must end get none).
+const NO_TIMEOUT_LIMIT: Duration = Duration::from_secs(10);
 
 fn kvm_or_skip(test: &str) -> bool {
     if Path::new("/dev/kvm").exists() {
@@ -109,6 +111,7 @@ const OP_USER: u64 = 13;
 const OP_JUMP: u64 = 14;
 const OP_SPIN: u64 = 15;
 const OP_PT: u64 = 16;
+const OP_STR: u64 = 17;
 /// Guest pages for random page tables (outside the scratch area: no FILL or device DMA
 /// lands there by chance).
 const PT_AREA: u64 = 0xc0_0000;
@@ -124,12 +127,12 @@ struct Script {
     /// An op that may legitimately end or wreck the VM was generated.
     may_end: bool,
     /// Ops by kind, for the summary.
-    kinds: [u64; 17],
+    kinds: [u64; 18],
 }
 
 impl Script {
     fn push(&mut self, ap: bool, op: [u64; 8]) {
-        self.kinds[(op[0] as usize).min(16)] += 1;
+        self.kinds[(op[0] as usize).min(17)] += 1;
         if ap {
             self.ap.push(op)
         } else {
@@ -165,6 +168,7 @@ impl Script {
             match op[0] {
                 OP_FILL => op[3] += base,
                 OP_PT if op[1] != 0 => op[2] += base,
+                OP_USER if op[1] == 6 => op[2] += base,
                 OP_JUMP => {
                     op[1] += base;
                     op[3] += base;
@@ -488,9 +492,23 @@ fn random_op(r: &mut Rng, s: &mut Script, iface: Interface, ap: bool, safe: bool
                 s.push(ap, op(OP_OUT, &[p, size, r.next()]));
             }
         }
-        10..=14 => {
+        10..=12 => {
             let p = port(r);
             s.push(ap, op(OP_IN, &[p, r.pick(&[1u64, 2, 4])]));
+        }
+        13..=14 => {
+            // String I/O (rep outs/ins) through scratch buffers; the status port only read.
+            let p = port(r);
+            let out = p != 0xf4 && r.chance(50);
+            let count = match r.below(4) {
+                0 => 1,
+                1 => r.below(16),
+                2 => 4096 + r.below(8),
+                _ => r.below(1000),
+            };
+            let size = r.pick(&[1u64, 2, 4]);
+            let buf = SCRATCH + r.below(SCRATCH_LEN - 0x5000);
+            s.push(ap, op(OP_STR, &[p, size, count, u64::from(!out), buf]));
         }
         15..=24 => {
             let (a, wrecks) = mmio_addr(r);
@@ -739,8 +757,13 @@ fn make_case(kind: Kind, seed: u64) -> Case {
                 .collect();
             let code_off = s.add_data(&code);
             let gates_off = s.add_data(&gates);
-            let gated = u64::from(r.chance(50));
-            s.push(false, op(OP_JUMP, &[code_off, gated, gates_off]));
+            if r.chance(30) {
+                // Ring 3 (native here), IOPL 3 or 0; exceptions come back to ring 0.
+                s.push(false, op(OP_USER, &[6, code_off, r.below(2)]));
+            } else {
+                let gated = u64::from(r.chance(50));
+                s.push(false, op(OP_JUMP, &[code_off, gated, gates_off]));
+            }
             if cpus > 1 {
                 let entry = code_off + r.below(code.len() as u64);
                 s.push(true, op(OP_JUMP, &[entry, 0, gates_off]));
@@ -777,12 +800,19 @@ fn make_case(kind: Kind, seed: u64) -> Case {
                     random_op(&mut r, &mut s, iface, true, safe);
                 }
             }
+            // Some scripts that must end run without a timeout: then only the VMM's own
+            // rules (status port, watchdog) can end them.
+            let timeout = if safe && r.chance(25) {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(3)
+            };
             Case {
                 kind,
                 iface,
                 cpus,
                 script: s,
-                timeout: Duration::from_secs(3),
+                timeout,
                 devices: true,
             }
         }
@@ -896,7 +926,7 @@ struct Stats {
     hypercalls: u64,
     xen_calls: u64,
     unclaimed: u64,
-    ops: [u64; 17],
+    ops: [u64; 18],
     longest: Duration,
 }
 
@@ -937,9 +967,30 @@ fn run_case(env: &Env, what: &str, case: &Case, stats: &mut Stats) -> Result<(),
     let vm = Vm::new(cfg).map_err(|e| format!("{what}: Vm::new failed: {e}"))?;
     let out = Capture::default();
     let t = Instant::now();
-    let r = vm
-        .run(Box::new(out.clone()))
-        .map_err(|e| format!("{what}: run failed: {e}"))?;
+    // `run` on a thread of its own, so that a VMM that hangs fails this test instead of
+    // hanging it (the hung thread then also fails the thread-count check).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out2 = out.clone();
+    std::thread::Builder::new()
+        .name("chaos-run".into())
+        .spawn(move || {
+            let _ = tx.send(vm.run(Box::new(out2)));
+        })
+        .map_err(|e| format!("{what}: cannot spawn: {e}"))?;
+    let limit = if case.timeout.is_zero() {
+        NO_TIMEOUT_LIMIT
+    } else {
+        case.timeout + SLACK
+    };
+    let r = match rx.recv_timeout(limit) {
+        Ok(r) => r.map_err(|e| format!("{what}: run failed: {e}"))?,
+        Err(_) => {
+            return Err(format!(
+                "{what}: Vm::run has not returned after {limit:?} (timeout {:?}): VMM hang",
+                case.timeout
+            ))
+        }
+    };
     let wall = t.elapsed();
     settle().map_err(|e| format!("{what}: {e}"))?;
     let panics = VMM_PANICS.load(Ordering::SeqCst) - panics_before;
@@ -962,7 +1013,7 @@ fn run_case(env: &Env, what: &str, case: &Case, stats: &mut Stats) -> Result<(),
             return Err(describe("crash without a reason or a register dump"));
         }
     }
-    if wall > case.timeout + SLACK {
+    if !case.timeout.is_zero() && wall > case.timeout + SLACK {
         return Err(describe(&format!(
             "run returned {wall:?} after start, timeout {:?}",
             case.timeout

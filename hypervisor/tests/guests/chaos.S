@@ -20,13 +20,15 @@
 #  11 Xen setup: wrmsr(a, b) (b = -1: this guest's xenpage; calls always go to xenpage)
 #  12 CPUID leaf=a subleaf=b
 #  13 ring 3: a=0 call hv_va, 1 OUT 0xf6 (IOPL 3), 2 call xen_va+b*32, 3 OUT 0xf7 (IOPL 3),
-#     4 OUT 0xf4 (IOPL 3), 5 IN from port b (IOPL 0: #GP)      (BSP only: one TSS)
+#     4 OUT 0xf4 (IOPL 3), 5 IN from port b (IOPL 0: #GP), 6 jump to random code at script
+#     offset b (IOPL 3 if c != 0; ring 3 runs natively here)    (BSP only: one TSS)
 #  14 JUMP to script offset a (random code); b=1: exception gates 0-31 point into the code
 #     at the u16 offsets found at script offset c (else the op loop's recovery handler)
 #  15 spin a iterations (lets other vCPUs interleave)
 #  16 page tables: copy 4 KiB from script offset b to page a, keep this guest's PML4 entries
 #     0, 256 and 511 in it, load it into CR3 (Xen buffers then go through random entries);
 #     a = 0: back to the guest's own PML4
+#  17 string I/O: port a, size b (1/2/4), count c, d = 0 rep outs / 1 rep ins, buffer e
 # Any exception or interrupt skips to the next op (the handler resets RSP from r15). When the
 # BSP's ops are done it waits (bounded) for the APs and writes 0x600d to port 0xf4.
 # Registers: r12 = CPU index, r13 = end of this CPU's ops, r14 = current op, r15 = loop RSP.
@@ -193,7 +195,7 @@ op_loop:
 op_loop_ap:
         jmp op_loop
 1:      mov (%r14), %rax
-        cmp $17, %rax
+        cmp $18, %rax
         jae op_next
         lea op_table(%rip), %rdx
         jmp *(%rdx,%rax,8)
@@ -373,7 +375,11 @@ op_user:
         je 1f
         cmp $4, %rax
         je 1f
-        push $0x2
+        cmp $6, %rax
+        jne 3f
+        cmpq $0, 24(%r14)
+        jne 1f
+3:      push $0x2
         jmp 2f
 1:      push $0x3002                    # IOPL 3
 2:      push $0x1b                      # cs
@@ -381,7 +387,10 @@ op_user:
         push %rax
         mov 8(%r14), %rax
         mov 16(%r14), %rbx
-        iretq
+        cmp $6, %rax
+        jne 3f
+        add script(%rip), %rbx
+3:      iretq
 # Ring 3: every path ends in an exception (or, for OUT 0xf4, the end of the VM).
 user:
         cmp $0, %rax
@@ -409,6 +418,10 @@ user:
         jne 1f
         out %eax, $0xf4
         ud2
+1:      cmp $6, %rax
+        jne 1f
+        xor %eax, %eax
+        jmp *%rbx
 1:      mov %bx, %dx
         in %dx, %al
         ud2
@@ -474,12 +487,42 @@ op_pt:
 1:      mov %rdx, %cr3
         jmp op_next
 
+op_str:
+        cld
+        mov 8(%r14), %rdx
+        mov 16(%r14), %rax
+        mov 24(%r14), %rcx
+        mov 40(%r14), %rsi
+        mov %rsi, %rdi
+        cmpq $0, 32(%r14)
+        jne 5f
+        cmp $1, %rax
+        je 1f
+        cmp $2, %rax
+        je 2f
+        rep outsl
+        jmp op_next
+1:      rep outsb
+        jmp op_next
+2:      rep outsw
+        jmp op_next
+5:      cmp $1, %rax
+        je 1f
+        cmp $2, %rax
+        je 2f
+        rep insl
+        jmp op_next
+1:      rep insb
+        jmp op_next
+2:      rep insw
+        jmp op_next
+
         .section .rodata
         .p2align 3
 op_table:
         .quad op_next, op_out, op_in, op_mmio_w, op_mmio_r, op_rdmsr, op_wrmsr, op_hv
         .quad op_xen, op_fill, op_hv_setup, op_xen_setup, op_cpuid, op_user, op_jump, op_spin
-        .quad op_pt
+        .quad op_pt, op_str
 
         .section .data
         .p2align 3
