@@ -201,7 +201,19 @@ fn gpa(r: &mut Rng) -> u64 {
         4 => scratch,
         5 => RAM_END - r.pick(&[8, 16, 24, 32, 0x1000]),
         6 => RAM_END + r.below(64),
-        7 => r.pick(&[VIRTIO_BASE, 0xfee0_0000, 0x1_0000_0000, 0xc000_0000]),
+        // Also the ends of the RAM regions of a big VM (low RAM ends at 3 GiB, high RAM
+        // starts at 4 GiB).
+        7 => r.pick(&[
+            VIRTIO_BASE,
+            0xfee0_0000,
+            0x1_0000_0000,
+            0xc000_0000,
+            0xbfff_fff8,
+            0xbfff_fff0,
+            0xbfff_f000,
+            0xffff_fff8,
+            0x1_2000_0000 - 8,
+        ]),
         8 => u64::MAX - r.below(16),
         9 => r.next(),
         10 => r.pick(&[0, 8, 0x1000]),
@@ -710,6 +722,7 @@ enum Kind {
 
 struct Case {
     kind: Kind,
+    memory_mib: u32,
     iface: Interface,
     cpus: u8,
     script: Script,
@@ -733,6 +746,7 @@ fn make_case(kind: Kind, seed: u64) -> Case {
             s.may_end = true;
             Case {
                 kind,
+                memory_mib: MEMORY_MIB,
                 iface,
                 cpus: 1,
                 script: s,
@@ -771,6 +785,7 @@ fn make_case(kind: Kind, seed: u64) -> Case {
             s.may_end = true;
             Case {
                 kind,
+                memory_mib: MEMORY_MIB,
                 iface,
                 cpus,
                 script: s,
@@ -807,8 +822,12 @@ fn make_case(kind: Kind, seed: u64) -> Case {
             } else {
                 Duration::from_secs(3)
             };
+            // Some VMs are big: RAM below 3 GiB and from 4 GiB on (two regions), so that
+            // hypercall buffers can straddle the MMIO hole.
+            let memory_mib = if r.chance(10) { 4608 } else { MEMORY_MIB };
             Case {
                 kind,
+                memory_mib,
                 iface,
                 cpus,
                 script: s,
@@ -943,7 +962,7 @@ fn run_case(env: &Env, what: &str, case: &Case, stats: &mut Stats) -> Result<(),
         kernel,
         cmdline: "chaos".into(),
         initrd: Some(script),
-        memory_mib: MEMORY_MIB,
+        memory_mib: case.memory_mib,
         cpus: case.cpus,
         interface: case.iface,
         timeout: case.timeout,
@@ -958,8 +977,9 @@ fn run_case(env: &Env, what: &str, case: &Case, stats: &mut Stats) -> Result<(),
         cfg.nets = vec![NetConfig::Loopback];
     }
     let what = format!(
-        "{what} ({kind:?}, {} vCPU, interface {}, {} ops)",
+        "{what} ({kind:?}, {} vCPU, {} MiB, interface {}, {} ops)",
         case.cpus,
+        case.memory_mib,
         case.iface,
         case.script.bsp.len() + case.script.ap.len()
     );
@@ -1087,6 +1107,7 @@ fn regressions() -> Vec<(&'static str, Case)> {
         }
         Case {
             kind: Kind::Ops,
+            memory_mib: MEMORY_MIB,
             iface,
             cpus: 1,
             script: s,

@@ -106,24 +106,28 @@ done_bsp:
         out %eax, $0xf4
         hlt
 
-# map_extra: 3-4 GiB (MMIO hole, LAPIC, IOAPIC) and 4-5 GiB with uncached 2 MiB pages, and
+# map_extra: 1-5 GiB (RAM of big VMs, the MMIO hole with LAPIC/IOAPIC, RAM or nothing above
+# 4 GiB) with uncached 2 MiB pages, and
 # the top 2 MiB of the virtual address space (0xffffffffffe00000) -> SCRATCH, so that guest
 # buffers can sit at the very end of the address space.
 map_extra:
-        lea pd3(%rip), %rdi
-        movabs $0xc0000000 + 0x9b, %rax
-        mov $1024, %ecx
+        lea pdx(%rip), %rdi
+        movabs $0x40000000 + 0x9b, %rax
+        mov $2048, %ecx
 1:      mov %rax, (%rdi)
         add $0x200000, %rax
         add $8, %rdi
         dec %ecx
         jnz 1b
         lea pdpt(%rip), %rdi
-        lea pd3(%rip), %rax
+        lea pdx(%rip), %rax
         or $7, %rax
-        mov %rax, 3*8(%rdi)
+        mov $1, %ecx
+2:      mov %rax, (%rdi,%rcx,8)
         add $4096, %rax
-        mov %rax, 4*8(%rdi)
+        inc %ecx
+        cmp $5, %ecx
+        jb 2b
         lea pd_top(%rip), %rax
         movq $SCRATCH + 0x87, 511*8(%rax)
         or $7, %rax
@@ -567,8 +571,7 @@ tramp_end:
 
         .section .bss
         .p2align 12
-pd3:    .skip 4096
-pd4:    .skip 4096
+pdx:    .skip 4 * 4096
 pdpt_top: .skip 4096
 pd_top: .skip 4096
 ap_stacks: .skip 4 * 4096
