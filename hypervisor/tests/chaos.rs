@@ -4,25 +4,38 @@
 //!
 //! Two guests (tests/guests/chaos*.S) run host-generated programs passed as the initrd (PVH
 //! module 0):
-//! - `chaos_raw`: jumps from the 32-bit PVH entry (paging off, no IDT) into random code.
+//! - `chaos_raw`: jumps from the 32-bit PVH entry (paging off, no IDT) into random code,
+//!   optionally after enabling the interface's hypercall pages (pointers in ebx/ebp).
 //! - `chaos`: an op interpreter in long mode (see the op list at the top of chaos.S): port
-//!   I/O of every size (the status and hypercall ports included), MMIO in and around the
-//!   virtio window (a virtio-blk disk and a loopback virtio-net are attached) and elsewhere,
+//!   I/O of every size and string I/O (the status and hypercall ports included), MMIO in and
+//!   around the virtio window (a virtio-blk disk and a loopback virtio-net are attached;
+//!   driver sessions with random rings) and elsewhere (LAPIC, IOAPIC, hole, above 4 GiB),
 //!   synthetic-MSR reads/writes with random values, Hyper-V hypercalls with random input
-//!   values and GPAs, Xen hypercalls with random arguments and bad guest-virtual addresses,
-//!   ring-3 hypercalls, and jumps into random code (optionally after enabling the hypercall
-//!   pages, with the exception gates pointing into the random code), on 1-4 vCPUs.
+//!   values and GPAs (end of RAM, straddling the MMIO hole of a 4.5 GiB VM, 2^64-8, huge rep
+//!   counts), Xen hypercalls with random arguments and bad guest-virtual addresses (also the
+//!   last bytes of the address space, and through random page tables loaded into CR3),
+//!   hypercalls and random code from ring 3 (native here), and jumps into random code in
+//!   ring 0 (optionally after enabling the hypercall pages, with the exception gates pointing
+//!   into the random code), on 1-4 vCPUs.
+//!
+//! Checks per VM: no VMM thread panicked (a panic hook counts panics on `vcpu*`, `virtio-*`
+//! and `vm-teardown` threads), `Vm::run` returned within timeout + slack (it runs on a
+//! thread of its own, so a hang fails instead of hanging the test), a crash has a reason and
+//! registers, and after `wait_for_teardowns` no VMM thread is left; over the whole run the
+//! process's thread count (/proc/self/status) is back where it started.
 //!
 //! Every script is generated from a seeded RNG: the master seed is printed, and a failure
 //! names it with the case index. Replay with `HVCERT_CHAOS_SEED=<seed>` (and
-//! `HVCERT_CHAOS_CASE=<index>` for one case) on the same commit (the seed drives this file's
-//! generator); `HVCERT_CHAOS_CASES=<n>` changes the number of cases per kind (default 40:
-//! 40 raw, 40 long-mode random code, 80 op scripts). The bugs found so far are kept as
-//! hand-written scripts in [`regressions`], run first.
+//! `HVCERT_CHAOS_CASE=<index>` for one case; `HVCERT_CHAOS_VERBOSE=1` prints every end) on
+//! the same commit (the seed drives this file's generator); `HVCERT_CHAOS_CASES=<n>` changes
+//! the number of cases per kind (default 40: 40 raw, 40 long-mode random code, 80 op
+//! scripts). The bugs found so far are kept as hand-written scripts in [`regressions`], run
+//! first.
 //!
-//! A script that contains no op that can legitimately end or wreck the VM (status port,
-//! shutdown hypercall, LAPIC/IOAPIC writes, random code, ...) must run to its end and exit
-//! with the interpreter's status 0x600d: anything else is a wrong end reason.
+//! Half of the op scripts are "safe": no op that can legitimately end or wreck the VM
+//! (status port, shutdown hypercall, LAPIC/IOAPIC writes, random code, recursive page
+//! tables, ...). Those must run to their end and exit with the interpreter's status 0x600d:
+//! anything else is a wrong end reason. A quarter of them run without a timeout.
 #[path = "guests/mod.rs"]
 mod guests;
 
@@ -723,6 +736,8 @@ enum Kind {
 struct Case {
     kind: Kind,
     memory_mib: u32,
+    /// chaos_raw.S: which hypercall pages to enable before the random code.
+    cmdline: &'static str,
     iface: Interface,
     cpus: u8,
     script: Script,
@@ -741,12 +756,20 @@ fn make_case(kind: Kind, seed: u64) -> Case {
     let mut s = Script::default();
     match kind {
         Kind::Raw32 => {
+            // Enable the interface's hypercall pages first (in 32-bit mode, paging off).
+            let cmdline = match (iface, r.chance(70)) {
+                (_, false) | (Interface::None, _) => "-",
+                (Interface::HyperV, _) => "h",
+                (Interface::Xen, _) => "x",
+                (Interface::Both, _) => "b",
+            };
             let n = 256 + r.below(4096) as usize;
             s.data = random_code(&mut r, n);
             s.may_end = true;
             Case {
                 kind,
                 memory_mib: MEMORY_MIB,
+                cmdline,
                 iface,
                 cpus: 1,
                 script: s,
@@ -755,6 +778,7 @@ fn make_case(kind: Kind, seed: u64) -> Case {
             }
         }
         Kind::Code64 => {
+            let cmdline = "chaos";
             let cpus = r.pick(&[1u8, 1, 1, 2, 3]);
             s.aps = u64::from(cpus - 1);
             if r.chance(70) {
@@ -786,6 +810,7 @@ fn make_case(kind: Kind, seed: u64) -> Case {
             Case {
                 kind,
                 memory_mib: MEMORY_MIB,
+                cmdline,
                 iface,
                 cpus,
                 script: s,
@@ -828,6 +853,7 @@ fn make_case(kind: Kind, seed: u64) -> Case {
             Case {
                 kind,
                 memory_mib,
+                cmdline: "chaos",
                 iface,
                 cpus,
                 script: s,
@@ -960,7 +986,7 @@ fn run_case(env: &Env, what: &str, case: &Case, stats: &mut Stats) -> Result<(),
     };
     let mut cfg = VmConfig {
         kernel,
-        cmdline: "chaos".into(),
+        cmdline: case.cmdline.into(),
         initrd: Some(script),
         memory_mib: case.memory_mib,
         cpus: case.cpus,
@@ -1108,6 +1134,7 @@ fn regressions() -> Vec<(&'static str, Case)> {
         Case {
             kind: Kind::Ops,
             memory_mib: MEMORY_MIB,
+            cmdline: "chaos",
             iface,
             cpus: 1,
             script: s,
