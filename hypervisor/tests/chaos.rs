@@ -139,6 +139,8 @@ struct Script {
     data: Vec<u8>,
     /// An op that may legitimately end or wreck the VM was generated.
     may_end: bool,
+    /// How the VM must end when `may_end` is false (None: status 0x600d).
+    expect: Option<VmEnd>,
     /// Ops by kind, for the summary.
     kinds: [u64; 18],
 }
@@ -503,6 +505,49 @@ fn virtio_session(r: &mut Rng, s: &mut Script, ap: bool) {
     }
 }
 
+/// The last op of a safe script: none (status 0x600d), a status-port write of any width
+/// (zero-extended, so the low `size` bytes), a ring-3 status write with IOPL 3 (RAX = 4), or
+/// on one vCPU a Xen SCHEDOP_shutdown (poweroff/reboot: shutdown; crash: a crash).
+fn safe_ending(r: &mut Rng, s: &mut Script, iface: Interface, cpus: u8) -> Option<VmEnd> {
+    match r.below(8) {
+        0 | 1 => {
+            let size = r.pick(&[1u64, 2, 4]);
+            let v = r.next();
+            s.push(false, op(OP_OUT, &[0xf4, size, v]));
+            let mask = if size == 4 {
+                u64::from(u32::MAX)
+            } else {
+                (1 << (8 * size)) - 1
+            };
+            Some(VmEnd::Status((v & mask) as u32))
+        }
+        2 => {
+            s.push(false, op(OP_USER, &[4, 0]));
+            Some(VmEnd::Status(4))
+        }
+        3 if cpus == 1 && iface.has_xen() => {
+            // Re-enable this guest's Xen page (random MSR writes may have moved it), put the
+            // reason in memory, call sched_op through a high-half address.
+            let (_, m) = iface.xen_base()?;
+            s.push(false, op(OP_XEN_SETUP, &[u64::from(m), u64::MAX]));
+            let reason = r.pick(&[0u32, 1, 3]);
+            let at = SCRATCH + (r.below(SCRATCH_LEN - 8) & !3);
+            let off = s.add_data(&reason.to_le_bytes());
+            s.push(false, op(OP_FILL, &[at, 4, off]));
+            s.push(false, op(OP_XEN, &[29, 2, HIGH_HALF + at]));
+            Some(if reason == 3 {
+                VmEnd::Crash {
+                    reason: "guest reported a crash".into(),
+                    regs: String::new(),
+                }
+            } else {
+                VmEnd::Shutdown
+            })
+        }
+        _ => None,
+    }
+}
+
 /// One random op for the interpreter.
 fn random_op(r: &mut Rng, s: &mut Script, iface: Interface, ap: bool, safe: bool) {
     match r.below(100) {
@@ -840,6 +885,10 @@ fn make_case(kind: Kind, seed: u64) -> Case {
                     random_op(&mut r, &mut s, iface, true, safe);
                 }
             }
+            // A safe script may end with one deliberate ending op, whose end is then known.
+            if safe {
+                s.expect = safe_ending(&mut r, &mut s, iface, cpus);
+            }
             // Some scripts that must end run without a timeout: then only the VMM's own
             // rules (status port, watchdog) can end them.
             let timeout = if safe && r.chance(25) {
@@ -1068,9 +1117,14 @@ fn run_case(env: &Env, what: &str, case: &Case, stats: &mut Stats) -> Result<(),
     if r.end == VmEnd::Timeout && wall < case.timeout {
         return Err(describe("Timeout before the timeout"));
     }
-    if !case.script.may_end && r.end != VmEnd::Status(MAGIC) {
+    let expected = case.script.expect.clone().unwrap_or(VmEnd::Status(MAGIC));
+    let as_expected = match (&expected, &r.end) {
+        (VmEnd::Crash { reason: want, .. }, VmEnd::Crash { reason, .. }) => reason.contains(want),
+        (want, got) => want == got,
+    };
+    if !case.script.may_end && !as_expected {
         return Err(describe(&format!(
-            "a script without VM-ending ops must end with status {MAGIC:#x}"
+            "this script must end with {expected} (no other op can end the VM)"
         )));
     }
     if std::env::var_os("HVCERT_CHAOS_VERBOSE").is_some() {
