@@ -22,6 +22,31 @@ if ! python3 -c 'import junitparser' 2>/dev/null; then
     python3 -m pip install -q junitparser || echo "note: junitparser not installed: the JUnit consumer test will skip" >&2
 fi
 
+# A real distribution kernel for the bzImage loader test (hypervisor/tests/vm.rs): Debian's
+# cloud kernel, unpacked under target/ (nothing is installed). Without it that test skips.
+if [ -z "${HVCERT_TEST_KERNEL:-}" ]; then
+    kdir=target/test-kernel
+    if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
+        mkdir -p "$kdir"
+        pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends:/ {print $2; exit}')
+        if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
+            apt-get update -qq
+            pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends:/ {print $2; exit}')
+        fi
+        if [ -n "$pkg" ] && (cd "$kdir" && apt-get download -qq "$pkg" >/dev/null 2>&1); then
+            dpkg-deb --fsys-tarfile "$kdir"/*.deb | tar -x -C "$kdir" --wildcards './boot/vmlinuz-*'
+            rm -f "$kdir"/*.deb
+        else
+            echo "note: could not fetch Debian's cloud kernel: the real-bzImage test will skip" >&2
+        fi
+    fi
+    k=$(ls "$kdir"/boot/vmlinuz-* 2>/dev/null | head -n 1 || true)
+    if [ -n "$k" ]; then
+        HVCERT_TEST_KERNEL="$PWD/$k"
+        export HVCERT_TEST_KERNEL
+    fi
+fi
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The guest kernel is its own cargo workspace (no_std): check it too.

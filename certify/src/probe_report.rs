@@ -59,24 +59,9 @@ pub struct Requirements {
 }
 
 impl Requirements {
-    /// The union over `lists`, as the probe's verdict computes it (required wins).
+    /// The union over `lists`, as the probe's verdict computes it ([`probe::hcl::requirements`]).
     pub fn from_lists(lists: &[Hcl]) -> Requirements {
-        let mut required: Vec<String> = Vec::new();
-        let mut recommended: Vec<String> = Vec::new();
-        for l in lists {
-            for r in &l.requirements.required {
-                if !required.contains(r.get_ref()) {
-                    required.push(r.get_ref().clone());
-                }
-            }
-        }
-        for l in lists {
-            for r in &l.requirements.recommended {
-                if !required.contains(r.get_ref()) && !recommended.contains(r.get_ref()) {
-                    recommended.push(r.get_ref().clone());
-                }
-            }
-        }
+        let (required, recommended) = probe::hcl::requirements(lists);
         Requirements {
             required,
             recommended,

@@ -411,7 +411,10 @@ impl Vm {
             });
         }
 
-        let deadline = (!self.timeout.is_zero()).then(|| start + self.timeout);
+        // A timeout too large for the clock (e.g. Duration::MAX) means no deadline.
+        let deadline = (!self.timeout.is_zero())
+            .then(|| start.checked_add(self.timeout))
+            .flatten();
         let mut interval = Duration::from_micros(50);
         let mut probe_at = start + interval;
         let mut dead_rounds = 0u32;

@@ -67,6 +67,17 @@ fn pvh_guest_prints_and_exits_with_status() {
 }
 
 #[test]
+fn timeout_beyond_the_clock_means_no_deadline() {
+    if !kvm_or_skip("timeout_beyond_the_clock_means_no_deadline") {
+        return;
+    }
+    let mut c = cfg(guests::guest("hello"), "");
+    c.timeout = Duration::MAX;
+    let (r, text) = boot(c);
+    assert_eq!(r.end, VmEnd::Status(0x2a), "{text}");
+}
+
+#[test]
 fn vm_can_move_between_threads() {
     fn assert_send<T: Send>() {}
     assert_send::<Vm>();

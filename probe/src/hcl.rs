@@ -232,6 +232,24 @@ pub fn load(path: &Path) -> Result<Vec<Hcl>, ProbeError> {
         .collect()
 }
 
+/// The features `lists` require and recommend (each once, in list order). A feature one
+/// list requires and another only recommends is required: required wins.
+pub fn requirements(lists: &[Hcl]) -> (Vec<String>, Vec<String>) {
+    let mut required: Vec<String> = Vec::new();
+    for r in lists.iter().flat_map(|l| &l.requirements.required) {
+        if !required.contains(r.get_ref()) {
+            required.push(r.get_ref().clone());
+        }
+    }
+    let mut recommended: Vec<String> = Vec::new();
+    for r in lists.iter().flat_map(|l| &l.requirements.recommended) {
+        if !required.contains(r.get_ref()) && !recommended.contains(r.get_ref()) {
+            recommended.push(r.get_ref().clone());
+        }
+    }
+    (required, recommended)
+}
+
 /// The built-in sample list.
 pub fn sample() -> Result<Hcl, ProbeError> {
     parse(SAMPLE, SAMPLE_NAME)

@@ -1,7 +1,7 @@
 //! The verdict: class, 0-100 score and reasons, from derived facts and supported lists.
 use crate::facts::Derived;
-use crate::hcl::{cmp_versions, parse_dmi_date, parse_iso_date, parse_pci_id, Hcl};
-use crate::report::{Class, KvmMode, Level, Reason, State, Verdict};
+use crate::hcl::{cmp_versions, parse_dmi_date, parse_iso_date, parse_pci_id, requirements, Hcl};
+use crate::report::{Class, Fact, KvmMode, Level, Reason, State, Verdict};
 
 fn remedy(key: &str, state: State, kind: Option<&str>) -> Option<String> {
     let vtx = matches!(
@@ -29,6 +29,14 @@ fn remedy(key: &str, state: State, kind: Option<&str>) -> Option<String> {
     })
 }
 
+/// "hw_virt (vmx)": a feature key with the kind of the fact, for messages.
+fn label(key: &str, f: &Fact) -> String {
+    match &f.kind {
+        Some(k) => format!("{key} ({k})"),
+        None => key.to_string(),
+    }
+}
+
 /// Decides the verdict. `lists` must not be empty for a meaningful class.
 pub fn decide(d: &Derived, lists: &[Hcl]) -> Verdict {
     let mut reasons: Vec<Reason> = Vec::new();
@@ -42,20 +50,7 @@ pub fn decide(d: &Derived, lists: &[Hcl]) -> Verdict {
     };
     let kvm_runs = matches!(d.kvm.mode, KvmMode::Hardware | KvmMode::NestedSoftware);
 
-    let mut required: Vec<String> = Vec::new();
-    let mut recommended: Vec<String> = Vec::new();
-    for l in lists {
-        for r in &l.requirements.required {
-            if !required.contains(r.get_ref()) {
-                required.push(r.get_ref().clone());
-            }
-        }
-        for r in &l.requirements.recommended {
-            if !recommended.contains(r.get_ref()) && !required.contains(r.get_ref()) {
-                recommended.push(r.get_ref().clone());
-            }
-        }
-    }
+    let (required, recommended) = requirements(lists);
 
     let mut blocked = false;
     let mut required_unknown = false;
@@ -64,11 +59,7 @@ pub fn decide(d: &Derived, lists: &[Hcl]) -> Verdict {
         let Some(f) = d.features.get(key) else {
             continue;
         };
-        let label = f
-            .kind
-            .as_deref()
-            .map(|k| format!("{key} ({k})"))
-            .unwrap_or_else(|| key.clone());
+        let label = label(key, f);
         match f.state {
             State::Present => {}
             State::Absent if key == "hw_virt" && kvm_runs => {
@@ -132,11 +123,7 @@ pub fn decide(d: &Derived, lists: &[Hcl]) -> Verdict {
         if hw_virt_missing && f.source.as_deref().is_some_and(|s| s.starts_with("needs ")) {
             continue;
         }
-        let label = f
-            .kind
-            .as_deref()
-            .map(|k| format!("{key} ({k})"))
-            .unwrap_or_else(|| key.clone());
+        let label = label(key, f);
         match f.state {
             State::Present => {
                 if key == "iommu" && f.kernel_enabled == Some(false) {

@@ -270,3 +270,40 @@ fn several_lists_load_at_once() {
     assert!(lists[1].server[0].matches("ACME", "box 3000"));
     assert!(!lists[1].server[0].matches("Acme", "Crate"));
 }
+
+#[test]
+fn a_feature_one_list_requires_and_another_recommends_is_required_once() {
+    // The first list only recommends nx, the second requires it: required wins, so a host
+    // without NX gets one blocker for it, not a blocker and a warning as well.
+    let a = probe::hcl::parse(
+        "[list]\nname = \"a\"\n[requirements]\nrequired = [\"long_mode\"]\nrecommended = [\"nx\"]\n",
+        "a.toml",
+    )
+    .unwrap();
+    let b = probe::hcl::parse(
+        "[list]\nname = \"b\"\n[requirements]\nrequired = [\"nx\"]\n",
+        "b.toml",
+    )
+    .unwrap();
+    let raw = HostSource::Snapshot(fixtures().join("hosts/intel-harpertown-no-nx"))
+        .collect()
+        .unwrap();
+    let lists = [a, b];
+    let report = probe::evaluate(&raw, &lists);
+    assert_eq!(report.features.nx.state, State::Absent, "fixture changed");
+    let nx: Vec<_> = report
+        .verdict
+        .reasons
+        .iter()
+        .filter(|r| r.fact == "nx")
+        .map(|r| r.level)
+        .collect();
+    assert_eq!(nx, vec![probe::report::Level::Blocker]);
+    assert_eq!(
+        probe::hcl::requirements(&lists),
+        (
+            vec!["long_mode".to_string(), "nx".to_string()],
+            Vec::<String>::new()
+        )
+    );
+}

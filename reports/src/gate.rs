@@ -134,10 +134,8 @@ pub fn compare(baseline: &Report, current: &Report, opts: &GateOptions<'_>) -> G
                 for case in &mut suite.cases {
                     let expired = case
                         .waiver
-                        .as_ref()
-                        .map(|w| Date::parse(&w.expires).is_none_or(|d| opts.today > d));
-                    if expired == Some(true) {
-                        let w = case.waiver.take().expect("checked above");
+                        .take_if(|w| Date::parse(&w.expires).is_none_or(|d| opts.today > d));
+                    if let Some(w) = expired {
                         result.notes.push(format!(
                             "waiver {:?} recorded for {}/{} expired {}: not applied",
                             w.pattern, suite.name, case.id, w.expires

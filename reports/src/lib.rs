@@ -48,6 +48,18 @@ impl Format {
             Format::Markdown => "md",
         }
     }
+
+    /// The format a file name's extension names (.html/.htm, .xml, .md/.markdown, .json,
+    /// any case), if any.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "html" | "htm" => Some(Format::Html),
+            "xml" => Some(Format::Junit),
+            "md" | "markdown" => Some(Format::Markdown),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
 }
 
 impl std::str::FromStr for Format {
@@ -205,6 +217,21 @@ mod tests {
 
     fn p() -> &'static Path {
         Path::new("run.json")
+    }
+
+    #[test]
+    fn format_from_a_file_name() {
+        for f in [Format::Json, Format::Junit, Format::Html, Format::Markdown] {
+            let name = format!("out.{}", f.extension());
+            assert_eq!(Format::from_path(Path::new(&name)), Some(f));
+        }
+        assert_eq!(Format::from_path(Path::new("R.HTM")), Some(Format::Html));
+        assert_eq!(
+            Format::from_path(Path::new("r.markdown")),
+            Some(Format::Markdown)
+        );
+        assert_eq!(Format::from_path(Path::new("r.txt")), None);
+        assert_eq!(Format::from_path(Path::new("json")), None);
     }
 
     #[test]

@@ -112,10 +112,14 @@ impl Waivers {
                 _ => None,
             };
             let Some(expires) = expires else {
+                // toml shows a bare Datetime value as its internal table: show it as written.
+                let found = match r.expires.get_ref() {
+                    toml::Value::Datetime(dt) => dt.to_string(),
+                    other => other.to_string(),
+                };
                 return Err(format!(
-                    "line {}: waiver for {case:?}: `expires` must be a date like 2026-12-31, found {}",
+                    "line {}: waiver for {case:?}: `expires` must be a date like 2026-12-31, found {found}",
                     line_of(r.expires.span()),
-                    r.expires.get_ref()
                 ));
             };
             waivers.push(Waiver {
@@ -275,6 +279,18 @@ mod tests {
         assert!(e.contains("line") && e.contains("reason"), "{e}");
         let e = Waivers::parse("[[waiver]]\ncase = \"a\"\nreasn = \"x\"\n").unwrap_err();
         assert!(e.contains("reasn"), "{e}");
+        // A date-time (not a date) is shown as written, not as toml's internal table.
+        let e = Waivers::parse(
+            "[[waiver]]\ncase = \"a\"\nreason = \"r\"\nexpires = 2026-12-31T00:00:00\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("line 4") && e.ends_with("found 2026-12-31T00:00:00"),
+            "{e}"
+        );
+        let e = Waivers::parse("[[waiver]]\ncase = \"a\"\nreason = \"r\"\nexpires = 20261231\n")
+            .unwrap_err();
+        assert!(e.ends_with("found 20261231"), "{e}");
     }
 
     #[test]

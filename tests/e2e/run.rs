@@ -123,3 +123,25 @@ fn run_rejects_bad_arguments() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/kernel"));
 }
+
+#[test]
+fn run_refuses_a_timeout_it_cannot_represent() {
+    for bad in ["1e30", "-1", "NaN", "inf"] {
+        let out = hvcert()
+            .args([
+                "run",
+                "--kernel",
+                "/nonexistent",
+                &format!("--timeout={bad}"),
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--timeout {bad}: {stderr}");
+        assert!(
+            stderr.contains("expected a non-negative number of seconds"),
+            "--timeout {bad}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "--timeout {bad}: {stderr}");
+    }
+}

@@ -41,7 +41,8 @@ fn describe(r: &reports::Report) -> String {
     let rev = id
         .git_revision
         .as_deref()
-        .map(|g| format!(", revision {}", &g[..g.len().min(12)]))
+        // The first 12 characters (a short hash); the file may hold any text.
+        .map(|g| format!(", revision {}", g.chars().take(12).collect::<String>()))
         .unwrap_or_default();
     format!(
         "hvcert {} {} of {}{rev}: {}",
@@ -82,4 +83,17 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn describe_shortens_any_revision_without_panicking() {
+        let mut r = reports::Report::new(reports::Identity::new("certify", "0.1.0", "2026-11-25"));
+        r.identity.git_revision = Some("0123456789abcdef".into());
+        assert!(super::describe(&r).contains(", revision 0123456789ab:"));
+        // A report file can hold any text: 12 bytes must not split a character.
+        r.identity.git_revision = Some("aéééééé-dirty".into());
+        assert!(super::describe(&r).contains(", revision aéééééé-dirt:"));
+    }
 }

@@ -79,7 +79,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         let format = args
             .report_format
             .map(reports::Format::from)
-            .or_else(|| super::report::format_from_extension(path))
+            .or_else(|| reports::Format::from_path(path))
             .unwrap_or(reports::Format::Json);
         let run = probe_report::to_report(
             &report,

@@ -1,5 +1,5 @@
 //! `hvcert report`: render a saved run as HTML, JUnit XML, Markdown or JSON.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -39,16 +39,6 @@ pub struct ReportArgs {
     pub waivers: Option<PathBuf>,
 }
 
-pub(crate) fn format_from_extension(path: &Path) -> Option<reports::Format> {
-    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-        "html" | "htm" => Some(reports::Format::Html),
-        "xml" => Some(reports::Format::Junit),
-        "md" | "markdown" => Some(reports::Format::Markdown),
-        "json" => Some(reports::Format::Json),
-        _ => None,
-    }
-}
-
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let mut report = crate::probe_report::load(&args.run)?;
     if let Some(path) = &args.waivers {
@@ -64,7 +54,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let format = args
         .format
         .map(reports::Format::from)
-        .or_else(|| args.output.as_deref().and_then(format_from_extension))
+        .or_else(|| args.output.as_deref().and_then(reports::Format::from_path))
         .unwrap_or(reports::Format::Markdown);
     let text = reports::render(&report, format);
     match &args.output {

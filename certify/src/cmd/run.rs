@@ -52,12 +52,12 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if !args.timeout.is_finite() || args.timeout < 0.0 {
+    let Ok(timeout) = Duration::try_from_secs_f64(args.timeout) else {
         anyhow::bail!(
             "--timeout {}: expected a non-negative number of seconds",
             args.timeout
         );
-    }
+    };
     let mut cfg = VmConfig {
         memory_mib: args.memory,
         cpus: args.cpus,
@@ -65,7 +65,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         initrd: args.initrd,
         cmdline: args.cmdline,
         interface: args.interface,
-        timeout: Duration::from_secs_f64(args.timeout),
+        timeout,
         disks: args.disks,
         disk_bus: args.disk_bus,
         nets: args.nets,

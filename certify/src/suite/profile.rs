@@ -118,6 +118,9 @@ pub struct Profile {
     pub cases: Vec<CaseSpec>,
 }
 
+/// Largest `timeout_secs` a profile may give.
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+
 fn one() -> u8 {
     1
 }
@@ -177,6 +180,14 @@ impl Profile {
         if !(16..=4096).contains(&self.memory_mib) {
             bail!("memory_mib = {}: expected 16..=4096", self.memory_mib);
         }
+        // Every certification VM needs a deadline (0 would let a hung guest hang the run),
+        // and a sane one.
+        if !(1..=MAX_TIMEOUT_SECS).contains(&self.timeout_secs) {
+            bail!(
+                "timeout_secs = {}: expected 1..={MAX_TIMEOUT_SECS} (a day at most)",
+                self.timeout_secs
+            );
+        }
         let mut seen = std::collections::BTreeSet::new();
         for c in &self.cases {
             if c.id.is_empty()
@@ -189,6 +200,9 @@ impl Profile {
             }
             if !seen.insert(&c.id) {
                 bail!("case {} listed twice", c.id);
+            }
+            if let Some(v) = c.vcpus.filter(|v| !(1..=64).contains(v)) {
+                bail!("case {}: vcpus = {v}: expected 1..=64", c.id);
             }
             if c.disk && self.devices.max_disks == 0 || c.nic && self.devices.max_nics == 0 {
                 bail!(
@@ -235,10 +249,10 @@ pub fn load(path: &Path) -> anyhow::Result<LoadedProfile> {
     use sha2::Digest;
     let bytes =
         std::fs::read(path).with_context(|| format!("reading profile {}", path.display()))?;
-    let text = String::from_utf8(bytes.clone())
-        .with_context(|| format!("{}: not UTF-8", path.display()))?;
-    let profile = Profile::parse(&text, path)?;
     let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
+    let text =
+        String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", path.display()))?;
+    let profile = Profile::parse(&text, path)?;
     Ok(LoadedProfile {
         profile,
         path: path.to_path_buf(),
@@ -321,6 +335,39 @@ blocker = true
             Profile::parse(&dup, Path::new("x.toml")).unwrap_err()
         );
         assert!(e.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn case_vcpus_and_timeout_are_bounded_like_the_profile_ones() {
+        let err = |text: &str| {
+            format!(
+                "{:#}",
+                Profile::parse(text, Path::new("x.toml")).unwrap_err()
+            )
+        };
+        let zero = MINI.replace("blocker = true", "blocker = true\nvcpus = 0");
+        let e = err(&zero);
+        assert!(e.contains("case boot: vcpus = 0: expected 1..=64"), "{e}");
+        let many = MINI.replace("blocker = true", "blocker = true\nvcpus = 65");
+        assert!(err(&many).contains("vcpus = 65"));
+        let four = MINI.replace("blocker = true", "blocker = true\nvcpus = 4");
+        assert_eq!(
+            Profile::parse(&four, Path::new("x.toml")).unwrap().cases[0].vcpus,
+            Some(4)
+        );
+        // i64::MAX seconds would overflow the hypervisor's deadline (Instant + Duration).
+        let forever = MINI.replace(
+            "memory_mib = 64",
+            "memory_mib = 64\ntimeout_secs = 9223372036854775807",
+        );
+        let e = err(&forever);
+        assert!(
+            e.contains("timeout_secs = 9223372036854775807: expected 1..=86400"),
+            "{e}"
+        );
+        let never = MINI.replace("memory_mib = 64", "memory_mib = 64\ntimeout_secs = 0");
+        let e = err(&never);
+        assert!(e.contains("timeout_secs = 0: expected 1..=86400"), "{e}");
     }
 }
 

@@ -263,14 +263,15 @@ pub fn guest_timing(console: &[u8]) -> Option<GuestTiming> {
     })
 }
 
-/// Share of the guest's life in ring 0, from [`guest_timing`].
-pub fn guest_ring0_share(console: &[u8]) -> Option<f64> {
-    guest_timing(console).map(|t| t.ring0_tsc as f64 / t.total_tsc as f64)
+impl GuestTiming {
+    /// Share of the guest's life in ring 0.
+    pub fn share(self) -> f64 {
+        self.ring0_tsc as f64 / self.total_tsc as f64
+    }
 }
 
-/// Last lines of the console, for reports.
-pub fn excerpt(console: &[u8], lines: usize) -> String {
-    let text = String::from_utf8_lossy(console);
+/// Last lines of the console text, for reports.
+pub fn excerpt(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
@@ -319,24 +320,18 @@ fn run_one(exec: &dyn Executor, job: &Job) -> CaseResult {
     match exec.run(job) {
         Ok(raw) => {
             let (mut outcome, mut reasons, diagnostics) = classify(&job.case, &raw);
+            let text = String::from_utf8_lossy(&raw.console);
             if outcome == Outcome::Pass && job.case.check_image {
-                let text = String::from_utf8_lossy(&raw.console);
-                match (
-                    &job.disk_image,
-                    &job.disk_image
-                        .as_ref()
-                        .map(|i| super::storage::verify_image(i, &text, job.seed)),
-                ) {
-                    (Some(_), Some(Ok(n))) => {
-                        reasons.push(format!("image checked on the host: {n} write(s) found"))
-                    }
-                    (_, Some(Err(e))) => {
+                let checked = match &job.disk_image {
+                    Some(img) => super::storage::verify_image(img, &text, job.seed)
+                        .map_err(|e| format!("host check of the image: {e}")),
+                    None => Err("no disk image to check".into()),
+                };
+                match checked {
+                    Ok(n) => reasons.push(format!("image checked on the host: {n} write(s) found")),
+                    Err(why) => {
                         outcome = Outcome::Fail;
-                        reasons.push(format!("host check of the image: {e}"));
-                    }
-                    _ => {
-                        outcome = Outcome::Fail;
-                        reasons.push("no disk image to check".into());
+                        reasons.push(why);
                     }
                 }
             }
@@ -349,15 +344,16 @@ fn run_one(exec: &dyn Executor, job: &Job) -> CaseResult {
                     let _ = std::fs::remove_file(img);
                 }
             }
-            res.guest_cmdline = String::from_utf8_lossy(&raw.console)
+            res.guest_cmdline = text
                 .lines()
                 .find_map(|l| Some(l.split_once(" cmdline: ")?.1.trim().to_string()));
+            res.log_excerpt = excerpt(&text, 12);
+            drop(text);
             res.vm_end = Some(raw.end.clone());
             res.hypercalls = raw.hypercalls;
             res.xen_trace = raw.xen_trace;
             res.guest_timing = guest_timing(&raw.console);
-            res.ring0_share = raw.ring0_share.or_else(|| guest_ring0_share(&raw.console));
-            res.log_excerpt = excerpt(&raw.console, 12);
+            res.ring0_share = raw.ring0_share.or(res.guest_timing.map(GuestTiming::share));
             res.console = raw.console;
         }
         Err(e) => {
@@ -369,8 +365,6 @@ fn run_one(exec: &dyn Executor, job: &Job) -> CaseResult {
     res
 }
 
-/// Run every job on `jobs` worker threads; results come back in job order. Progress goes
-/// to `progress` (stderr in the CLI), one line per finished case.
 /// One progress update. With `bar` (a terminal), a bar redrawn in place, and a full line
 /// only for cases that did not pass; otherwise one line per case (logs, CI).
 pub fn progress_text(n: usize, total: usize, r: &CaseResult, bar: bool) -> String {
@@ -409,6 +403,8 @@ pub fn progress_text(n: usize, total: usize, r: &CaseResult, bar: bool) -> Strin
     out
 }
 
+/// Run every job on `workers` threads; results come back in job order. Progress goes to
+/// `progress` (stderr in the CLI), one update per finished case ([`progress_text`]).
 pub fn run_all(
     exec: &dyn Executor,
     jobs: &[Job],
@@ -624,6 +620,10 @@ mod tests {
         assert_eq!(classify(&c, &raw(log, VmEnd::Status(0))).0, Outcome::Fail);
         let with = format!("hvcert-xen-console-ok\n{log}");
         assert_eq!(classify(&c, &raw(&with, VmEnd::Status(0))).0, Outcome::Pass);
+    }
+
+    fn guest_ring0_share(console: &[u8]) -> Option<f64> {
+        guest_timing(console).map(GuestTiming::share)
     }
 
     #[test]
