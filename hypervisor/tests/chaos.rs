@@ -28,7 +28,7 @@
 //! names it with the case index. Replay with `HVCERT_CHAOS_SEED=<seed>` (and
 //! `HVCERT_CHAOS_CASE=<index>` for one case; `HVCERT_CHAOS_VERBOSE=1` prints every end) on
 //! the same commit (the seed drives this file's generator); `HVCERT_CHAOS_CASES=<n>` changes
-//! the number of cases per kind (default 40: 40 raw, 40 long-mode random code, 80 op
+//! the number of cases per kind (default 30: 30 raw, 30 long-mode random code, 60 op
 //! scripts). The bugs found so far are kept as hand-written scripts in [`regressions`], run
 //! first.
 //!
@@ -1242,7 +1242,7 @@ fn hostile_guests_end_cleanly() {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
     });
-    let per_kind = env_u64("HVCERT_CHAOS_CASES").unwrap_or(40);
+    let per_kind = env_u64("HVCERT_CHAOS_CASES").unwrap_or(30);
     let only = env_u64("HVCERT_CHAOS_CASE");
     eprintln!(
         "chaos: master seed {master:#x} (replay: HVCERT_CHAOS_SEED={master:#x}), {per_kind} cases per kind"
