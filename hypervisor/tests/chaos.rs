@@ -770,7 +770,8 @@ fn random_code(r: &mut Rng, len: usize) -> Vec<u8> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    /// `chaos_raw`: random code from the 32-bit PVH entry.
+    /// `chaos_raw`: random code from the 32-bit PVH entry; or (`Case::bz`) a bzImage whose
+    /// protected-mode part is random, entered in long mode (64-bit boot protocol).
     Raw32,
     /// Random code in long mode, optionally after enabling the hypercall pages.
     Code64,
@@ -788,6 +789,8 @@ struct Case {
     script: Script,
     timeout: Duration,
     devices: bool,
+    /// Raw32 only: boot `script.data` as a bzImage payload instead.
+    bz: bool,
 }
 
 fn make_case(kind: Kind, seed: u64) -> Case {
@@ -820,6 +823,7 @@ fn make_case(kind: Kind, seed: u64) -> Case {
                 script: s,
                 timeout: RANDOM_CODE_TIMEOUT,
                 devices: false,
+                bz: r.chance(30),
             }
         }
         Kind::Code64 => {
@@ -861,6 +865,7 @@ fn make_case(kind: Kind, seed: u64) -> Case {
                 script: s,
                 timeout: RANDOM_CODE_TIMEOUT,
                 devices: r.chance(50),
+                bz: false,
             }
         }
         Kind::Ops => {
@@ -908,6 +913,7 @@ fn make_case(kind: Kind, seed: u64) -> Case {
                 script: s,
                 timeout,
                 devices: true,
+                bz: false,
             }
         }
     }
@@ -1045,6 +1051,11 @@ fn run_case(env: &Env, what: &str, case: &Case, stats: &mut Stats) -> Result<(),
     let script = env.dir.join("script");
     std::fs::write(&script, case.script.bytes()).map_err(|e| e.to_string())?;
     let kernel = match kind {
+        Kind::Raw32 if case.bz => {
+            let bz = env.dir.join("bz.img");
+            std::fs::write(&bz, guests::bzimage(&case.script.data)).map_err(|e| e.to_string())?;
+            bz
+        }
         Kind::Raw32 => env.raw.clone(),
         _ => env.chaos.clone(),
     };
@@ -1067,7 +1078,8 @@ fn run_case(env: &Env, what: &str, case: &Case, stats: &mut Stats) -> Result<(),
         cfg.nets = vec![NetConfig::Loopback];
     }
     let what = format!(
-        "{what} ({kind:?}, {} vCPU, {} MiB, interface {}, {} ops)",
+        "{what} ({kind:?}{}, {} vCPU, {} MiB, interface {}, {} ops)",
+        if case.bz { " bzImage" } else { "" },
         case.cpus,
         case.memory_mib,
         case.iface,
@@ -1211,6 +1223,7 @@ fn regressions() -> Vec<(&'static str, Case)> {
             script: s,
             timeout: Duration::from_secs(3),
             devices: false,
+            bz: false,
         }
     };
     // The last 8 bytes of the address space (-> SCRATCH + 0x1ffff8) hold a valid
