@@ -298,7 +298,15 @@ fn vcpu_thread(id: usize, gate: Arc<Gate>) -> Option<VcpuFd> {
         let shared = s.go.clone()?;
         Some((s.vcpus.get_mut(id)?.take()?, shared))
     })?;
-    vcpu_loop(id, &mut vcpu, shared);
+    // A panic is a VMM bug: end the VM now, not at its timeout (or never).
+    let s = shared.clone();
+    let run = std::panic::AssertUnwindSafe(|| vcpu_loop(id, &mut vcpu, shared));
+    if std::panic::catch_unwind(run).is_err() {
+        s.finish(VmEnd::Crash {
+            reason: format!("vCPU {id}: VMM bug: the vCPU thread panicked"),
+            regs: String::new(),
+        });
+    }
     Some(vcpu)
 }
 

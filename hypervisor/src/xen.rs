@@ -214,7 +214,8 @@ fn xen_version(env: &Env<'_>, a: [u64; 5]) -> Outcome {
             let rc = res(env.read(a[1], 4).and_then(|idx| {
                 let _idx = u32::from_le_bytes([idx[0], idx[1], idx[2], idx[3]]);
                 // No optional Xen features are offered: every submap is 0.
-                env.write(a[1] + 4, &0u32.to_le_bytes()).map(|_| 0)
+                env.write(a[1].wrapping_add(4), &0u32.to_le_bytes())
+                    .map(|_| 0)
             }));
             out(
                 rc,
@@ -393,7 +394,7 @@ fn hvm_op(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outcome {
         )
     } else {
         let v = state.params.get(&index).copied().unwrap_or(0);
-        let rc = res(env.write(a[1] + 8, &v.to_le_bytes()).map(|_| 0));
+        let rc = res(env.write(a[1].wrapping_add(8), &v.to_le_bytes()).map(|_| 0));
         out(
             rc,
             format!(
