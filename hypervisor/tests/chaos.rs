@@ -5,7 +5,8 @@
 //! Two guests (tests/guests/chaos*.S) run host-generated programs passed as the initrd (PVH
 //! module 0):
 //! - `chaos_raw`: jumps from the 32-bit PVH entry (paging off, no IDT) into random code,
-//!   optionally after enabling the interface's hypercall pages (pointers in ebx/ebp).
+//!   optionally after enabling the interface's hypercall pages (pointers in ebx/ebp); or a
+//!   bzImage whose payload is random code, entered in long mode by the 64-bit boot protocol.
 //! - `chaos`: an op interpreter in long mode (see the op list at the top of chaos.S): port
 //!   I/O of every size and string I/O (the status and hypercall ports included), MMIO in and
 //!   around the virtio window (a virtio-blk disk and a loopback virtio-net are attached;
