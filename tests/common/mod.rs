@@ -24,3 +24,14 @@ pub fn kvm_available_or_skip(test: &str) -> bool {
     eprintln!("SKIP {test}: /dev/kvm is absent (set HVCERT_REQUIRE_KVM=1 to make this a failure)");
     false
 }
+
+/// A fresh, empty scratch directory for one test, under cargo's per-target temporary
+/// directory (so nothing is left in /tmp; `cargo clean` removes it).
+pub fn scratch(suite: &str, test: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("e2e-{suite}"))
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}

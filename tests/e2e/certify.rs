@@ -12,10 +12,7 @@ fn hvcert() -> Command {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("hvcert-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("scratch dir");
-    d
+    common::scratch("certify", name)
 }
 
 /// run.json: the certify run record (every detail of every VM).

@@ -92,8 +92,7 @@ fn probe_from_fixture_and_capture_round_trip() {
     assert_eq!(v["platform"]["product"], "PowerEdge R630");
     assert_eq!(v["features"]["slat"]["kind"], "ept");
 
-    let dir = std::env::temp_dir().join(format!("hvcert-e2e-capture-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("capture");
     let out = hvcert()
         .args(["probe", "--no-kvm", "--json", "--capture"])
         .arg(&dir)
@@ -132,8 +131,7 @@ fn probe_imports_combine() {
 
 #[test]
 fn malformed_list_fails_naming_file_line_and_field() {
-    let dir = std::env::temp_dir().join(format!("hvcert-e2e-hcl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("hcl");
     let list = dir.join("bad.toml");
     std::fs::write(
         &list,
@@ -154,12 +152,7 @@ fn malformed_list_fails_naming_file_line_and_field() {
 // ---- `hvcert probe --report`: the probe's result as a run report (hvcert.report/v1) ----
 
 fn scratch(test: &str) -> std::path::PathBuf {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("e2e-probe")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("probe", test)
 }
 
 fn host(name: &str) -> std::path::PathBuf {

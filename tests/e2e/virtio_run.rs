@@ -35,7 +35,8 @@ impl Drop for Image {
 }
 
 fn temp_image(tag: &str, len: usize) -> Image {
-    let p = std::env::temp_dir().join(format!("hvcert-e2e-{tag}-{}.img", std::process::id()));
+    // The blk guest checks that GET_ID (the image's file name) starts with "h".
+    let p = common::scratch("virtio_run", tag).join(format!("hvcert-{tag}.img"));
     std::fs::write(&p, vec![0u8; len]).unwrap();
     Image(p)
 }
