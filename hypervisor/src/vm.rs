@@ -109,6 +109,9 @@ impl Trigger for IrqTrigger {
 const ST_RUNNING: u64 = 0;
 const ST_HALTED_NOIRQ: u64 = 1;
 const ST_WAIT_SIPI: u64 = 2;
+/// Halted with interrupts enabled: alive (an interrupt wakes it), but not running, so not a
+/// privilege-level sample either.
+const ST_HALTED_IRQ: u64 = 3;
 
 struct Shared {
     mem: GuestMemoryMmap,
@@ -1048,7 +1051,8 @@ fn liveness(vcpu: &VcpuFd) -> u64 {
     match mp.mp_state {
         KVM_MP_STATE_HALTED => match vcpu.get_regs() {
             Ok(r) if r.rflags & (1 << 9) == 0 => ST_HALTED_NOIRQ,
-            _ => ST_RUNNING,
+            Ok(_) => ST_HALTED_IRQ,
+            Err(_) => ST_RUNNING,
         },
         KVM_MP_STATE_UNINITIALIZED | KVM_MP_STATE_INIT_RECEIVED => ST_WAIT_SIPI,
         _ => ST_RUNNING,
