@@ -238,8 +238,11 @@ fn load_initrd(
     let size = data.len() as u64;
     let top = low_end.min(max.saturating_add(1));
     let addr = top.checked_sub(size).map(|a| a & !0xfff);
-    match addr {
-        Some(a) if a >= kernel_end.next_multiple_of(0x1000) => {
+    // `kernel_end` comes from the kernel file (an ELF's p_memsz is not bounded by the
+    // loader): rounding it up must not overflow.
+    let lowest = kernel_end.checked_next_multiple_of(0x1000);
+    match (addr, lowest) {
+        (Some(a), Some(lowest)) if a >= lowest => {
             mem.write_slice(&data, GuestAddress(a))
                 .map_err(|e| ierr(format!("cannot copy into guest memory: {e}")))?;
             Ok((a, size))
@@ -365,4 +368,45 @@ pub fn boot_regs(mode: EntryMode, sregs: &mut kvm_sregs) -> kvm_regs {
         }
     }
     regs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mem() -> GuestMemoryMmap {
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap()
+    }
+
+    /// A scratch file of `len` bytes in a directory of its own (removed by the caller).
+    fn initrd_file(name: &str, len: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("hvcert-boot-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("initrd");
+        std::fs::write(&p, vec![0x5au8; len]).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn initrd_goes_high_and_page_aligned() {
+        let m = mem();
+        let (dir, p) = initrd_file("small", 5000);
+        let (addr, size) = load_initrd(&m, &p, 0x20_0000, 16 << 20, u64::from(u32::MAX)).unwrap();
+        assert_eq!(size, 5000);
+        assert_eq!(addr, ((16 << 20) - 5000) & !0xfff);
+        assert!(load_initrd(&m, &p, (16 << 20) - 0x1000, 16 << 20, u64::MAX).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// An ELF's p_memsz is not bounded by linux-loader: a kernel file can claim a segment end
+    /// near 2^64. Placing the initrd must then fail, not overflow.
+    #[test]
+    fn initrd_after_a_kernel_ending_near_the_top_of_the_address_space() {
+        let m = mem();
+        let (dir, p) = initrd_file("huge-kernel-end", 100);
+        for kernel_end in [u64::MAX, u64::MAX - 0xffe, u64::MAX - 0x1000] {
+            assert!(load_initrd(&m, &p, kernel_end, 16 << 20, u64::MAX).is_err());
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
