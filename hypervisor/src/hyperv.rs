@@ -301,7 +301,7 @@ impl Ctx<'_> {
         (HV_STATUS_SUCCESS, done, Vec::new())
     }
 
-    /// Input: Count u32, Options u32, Data[Count]. Output: PendingCount u32, Reserved u32.
+    /// Input: Count u32, Options u32, Data\[Count\]. Output: PendingCount u32, Reserved u32.
     /// The data goes to the VM's console.
     fn post_debug_data(&self) -> Res {
         let mut hdr = [0u8; 8];
