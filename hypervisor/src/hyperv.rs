@@ -301,58 +301,51 @@ impl Ctx<'_> {
         (HV_STATUS_SUCCESS, done, Vec::new())
     }
 
-    /// Input: Count u32, Options u32, Data\[Count\]. Output: PendingCount u32, Reserved u32.
-    /// The data goes to the VM's console.
-    fn post_debug_data(&self) -> Res {
-        let mut hdr = [0u8; 8];
-        if let Err(s) = self.read_in(0, &mut hdr) {
-            return (s, 0, Vec::new());
-        }
+    /// Reads the `len`-byte input header of a debug-data call (Count u32, Options u32, ...):
+    /// Count must not exceed DEBUG_DATA_MAX and Options must be 0. Returns Count.
+    fn debug_header(&self, len: usize) -> Result<u32, u16> {
+        let mut hdr = [0u8; 16];
+        let hdr = &mut hdr[..len.clamp(8, 16)];
+        self.read_in(0, hdr)?;
         let count = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
         let options = u32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
         if count > DEBUG_DATA_MAX || options != 0 {
-            return (HV_STATUS_INVALID_PARAMETER, 0, Vec::new());
+            return Err(HV_STATUS_INVALID_PARAMETER);
         }
-        let mut data = vec![0u8; count as usize];
-        if let Err(s) = self.read_in(8, &mut data) {
-            return (s, 0, Vec::new());
-        }
-        if let Err(s) = self.check_out(8) {
-            return (s, 0, Vec::new());
-        }
-        if self
-            .mem
+        Ok(count)
+    }
+
+    /// Writes a debug-data call's 8-byte output (two u32 counts, both 0).
+    fn write_zero_counts(&self) -> Result<(), u16> {
+        self.check_out(8)?;
+        self.mem
             .write_obj(0u64, GuestAddress(self.call.out_gpa))
-            .is_err()
-        {
-            return (HV_STATUS_INVALID_PARAMETER, 0, Vec::new());
+            .map_err(|_| HV_STATUS_INVALID_PARAMETER)
+    }
+
+    /// Input: Count u32, Options u32, Data\[Count\]. Output: PendingCount u32, Reserved u32.
+    /// The data goes to the VM's console.
+    fn post_debug_data(&self) -> Res {
+        let run = || {
+            let count = self.debug_header(8)?;
+            let mut data = vec![0u8; count as usize];
+            self.read_in(8, &mut data)?;
+            self.write_zero_counts()?;
+            Ok(data)
+        };
+        match run() {
+            Ok(data) => (HV_STATUS_SUCCESS, 0, data),
+            Err(s) => (s, 0, Vec::new()),
         }
-        (HV_STATUS_SUCCESS, 0, data)
     }
 
     /// Input: Count u32, Options u32, Timeout u64. Output: RetrievedCount u32,
     /// RemainingCount u32, Data. No host-to-guest debug data exists, so 0 bytes come back.
     fn retrieve_debug_data(&self) -> Res {
-        let mut hdr = [0u8; 16];
-        if let Err(s) = self.read_in(0, &mut hdr) {
-            return (s, 0, Vec::new());
+        match self.debug_header(16).and_then(|_| self.write_zero_counts()) {
+            Ok(()) => (HV_STATUS_SUCCESS, 0, Vec::new()),
+            Err(s) => (s, 0, Vec::new()),
         }
-        let count = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
-        let options = u32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
-        if count > DEBUG_DATA_MAX || options != 0 {
-            return (HV_STATUS_INVALID_PARAMETER, 0, Vec::new());
-        }
-        if let Err(s) = self.check_out(8) {
-            return (s, 0, Vec::new());
-        }
-        if self
-            .mem
-            .write_obj(0u64, GuestAddress(self.call.out_gpa))
-            .is_err()
-        {
-            return (HV_STATUS_INVALID_PARAMETER, 0, Vec::new());
-        }
-        (HV_STATUS_SUCCESS, 0, Vec::new())
     }
 }
 
