@@ -7,7 +7,7 @@
 //! unnegotiated type); only a chain with no device-writable status byte (nowhere to report
 //! an error) puts the device into NEEDS_RESET.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
@@ -70,16 +70,7 @@ pub struct Block {
 
 impl Block {
     pub fn new(cfg: &DiskConfig) -> Result<Self, Error> {
-        let open_err = |err| Error::DiskOpen {
-            path: cfg.path.clone(),
-            err,
-        };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(!cfg.read_only)
-            .open(&cfg.path)
-            .map_err(open_err)?;
-        let len = file.metadata().map_err(open_err)?.len();
+        let (file, len) = super::open_image(cfg)?;
         let capacity = len / SECTOR_SIZE;
         let mut id = [0u8; VIRTIO_BLK_ID_BYTES as usize];
         let name = cfg

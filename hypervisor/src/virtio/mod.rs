@@ -40,12 +40,13 @@ pub use mmio::{MmioTransport, VirtioDevice};
 pub use net::{Net, NetStats};
 pub use scsi::Scsi;
 
-/// First guest-physical address of the virtio-mmio window (CONTRACT.md).
-pub const MMIO_BASE: u64 = 0xd000_0000;
+/// First guest-physical address of the virtio-mmio window (CONTRACT.md; the value lives in
+/// [`crate::layout`], which the MMIO bus places devices by).
+pub const MMIO_BASE: u64 = crate::layout::VIRTIO_MMIO_BASE;
 /// Size of one device's register window; devices are placed this far apart.
-pub const MMIO_SIZE: u64 = 0x1000;
+pub const MMIO_SIZE: u64 = crate::layout::VIRTIO_MMIO_SIZE;
 /// First GSI used for virtio-mmio devices.
-pub const FIRST_GSI: u32 = 5;
+pub const FIRST_GSI: u32 = crate::layout::VIRTIO_FIRST_GSI;
 
 /// A raw image file backing a virtio-blk device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +165,22 @@ pub enum Error {
         what: String,
         err: kvm_ioctls::Error,
     },
+}
+
+/// Opens a disk image (read-write unless `cfg.read_only`); returns it with its length in
+/// bytes. Shared by virtio-blk and virtio-scsi.
+pub(crate) fn open_image(cfg: &DiskConfig) -> Result<(std::fs::File, u64), Error> {
+    let open_err = |err| Error::DiskOpen {
+        path: cfg.path.clone(),
+        err,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(!cfg.read_only)
+        .open(&cfg.path)
+        .map_err(open_err)?;
+    let len = file.metadata().map_err(open_err)?.len();
+    Ok((file, len))
 }
 
 /// Refuse a device configuration above the per-VM limits (the seed's beta: one storage

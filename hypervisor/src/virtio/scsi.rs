@@ -11,7 +11,7 @@
 //! once (there is never an outstanding command to abort: requests run to completion in
 //! order); the event queue's buffers are kept and never used (no hot-plug).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::PathBuf;
 
 use virtio_bindings::bindings::virtio_scsi::{
@@ -64,16 +64,8 @@ pub struct Scsi {
 
 impl Scsi {
     pub fn new(cfg: &DiskConfig) -> Result<Self, Error> {
-        let open_err = |err| Error::DiskOpen {
-            path: cfg.path.clone(),
-            err,
-        };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(!cfg.read_only)
-            .open(&cfg.path)
-            .map_err(open_err)?;
-        let blocks = file.metadata().map_err(open_err)?.len() / BLOCK;
+        let (file, len) = super::open_image(cfg)?;
+        let blocks = len / BLOCK;
         let mut config = [0u8; 36];
         let put = |c: &mut [u8; 36], off: usize, v: u32| {
             c[off..off + 4].copy_from_slice(&v.to_le_bytes())
