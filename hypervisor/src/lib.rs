@@ -181,7 +181,8 @@ pub struct RunOutcome {
     /// Hypercalls per call name (TLFS names such as `HvCallNotifyLongSpinWait`, invalid
     /// codes as `invalid(0x1234)`, Xen calls as `xen:console_io`, ...).
     pub hypercalls: BTreeMap<String, u64>,
-    /// Xen hypercalls and what they were translated to, in order.
+    /// Xen hypercalls and what they were translated to, in order: the first
+    /// [`xen::TRACE_MAX`], then one line counting the rest.
     pub xen_trace: Vec<String>,
     pub wall: Duration,
     /// Share of the running (not halted) guest time spent in ring 0, from the watchdog's

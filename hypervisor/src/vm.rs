@@ -123,7 +123,7 @@ struct Shared {
     hv: Mutex<Partition>,
     xen: Mutex<XenState>,
     counts: Mutex<BTreeMap<String, u64>>,
-    trace: Mutex<Vec<String>>,
+    trace: Mutex<xen::Trace>,
     memory_map: Vec<MemEntry>,
     end: Mutex<Option<VmEnd>>,
     end_cv: Condvar,
@@ -509,7 +509,7 @@ impl Vm {
             hv: Mutex::new(Partition::default()),
             xen: Mutex::new(XenState::default()),
             counts: Mutex::new(BTreeMap::new()),
-            trace: Mutex::new(Vec::new()),
+            trace: Mutex::new(xen::Trace::default()),
             memory_map,
             end: Mutex::new(None),
             end_cv: Condvar::new(),
@@ -719,7 +719,7 @@ impl Vm {
         let outcome = RunOutcome {
             end,
             hypercalls: lock(&self.shared.counts).clone(),
-            xen_trace: lock(&self.shared.trace).clone(),
+            xen_trace: lock(&self.shared.trace).to_vec(),
             wall: start.elapsed(),
             ring0_share: {
                 let n = self.shared.samples.load(Ordering::Relaxed);
@@ -1357,7 +1357,7 @@ fn xen_call(vcpu: &mut VcpuFd, shared: &Shared) -> Next {
     if let Some(native) = o.native {
         shared.count(native);
     }
-    lock(&shared.trace).push(o.trace.clone());
+    lock(&shared.trace).push(o.trace);
     shared.console_write(&o.console);
     match o.end {
         Some(XenEnd::Poweroff) => return Next::End(VmEnd::Shutdown),

@@ -5,7 +5,7 @@
 //!   `mov r11, cs; test r11b, 3; jnz ud; mov eax, nr; out 0xf7, eax; ret; ud: ud2`.
 //!   Call `page + nr*32` with args in rdi, rsi, rdx, r10, r8; the result comes back in rax.
 //!   The VMM takes the number from the stub the exit came from.
-//! - Translations (each call appends one line to the VM's Xen trace):
+//! - Translations (each call appends one line to the VM's Xen trace, up to [`TRACE_MAX`]):
 //!   xen_version (17): XENVER_version, XENVER_extraversion, XENVER_get_features;
 //!   console_io (18): CONSOLEIO_write -> the console, CONSOLEIO_read -> 0 bytes;
 //!   sched_op (29): SCHEDOP_yield / SCHEDOP_block -> HvCallNotifyLongSpinWait,
@@ -38,6 +38,39 @@ pub const HVM_NR_PARAMS: u32 = 39;
 pub const EXTRAVERSION: &[u8; 16] = b".0-hvcert\0\0\0\0\0\0\0";
 /// Largest CONSOLEIO_write accepted in one call.
 pub const CONSOLE_WRITE_MAX: u64 = 1 << 20;
+
+/// Trace lines kept per VM ([`Trace`]): a guest can make millions of Xen hypercalls in one
+/// run, and every line would otherwise stay in memory until the VM ends.
+pub const TRACE_MAX: usize = 4096;
+
+/// A VM's Xen trace: the first [`TRACE_MAX`] lines in order, then only a count.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    lines: Vec<String>,
+    omitted: u64,
+}
+
+impl Trace {
+    pub fn push(&mut self, line: String) {
+        if self.lines.len() < TRACE_MAX {
+            self.lines.push(line);
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    /// The kept lines, and a last line counting the omitted ones (if any).
+    pub fn to_vec(&self) -> Vec<String> {
+        let mut v = self.lines.clone();
+        if self.omitted > 0 {
+            v.push(format!(
+                "... {} more Xen hypercalls not traced (only the first {TRACE_MAX} are kept)",
+                self.omitted
+            ));
+        }
+        v
+    }
+}
 
 /// Offset of the `out` in each stub.
 pub const STUB_OUT_OFFSET: u64 = 14;
@@ -441,6 +474,22 @@ mod tests {
             },
             memory_map: map,
         }
+    }
+
+    #[test]
+    fn trace_is_bounded() {
+        let mut t = Trace::default();
+        for i in 0..TRACE_MAX + 10 {
+            t.push(format!("call {i}"));
+        }
+        let v = t.to_vec();
+        assert_eq!(v.len(), TRACE_MAX + 1);
+        assert_eq!(v[0], "call 0");
+        assert_eq!(v[TRACE_MAX - 1], format!("call {}", TRACE_MAX - 1));
+        assert!(v[TRACE_MAX].starts_with("... 10 more"), "{}", v[TRACE_MAX]);
+        let mut short = Trace::default();
+        short.push("one".into());
+        assert_eq!(short.to_vec(), vec!["one".to_string()]);
     }
 
     #[test]
