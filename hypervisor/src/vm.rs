@@ -377,6 +377,15 @@ impl Vm {
             threads.handles.push(h);
         }
         phases.mark("threads");
+        // Guest memory before the VM fd: locals drop in reverse order, so on every error
+        // path below the VM fd (and its memory slots) goes before the mapping does.
+        let ranges: Vec<(GuestAddress, usize)> = ram_ranges(cfg.memory_mib)
+            .into_iter()
+            .map(|(a, s)| (GuestAddress(a), s as usize))
+            .collect();
+        let mem = GuestMemoryMmap::from_ranges(&ranges)
+            .map_err(|e| Error::Memory(format!("cannot map {} MiB: {e}", cfg.memory_mib)))?;
+        phases.mark("mmap");
         let vm = Arc::new(kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?);
         phases.mark("create_vm");
         // Order matters for start-up time: KVM_X86_SET_MSR_FILTER and KVM_CREATE_PIT2 wait for
@@ -388,13 +397,6 @@ impl Vm {
         }
         phases.mark("msr_filter");
 
-        let ranges: Vec<(GuestAddress, usize)> = ram_ranges(cfg.memory_mib)
-            .into_iter()
-            .map(|(a, s)| (GuestAddress(a), s as usize))
-            .collect();
-        let mem = GuestMemoryMmap::from_ranges(&ranges)
-            .map_err(|e| Error::Memory(format!("cannot map {} MiB: {e}", cfg.memory_mib)))?;
-        phases.mark("mmap");
         for (slot, region) in mem.iter().enumerate() {
             let host = region
                 .get_host_address(MemoryRegionAddress(0))
@@ -406,8 +408,11 @@ impl Vm {
                 memory_size: region.len(),
                 userspace_addr: host as u64,
             };
-            // SAFETY: the region is a live mmap owned by `mem`, which the VM keeps (inside
-            // `Shared`) for as long as the VM fd exists; slots do not overlap.
+            // SAFETY: the region is a live mmap owned by `mem`, which outlives every KVM fd of
+            // this VM (VM, vCPUs, stats): on an error in `new` they are locals declared after
+            // `mem` (dropped first); a VM that never ran drops its `vm`, `threads` (vCPU fds)
+            // and `blocking` fields before `shared`; `teardown` drops `shared` last. Slots do
+            // not overlap (`ram_ranges`).
             unsafe { vm.set_user_memory_region(r) }
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
         }
