@@ -75,10 +75,19 @@ pub fn load(
     reserved: &[(u64, u64)],
 ) -> Result<Loaded, Error> {
     let mut f = File::open(kernel).map_err(|e| kerr(kernel, format!("cannot open: {e}")))?;
-    let size = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    // Only a regular file's length is known: a device (/dev/zero) or FIFO goes through the
+    // loader, which reads no more than the headers ask for.
+    let size = f
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map_or(u64::MAX, |m| m.len());
     if size <= READ_WHOLE_MAX {
         let mut data = Vec::with_capacity(size as usize);
-        f.read_to_end(&mut data)
+        // (Bounded even if the file grows meanwhile: the loader then sees its first bytes.)
+        (&mut f)
+            .take(READ_WHOLE_MAX + 1)
+            .read_to_end(&mut data)
             .map_err(|e| kerr(kernel, format!("cannot read: {e}")))?;
         let mut c = std::io::Cursor::new(data);
         load_from(&mut c, mem, memory_mib, kernel, initrd, cmdline, reserved)
@@ -234,9 +243,14 @@ fn load_initrd(
         path: path.to_path_buf(),
         msg,
     };
-    let data = std::fs::read(path).map_err(|e| ierr(format!("cannot read: {e}")))?;
-    let size = data.len() as u64;
     let top = low_end.min(max.saturating_add(1));
+    // Read at most one byte more than could fit: the path may be a device or a FIFO that
+    // never ends (its metadata length says nothing), and memory is the host's.
+    let mut data = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(top.saturating_add(1)).read_to_end(&mut data))
+        .map_err(|e| ierr(format!("cannot read: {e}")))?;
+    let size = data.len() as u64;
     let addr = top.checked_sub(size).map(|a| a & !0xfff);
     // `kernel_end` comes from the kernel file (an ELF's p_memsz is not bounded by the
     // loader): rounding it up must not overflow.
@@ -408,5 +422,27 @@ mod tests {
             assert!(load_initrd(&m, &p, kernel_end, 16 << 20, u64::MAX).is_err());
         }
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A device given as the kernel is not read to its (missing) end.
+    #[test]
+    fn endless_kernel_is_refused() {
+        let m = mem();
+        let c = cmdline("", &[]).unwrap();
+        let e = load(&m, 16, Path::new("/dev/zero"), None, &c, &[]);
+        let msg = e.unwrap_err().to_string();
+        assert!(
+            msg.contains("neither an ELF nor a loadable bzImage"),
+            "{msg}"
+        );
+    }
+
+    /// A device or FIFO given as the initrd is read only as far as could fit.
+    #[test]
+    fn endless_initrd_is_refused() {
+        let m = mem();
+        let e = load_initrd(&m, Path::new("/dev/zero"), 0x20_0000, 16 << 20, u64::MAX);
+        let msg = e.unwrap_err().to_string();
+        assert!(msg.contains("do not fit"), "{msg}");
     }
 }
