@@ -316,7 +316,7 @@ impl MmioTransport {
 
     /// Why the device entered NEEDS_RESET, if it did.
     pub fn error(&self) -> Option<String> {
-        self.shared.error.lock().ok().and_then(|e| e.clone())
+        lock(&self.shared.error).clone()
     }
 
     pub fn is_active(&self) -> bool {
@@ -541,9 +541,7 @@ impl MmioTransport {
         self.status = 0;
         self.interrupt.clear();
         self.shared.needs_reset.store(false, Ordering::Release);
-        if let Ok(mut e) = self.shared.error.lock() {
-            *e = None;
-        }
+        *lock(&self.shared.error) = None;
     }
 }
 
@@ -553,11 +551,15 @@ impl Drop for MmioTransport {
     }
 }
 
+/// Locks a mutex even if a thread panicked while holding it: the NEEDS_RESET reason must
+/// still be recorded, reported and cleared by a reset.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn fail(shared: &Shared, interrupt: &Interrupt, why: String) {
     tracing::warn!("virtio device needs reset: {why}");
-    if let Ok(mut e) = shared.error.lock() {
-        e.get_or_insert(why);
-    }
+    lock(&shared.error).get_or_insert(why);
     shared.needs_reset.store(true, Ordering::Release);
     interrupt.trigger(INT_CONFIG);
 }
