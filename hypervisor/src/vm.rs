@@ -712,8 +712,12 @@ impl Vm {
         self.threads.gate.update(|s| s.go = None);
         self.shared.mark(usize::MAX, "joined");
         tracing::debug!(timeline = %lock(&self.shared.timeline), "VM run (us since run start)");
-        // Detach the console from the VM so the caller's writer is dropped now.
-        lock(&self.shared.console).take();
+        // Drop the caller's writer now: the UART holds a clone of the console handle that
+        // lives until the teardown thread drops `shared`, so put a sink in its place
+        // (dropping only our handle would keep the writer alive until then).
+        if let Some(c) = lock(&self.shared.console).take() {
+            *lock(&c.0) = Box::new(std::io::sink());
+        }
         let final_regs = lock(&self.shared.final_regs).clone();
         let mut end = lock(&self.shared.end).clone().unwrap_or(VmEnd::Timeout);
         if let VmEnd::Crash { regs, .. } = &mut end {

@@ -161,6 +161,37 @@ fn triple_fault_is_a_crash_with_registers() {
     assert_eq!(r.end.exit_code(), 125);
 }
 
+/// `run` hands the console writer back (drops it) before it returns, not when the VM's
+/// kernel-side teardown ends later on another thread.
+#[test]
+fn console_writer_is_dropped_when_run_returns() {
+    if !kvm_or_skip("console_writer_is_dropped_when_run_returns") {
+        return;
+    }
+    struct Flagged(Arc<std::sync::atomic::AtomicBool>);
+    impl Write for Flagged {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Drop for Flagged {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let vm = Vm::new(cfg(guests::guest("hello"), "")).expect("Vm::new");
+    let r = vm.run(Box::new(Flagged(dropped.clone()))).expect("run");
+    assert!(matches!(r.end, VmEnd::Status(_)), "{:?}", r.end);
+    assert!(
+        dropped.load(std::sync::atomic::Ordering::SeqCst),
+        "the console writer outlived Vm::run"
+    );
+}
+
 #[test]
 fn emulation_failure_is_a_crash() {
     if !kvm_or_skip("emulation_failure_is_a_crash") {
