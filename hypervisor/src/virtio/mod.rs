@@ -15,10 +15,13 @@
 //! - The split rings are handled by the `virtio-queue` crate; descriptor chains are walked
 //!   and validated once ([`chain::collect`]) before any request is parsed, so a guest that
 //!   sends a looping chain, a chain longer than the queue, a chain pointing outside guest
-//!   memory or an unnegotiated indirect table gets the device into NEEDS_RESET (and a
-//!   config-change interrupt), never a VMM panic. Malformed request *contents* (unknown type,
-//!   wrong lengths or directions, out-of-range sectors, writes to a read-only image) get the
-//!   request's error status (virtio-scsi: CHECK CONDITION with sense data).
+//!   memory or an unnegotiated indirect table at the chain's head gets the device into
+//!   NEEDS_RESET (and a config-change interrupt), never a VMM panic. (`virtio-queue` follows
+//!   an INDIRECT flag further down a chain whatever was negotiated; that table is bounds-
+//!   checked like any other, so such a chain is simply processed.) Malformed request
+//!   *contents* (unknown type, wrong lengths or directions, out-of-range sectors, writes to
+//!   a read-only image) get the request's error status (virtio-scsi: CHECK CONDITION with
+//!   sense data).
 //! - [`attach`] builds the configured devices, places them on the VM's MMIO bus (from
 //!   0xd000_0000, 4 KiB apart, GSIs from 5; the bus announces them on the kernel command line
 //!   and reserves them in the memory map) and registers the ioeventfds and irqfds. Device
