@@ -49,6 +49,7 @@ fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 # The guest kernel is its own cargo workspace (no_std): check it too.
 (cd certify/guest && cargo fmt --check && cargo clippy --release -- -D warnings)
 cargo test --workspace

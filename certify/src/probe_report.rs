@@ -206,7 +206,7 @@ fn has(reasons: &[&Reason], level: Level) -> bool {
     reasons.iter().any(|r| r.level == level)
 }
 
-/// "present (vmx), CPUID 1 ECX[5]; required by the lists".
+/// `present (vmx), CPUID 1 ECX[5]; required by the lists`.
 fn state_line(fact: &Fact, role: &str) -> String {
     let mut s = fact.state.as_str().to_string();
     let mut extra: Vec<&str> = Vec::new();

@@ -1,6 +1,6 @@
 //! Importers for real dumps: AIDA64/EVEREST CPUID text, `cpuid -r` raw text, `dmidecode`
 //! text. Each returns a [`RawHost`] holding only what the dump has; every other input is
-//! missing with the reason "not in <file>".
+//! missing with the reason "not in `<file>`".
 use std::path::Path;
 
 use crate::raw::{parse_hex, Avail, CpuidTable, Dmi, DmiProcessor, Hex, MsrRead, MsrSet, RawHost};

@@ -43,7 +43,7 @@ pub struct Fact {
     /// Whether the kernel enabled the IOMMU (it made IOMMU groups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_enabled: Option<bool>,
-    /// Where the state was read (e.g. "CPUID 0x80000001 EDX[29]", "MSR 0x3a").
+    /// Where the state was read (e.g. `CPUID 0x80000001 EDX[29]`, `MSR 0x3a`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// Why the state is unknown.

@@ -1,4 +1,4 @@
-//! A KTAP parser (https://docs.kernel.org/dev-tools/ktap.html), tolerant of whatever else
+//! A KTAP parser (<https://docs.kernel.org/dev-tools/ktap.html>), tolerant of whatever else
 //! shares the console: firmware banners, partial lines, binary noise. Only top-level
 //! results count; indented (nested) lines are kept as diagnostics of the next result.
 
