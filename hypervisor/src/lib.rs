@@ -7,6 +7,7 @@
 
 pub mod boot;
 pub mod bus;
+mod console;
 pub mod cpuid;
 pub mod hyperv;
 pub mod layout;
@@ -193,6 +194,10 @@ pub struct RunOutcome {
     pub final_regs: Vec<String>,
     /// Number of accesses to unclaimed ports/MMIO (see the rule in [`vm`]).
     pub unclaimed_accesses: u64,
+    /// Guest console bytes the writer never got: the bounded buffer was full (the writer
+    /// did not keep up or blocked) or the writer had failed (rule in the `console` module:
+    /// nothing is dropped while the writer keeps up).
+    pub console_dropped: u64,
 }
 
 /// Errors building or running a VM (never a guest's doing: those end the VM instead).

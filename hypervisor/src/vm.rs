@@ -26,8 +26,13 @@
 //!   `Vm::new`, never a guest-visible difference.
 //! - The wall-clock timeout ends the VM as `Timeout`. Ending the VM stops every vCPU thread
 //!   (signal kick until each has left KVM_RUN) and joins them before `run` returns.
+//! - The console (UART, HvCallPostDebugData, Xen console_io) never blocks a vCPU in the
+//!   caller's writer: a bounded buffer and a `vm-console` writer thread; a stalled writer
+//!   loses output (counted in `RunOutcome::console_dropped`) and cannot hold `run` past its
+//!   timeout by more than 0.5 s (rules in the `console` module, `src/console.rs`).
 use crate::boot;
 use crate::bus::MmioBus;
+use crate::console::Console;
 use crate::hyperv::{self, MsrWrite, Partition};
 use crate::layout::*;
 use crate::pagewalk::{self, PagingMode};
@@ -82,19 +87,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The console shared by the UART, HvCallPostDebugData and Xen console_io.
-#[derive(Clone)]
-struct Console(Arc<Mutex<Box<dyn Write + Send>>>);
-
-impl Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        lock(&self.0).write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        lock(&self.0).flush()
-    }
-}
-
 /// Raises the UART's IRQ through an irqfd.
 struct IrqTrigger(EventFd);
 
@@ -118,7 +110,8 @@ struct Shared {
     interface: Interface,
     created: Instant,
     serial: Mutex<Serial<IrqTrigger, NoEvents, Console>>,
-    console: Mutex<Option<Console>>,
+    /// The console shared by the UART, HvCallPostDebugData and Xen console_io.
+    console: Console,
     mmio: Mutex<MmioBus>,
     hv: Mutex<Partition>,
     xen: Mutex<XenState>,
@@ -179,11 +172,7 @@ impl Shared {
         if data.is_empty() {
             return;
         }
-        if let Some(c) = lock(&self.console).as_mut() {
-            if let Err(e) = c.write_all(data).and_then(|_| c.flush()) {
-                tracing::debug!("console write failed: {e}");
-            }
-        }
+        self.console.push(data);
     }
 }
 
@@ -472,7 +461,7 @@ impl Vm {
             vcpus.push(Some(vcpu_setup(&vm, id, &table, entry)?));
             phases.mark("vcpu");
         }
-        let console: Console = Console(Arc::new(Mutex::new(Box::new(std::io::sink()))));
+        let console = Console::default();
         let serial = Serial::new(
             IrqTrigger(serial_evt.try_clone().map_err(Error::Io)?),
             console.clone(),
@@ -509,7 +498,7 @@ impl Vm {
             interface: cfg.interface,
             created: Instant::now(),
             serial: Mutex::new(serial),
-            console: Mutex::new(Some(console)),
+            console,
             mmio: Mutex::new(devices),
             hv: Mutex::new(Partition::default()),
             xen: Mutex::new(XenState::default()),
@@ -558,12 +547,9 @@ impl Vm {
     pub fn run(mut self, console: Box<dyn Write + Send>) -> Result<RunOutcome, Error> {
         let start = Instant::now();
         *lock(&self.shared.run_start) = Some(start);
-        {
-            let c = lock(&self.shared.console);
-            if let Some(c) = c.as_ref() {
-                *lock(&c.0) = console;
-            }
-        }
+        // The devices write into a bounded buffer; this thread writes it to `console`
+        // (see `crate::console`), so a blocked writer never blocks a vCPU.
+        let writer = self.shared.console.start(console).map_err(Error::Io)?;
         let handles = std::mem::take(&mut self.threads.handles);
         let n = handles.len();
         self.threads
@@ -664,6 +650,7 @@ impl Vm {
         }
 
         self.shared.mark(usize::MAX, "end_seen");
+        writer.ending();
         timer_slack(slack);
         // Stop: kick every vCPU until its thread has left KVM_RUN, then join.
         // Each vCPU thread counts itself out in `exited` and signals `end_cv`; a kick can be
@@ -712,12 +699,9 @@ impl Vm {
         self.threads.gate.update(|s| s.go = None);
         self.shared.mark(usize::MAX, "joined");
         tracing::debug!(timeline = %lock(&self.shared.timeline), "VM run (us since run start)");
-        // Drop the caller's writer now: the UART holds a clone of the console handle that
-        // lives until the teardown thread drops `shared`, so put a sink in its place
-        // (dropping only our handle would keep the writer alive until then).
-        if let Some(c) = lock(&self.shared.console).take() {
-            *lock(&c.0) = Box::new(std::io::sink());
-        }
+        // Write out what the guest printed and drop the caller's writer, unless it is
+        // blocked: then not past the deadline (+ a grace), see `crate::console`.
+        writer.finish(deadline);
         let final_regs = lock(&self.shared.final_regs).clone();
         let mut end = lock(&self.shared.end).clone().unwrap_or(VmEnd::Timeout);
         if let VmEnd::Crash { regs, .. } = &mut end {
@@ -736,6 +720,7 @@ impl Vm {
             },
             final_regs,
             unclaimed_accesses: self.shared.unclaimed.load(Ordering::SeqCst),
+            console_dropped: self.shared.console.dropped(),
         };
         // (The stats fds hold references on the VM too.)
         teardown(

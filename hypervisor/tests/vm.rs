@@ -515,3 +515,96 @@ fn fault_injection_breaks_the_invalid_code_status() {
     // Check 15 of the guest expects HV_STATUS_INVALID_HYPERCALL_CODE.
     assert_eq!(boot(c).0.end, VmEnd::Status(15));
 }
+
+/// A console writer that blocks for good (a full pipe nobody reads) neither stops the
+/// timeout nor makes `run` wait for it; the guest's output beyond the bounded buffer is
+/// counted as dropped, and the writer thread exits once the writer returns.
+#[test]
+fn blocked_console_writer_does_not_hold_run_past_the_timeout() {
+    if !kvm_or_skip("blocked_console_writer_does_not_hold_run_past_the_timeout") {
+        return;
+    }
+    struct Blocked {
+        release: std::sync::mpsc::Receiver<()>,
+        wrote: Arc<std::sync::atomic::AtomicU64>,
+        dropped: Arc<std::sync::atomic::AtomicBool>,
+    }
+    impl Write for Blocked {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            // Blocks until the test releases it (or drops the sender: then an error).
+            self.release
+                .recv()
+                .map_err(|_| std::io::Error::other("closed"))?;
+            self.wrote
+                .fetch_add(b.len() as u64, std::sync::atomic::Ordering::SeqCst);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Drop for Blocked {
+        fn drop(&mut self) {
+            self.dropped
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let wrote = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut c = cfg(guests::guest("spam"), "x");
+    c.interface = Interface::Xen;
+    c.timeout = Duration::from_secs(1);
+    let vm = Vm::new(c).expect("Vm::new");
+    let t = std::time::Instant::now();
+    let r = vm
+        .run(Box::new(Blocked {
+            release: rx,
+            wrote: wrote.clone(),
+            dropped: dropped.clone(),
+        }))
+        .expect("run");
+    let took = t.elapsed();
+    eprintln!(
+        "blocked writer: run took {took:?}, console_dropped {} bytes",
+        r.console_dropped
+    );
+    assert_eq!(r.end, VmEnd::Timeout);
+    assert!(took < Duration::from_secs(3), "run took {took:?}");
+    assert!(
+        r.console_dropped > 0,
+        "the guest printed more than the buffer"
+    );
+    assert_eq!(wrote.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(!dropped.load(std::sync::atomic::Ordering::SeqCst));
+    // Releasing the writer for good: the detached writer thread fails its write, drops the
+    // writer and exits.
+    drop(tx);
+    let t = std::time::Instant::now();
+    while !dropped.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(t.elapsed() < Duration::from_secs(5), "writer never dropped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+/// A writer that accepts everything but is slower than the guest (Xen console_io, 64 KiB
+/// per call) slows the guest down: nothing is dropped, all arrives in order.
+#[test]
+fn slow_console_writer_loses_nothing() {
+    if !kvm_or_skip("slow_console_writer_loses_nothing") {
+        return;
+    }
+    let mut c = cfg(guests::guest("spam"), "x");
+    c.interface = Interface::Xen;
+    c.timeout = Duration::from_millis(300);
+    let (r, text) = boot(c);
+    eprintln!(
+        "slow writer: {} bytes in {:?}, dropped {}",
+        text.len(),
+        r.wall,
+        r.console_dropped
+    );
+    assert_eq!(r.end, VmEnd::Timeout);
+    assert_eq!(r.console_dropped, 0);
+    assert!(text.len() > 1 << 20, "{} bytes", text.len());
+    assert!(text.bytes().all(|b| b == b'x'));
+}
