@@ -650,12 +650,14 @@ impl Vm {
         }
 
         self.shared.mark(usize::MAX, "end_seen");
+        // Stop first, then release vCPUs waiting for console room: a vCPU so released sees
+        // `stop` before it could enter the guest (and write to the console) again.
+        self.shared.stop.store(true, Ordering::SeqCst);
         writer.ending();
         timer_slack(slack);
         // Stop: kick every vCPU until its thread has left KVM_RUN, then join.
         // Each vCPU thread counts itself out in `exited` and signals `end_cv`; a kick can be
         // lost if it lands just before KVM_RUN, so kicks repeat until every thread is out.
-        self.shared.stop.store(true, Ordering::SeqCst);
         let spawned = handles.len();
         let mut wait = Duration::from_micros(50);
         loop {

@@ -604,7 +604,14 @@ fn slow_console_writer_loses_nothing() {
         r.console_dropped
     );
     assert_eq!(r.end, VmEnd::Timeout);
-    assert_eq!(r.console_dropped, 0);
+    // Nothing is lost while the VM runs. Once the timeout ends it, a vCPU that was waiting
+    // for room in the middle of a console_io call stops waiting (module docs of `console`):
+    // at most the rest of that one 64 KiB call is dropped.
+    assert!(
+        r.console_dropped <= 64 * 1024,
+        "dropped {}",
+        r.console_dropped
+    );
     assert!(text.len() > 1 << 20, "{} bytes", text.len());
     assert!(text.bytes().all(|b| b == b'x'));
 }
