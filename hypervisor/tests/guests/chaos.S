@@ -537,37 +537,7 @@ done_at: .quad 0
 exc_count: .quad 0
 aps_done: .quad 0
 ap_next: .long 1
-        .code16
-tramp:
-        cli
-        xor %ax, %ax
-        mov %ax, %ds
-        lgdtl (tramp_gdtp - tramp + TRAMP)
-        mov %cr0, %eax
-        or $1, %eax
-        mov %eax, %cr0
-        ljmpl $0x38, $(tramp32 - tramp + TRAMP)
-        .code32
-tramp32:
-        mov $0x10, %ax
-        mov %ax, %ds
-        mov %ax, %ss
-        mov $0x20, %eax
-        mov %eax, %cr4
-        mov $pml4, %eax
-        mov %eax, %cr3
-        mov $0xc0000080, %ecx
-        rdmsr
-        or $0x100, %eax
-        wrmsr
-        mov $0x80000011, %eax
-        mov %eax, %cr0
-        ljmp $0x08, $ap64
-tramp_gdtp:
-        .word gdt_end - gdt - 1
-        .long gdt
-tramp_end:
-        .code64
+        .include "ap_tramp.inc"
 
         .section .bss
         .p2align 12

@@ -43,15 +43,17 @@ pub fn guest(name: &str) -> PathBuf {
     let src_dir = source_dir();
     let src = src_dir.join(format!("{name}.S"));
     let out = out_dir().join(format!("{name}.elf"));
-    let newest = [
-        src.clone(),
-        src_dir.join("boot.inc"),
-        src_dir.join("link.ld"),
-    ]
-    .iter()
-    .map(|p| mtime(p))
-    .max()
-    .unwrap();
+    // Rebuilt when the source, the linker script or any shared include is newer.
+    let includes = std::fs::read_dir(&src_dir)
+        .expect("read the guest source dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "inc"));
+    let newest = [src.clone(), src_dir.join("link.ld")]
+        .into_iter()
+        .chain(includes)
+        .map(|p| mtime(&p))
+        .max()
+        .unwrap();
     if out.exists() && mtime(&out) >= newest {
         return out;
     }
