@@ -261,6 +261,7 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), super::GUEST_ELF_BYTES);
         let explicit = dir.join("mine.elf");
         assert_eq!(super::guest_path(Some(&explicit), &dir).unwrap(), explicit);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -117,6 +117,7 @@ mod tests {
         assert!(verify_image(&img, huge, 0x1234)
             .unwrap_err()
             .contains("beyond"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -148,6 +149,7 @@ mod tests {
             let log = format!("{noise}\n# storage: wrote sector={sector} bytes={bytes} seed=0x1\n{noise}");
             let _ = verify_image(&img, &log, 1);
             let _ = reported_writes(&noise);
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 }
