@@ -15,7 +15,7 @@ fn dump(name: &str) -> PathBuf {
 }
 fn tmp(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "hvcert-probe-test-{}-{}-{name}",
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)

@@ -85,7 +85,7 @@ fn live_capture_replays_the_same_report() {
         kvm_check: kvm_required_or_present(),
         ..Default::default()
     });
-    let dir = std::env::temp_dir().join(format!("hvcert-live-capture-{}", std::process::id()));
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hvcert-live-capture");
     probe::snapshot::write(&dir, &raw).unwrap();
     let back = probe::snapshot::read(&dir).unwrap();
     let lists = [probe::hcl::sample().unwrap()];

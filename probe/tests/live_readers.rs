@@ -12,7 +12,8 @@ fn put(root: &Path, rel: &str, text: &str) {
 }
 
 fn fake_root(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("hvcert-fake-root-{}-{name}", std::process::id()));
+    let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("hvcert-fake-root-{name}"));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
