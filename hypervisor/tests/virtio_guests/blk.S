@@ -232,23 +232,8 @@ blk_req:
 # bench: N x 1 MiB sequential writes, then N x 1 MiB reads (N from "#N" on the cmdline,
 # rounded down to a multiple of 4), four requests in flight per notification.
 bench:
-        mov start_info(%rip), %rbx
-        mov 24(%rbx), %rsi
-        xor %r12d, %r12d
-1:      lodsb
-        test %al, %al
-        jz 8f
-        cmp $0x23, %al                          # '#'
-        jne 1b
-2:      movzbl (%rsi), %eax
-        sub $0x30, %eax
-        cmp $9, %eax
-        ja 3f
-        imul $10, %r12d, %r12d
-        add %eax, %r12d
-        inc %rsi
-        jmp 2b
-3:      and $~3, %r12d
+        call parse_count
+        and $~3, %r12d
         test %r12d, %r12d
         jz 8f
         # Give the 1 MiB buffer real contents first.

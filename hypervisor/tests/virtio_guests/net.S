@@ -209,25 +209,6 @@ send_one:
         call push_avail
         ret
 
-# parse_count: r12 = the number after '#' on the command line (0 if none).
-parse_count:
-        mov start_info(%rip), %rbx
-        mov 24(%rbx), %rsi
-        xor %r12d, %r12d
-1:      lodsb
-        test %al, %al
-        jz 3f
-        cmp $0x23, %al                          # '#'
-        jne 1b
-2:      movzbl (%rsi), %eax
-        sub $0x30, %eax
-        cmp $9, %eax
-        ja 3f
-        imul $10, %r12d, %r12d
-        add %eax, %r12d
-        inc %rsi
-        jmp 2b
-3:      ret
 
         .section .rodata
 markf:  .asciz "F\n"
