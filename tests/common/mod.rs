@@ -1,6 +1,12 @@
 //! Helpers shared by the end-to-end tests in `tests/e2e/` (include with `#[path = "../common/mod.rs"] mod common;`).
 #![allow(dead_code)]
 use std::path::PathBuf;
+use std::process::Command;
+
+/// The `hvcert` binary under test.
+pub fn hvcert() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hvcert"))
+}
 
 /// Root of the workspace (the directory holding `fixtures/`).
 pub fn workspace_root() -> PathBuf {

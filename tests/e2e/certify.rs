@@ -4,12 +4,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
-fn hvcert() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hvcert"))
-}
+use common::hvcert;
 
 fn scratch(name: &str) -> PathBuf {
     common::scratch("certify", name)

@@ -1,9 +1,8 @@
 //! The `hvcert` binary as a user runs it.
-use std::process::Command;
+#[path = "../common/mod.rs"]
+mod common;
 
-fn hvcert() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hvcert"))
-}
+use common::hvcert;
 
 #[test]
 fn help_lists_every_subcommand() {

@@ -4,14 +4,14 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn fixture(name: &str) -> PathBuf {
     common::workspace_root().join("fixtures/reports").join(name)
 }
 
 fn gate(baseline: &PathBuf, current: &PathBuf, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hvcert"))
+    common::hvcert()
         .arg("gate")
         .arg("--baseline")
         .arg(baseline)

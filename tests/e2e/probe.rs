@@ -1,12 +1,9 @@
 //! `hvcert probe` as a user runs it: live `--json`, `--from`, `--capture`, imports, bad lists.
-use std::process::Command;
 
 #[path = "../common/mod.rs"]
 mod common;
 
-fn hvcert() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hvcert"))
-}
+use common::hvcert;
 
 fn json(out: &std::process::Output) -> serde_json::Value {
     assert!(

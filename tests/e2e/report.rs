@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn hvcert() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hvcert"))
-}
+use common::hvcert;
 
 fn fixture(name: &str) -> PathBuf {
     common::workspace_root().join("fixtures/reports").join(name)

@@ -4,11 +4,7 @@ mod common;
 #[path = "../../hypervisor/tests/guests/mod.rs"]
 mod guests;
 
-use std::process::Command;
-
-fn hvcert() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hvcert"))
-}
+use common::hvcert;
 
 #[test]
 fn run_streams_serial_and_exits_with_status() {

@@ -7,11 +7,7 @@ mod common;
 #[path = "../../hypervisor/tests/virtio_guests/mod.rs"]
 mod virtio_guests;
 
-use std::process::Command;
-
-fn hvcert() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hvcert"))
-}
+use common::hvcert;
 
 /// A zero-filled image file, removed on drop (also when a test fails).
 struct Image(std::path::PathBuf);
