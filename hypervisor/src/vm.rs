@@ -165,7 +165,14 @@ impl Shared {
     }
 
     fn count(&self, name: &str) {
-        *lock(&self.counts).entry(name.to_string()).or_insert(0) += 1;
+        let mut counts = lock(&self.counts);
+        // No allocation once the name is known (this runs on every hypercall).
+        match counts.get_mut(name) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(name.to_string(), 1);
+            }
+        }
     }
 
     fn console_write(&self, data: &[u8]) {
@@ -1235,8 +1242,8 @@ fn paging(s: &kvm_bindings::kvm_sregs) -> PagingMode {
 /// of a hypercall.
 ///
 /// Checks that the exit came from CPL 0 and from the OUT at `out_offset` (or, for Xen, any
-/// stub's OUT: `stride`) of the page at `page_gpa`. KVM reports a port exit with RIP at the
-/// OUT (fast PIO) or just past it (emulated PIO), so both are tried, and the instruction bytes
+/// stub's OUT: `stride`) of the page at `page_gpa`. KVM reports a port exit with RIP past
+/// the OUT (as on this host) or at it, so both are tried, and the instruction bytes
 /// must be `out imm8, eax` to `port`. Returns the OUT's offset in the page.
 fn check_origin(
     vcpu: &VcpuFd,
@@ -1256,7 +1263,8 @@ fn check_origin(
         return Err("hypercall port used while no hypercall page is enabled".into());
     };
     let mode = paging(&sregs);
-    for rip in [regs.rip, regs.rip.wrapping_sub(2)] {
+    // Past the OUT first: that is where this host leaves RIP (one page walk instead of two).
+    for rip in [regs.rip.wrapping_sub(2), regs.rip] {
         let Ok(gpa) = pagewalk::translate(&shared.mem, mode, rip) else {
             continue;
         };

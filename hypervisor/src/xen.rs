@@ -2,9 +2,11 @@
 //!
 //! - The hypercall page (written when the guest writes a page GPA to Xen's MSR, 0x40000000,
 //!   or 0x40000200 with `--interface both`) holds one 32-byte stub per hypercall number:
-//!   `mov r11, cs; test r11b, 3; jnz ud; mov eax, nr; out 0xf7, eax; ret; ud: ud2`.
-//!   Call `page + nr*32` with args in rdi, rsi, rdx, r10, r8; the result comes back in rax.
-//!   The VMM takes the number from the stub the exit came from.
+//!   `mov eax, nr; out 0xf7, eax; ret`. Call `page + nr*32` with args in rdi, rsi, rdx, r10,
+//!   r8; the result comes back in rax. The VMM takes the number from the stub the exit came
+//!   from, and injects #UD when the exit is not from a stub's OUT or not from CPL 0 (like the
+//!   Hyper-V page, see [`crate::hyperv`], a CPL 3 caller without access to port 0xf7 gets #GP
+//!   from the OUT itself).
 //! - Translations (each call appends one line to the VM's Xen trace, up to [`TRACE_MAX`]):
 //!   xen_version (17): XENVER_version, XENVER_extraversion, XENVER_get_features;
 //!   console_io (18): CONSOLEIO_write -> the console, CONSOLEIO_read -> 0 bytes;
@@ -73,7 +75,7 @@ impl Trace {
 }
 
 /// Offset of the `out` in each stub.
-pub const STUB_OUT_OFFSET: u64 = 14;
+pub const STUB_OUT_OFFSET: u64 = 5;
 
 /// Stubs per page.
 pub const STUBS: usize = 4096 / 32;
@@ -83,15 +85,6 @@ pub fn stub(nr: u32) -> [u8; 32] {
     let mut s = [0xccu8; 32];
     let n = nr.to_le_bytes();
     let code = [
-        0x49,
-        0x8c,
-        0xcb, // mov r11, cs
-        0x41,
-        0xf6,
-        0xc3,
-        0x03, // test r11b, 3
-        0x75,
-        0x08, // jnz ud
         0xb8,
         n[0],
         n[1],
@@ -100,8 +93,6 @@ pub fn stub(nr: u32) -> [u8; 32] {
         0xe7,
         crate::layout::XEN_HYPERCALL_PORT as u8, // out 0xf7, eax
         0xc3,                                    // ret
-        0x0f,
-        0x0b, // ud: ud2
     ];
     s[..code.len()].copy_from_slice(&code);
     s
@@ -495,11 +486,11 @@ mod tests {
     #[test]
     fn stubs() {
         let p = hypercall_page();
-        assert_eq!(&p[18 * 32 + 9..18 * 32 + 14], &[0xb8, 18, 0, 0, 0]);
+        assert_eq!(&p[18 * 32..18 * 32 + 5], &[0xb8, 18, 0, 0, 0]);
         let o = 18 * 32 + STUB_OUT_OFFSET as usize;
-        assert_eq!(&p[o..o + 2], &[0xe7, 0xf7]);
-        // jnz (at 7, rel 8) lands on ud2 at 17.
-        assert_eq!(&p[17..19], &[0x0f, 0x0b]);
+        assert_eq!(&p[o..o + 3], &[0xe7, 0xf7, 0xc3]);
+        // int3 padding up to the next stub.
+        assert!(p[18 * 32 + 8..19 * 32].iter().all(|&b| b == 0xcc));
     }
 
     #[test]

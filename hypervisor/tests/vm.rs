@@ -405,8 +405,15 @@ fn hypercalls_from_cpl3_or_outside_the_page_raise_ud() {
     if !kvm_or_skip("hypercalls_from_cpl3_or_outside_the_page_raise_ud") {
         return;
     }
-    // 0x60 | CPL of the code that took #UD.
-    for (mode, want) in [("u", 0x63), ("p", 0x63), ("o", 0x60), ("n", 0x60)] {
+    // 0x60 | CPL of the code that took #UD; 0x53: #GP from CPL 3 (a ring-3 caller without
+    // access to the hypercall port faults on the OUT's I/O permission check, before any exit).
+    for (mode, want) in [
+        ("U", 0x63),
+        ("p", 0x63),
+        ("o", 0x60),
+        ("n", 0x60),
+        ("u", 0x53),
+    ] {
         let (r, text) = boot(cfg(guests::guest("hyperv"), mode));
         assert_eq!(
             r.end,

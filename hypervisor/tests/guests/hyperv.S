@@ -1,9 +1,10 @@
 # Exercises the Hyper-V-style interface from ring 0; exits 0x2a when every check passed,
-# else with the number of the failed check. Command line 'u': call the hypercall page from
-# ring 3; 'p': OUT to the hypercall port from ring 3 with IOPL 3; 'o': OUT to the port from
-# ring 0 outside the page; 'n': use the port before any page is enabled. These end in the
-# #UD handler with status 0x60 | CPL. 'm': exit 0x40 + the number of #GPs taken by one
-# read and one write of GUEST_OS_ID.
+# else with the number of the failed check. Command line 'U': call the hypercall page from
+# ring 3 with IOPL 3; 'p': OUT to the hypercall port from ring 3 with IOPL 3; 'o': OUT to
+# the port from ring 0 outside the page; 'n': use the port before any page is enabled.
+# These end in the #UD handler with status 0x60 | CPL. 'u': call the page from ring 3
+# without port access: the OUT's I/O permission check raises #GP first, status 0x50 | CPL.
+# 'm': exit 0x40 + the number of #GPs taken by one read and one write of GUEST_OS_ID.
         .include "boot.inc"
         .set HV_OUT, 0x3000             # scratch area (identity mapped)
 
@@ -96,7 +97,7 @@ main:
         mov $7, %eax
         jmp fail
 3:      movzbl hcpage(%rip), %eax
-        check %rax, 0x49, 8
+        check %rax, 0xe7, 8             # out imm8, eax
         # 9: VP_INDEX
         rdmsr_to %r14, 0x40000002
         check %r14, 0, 9
@@ -117,6 +118,8 @@ main:
         mov gp_count(%rip), %eax
         check %rax, 2, 12
         cmp $'u', %r12b
+        je to_ring3
+        cmp $'U', %r12b
         je to_ring3
         cmp $'p', %r12b
         je to_ring3
@@ -179,11 +182,12 @@ to_ring3:
         push $0x23                      # ss
         lea ustack_top(%rip), %rax
         push %rax
-        cmp $'p', %r12b
-        jne 1f
-        push $0x3002                    # IOPL 3
+        cmp $'u', %r12b
+        je 1f
+        push $0x3002                    # IOPL 3 ('U', 'p')
         jmp 2f
-1:      push $0x2
+1:      movw $104, tss+102(%rip)        # I/O map base past the TSS limit: no port allowed
+        push $0x2                       # IOPL 0
 2:      push $0x1b                      # cs
         lea user(%rip), %rax
         push %rax
@@ -209,7 +213,12 @@ ud_handler:
         hlt
 
 gp_handler:
-        incl gp_count(%rip)
+        testb $3, 16(%rsp)              # CS of the faulting code (after the error code)
+        jz 1f
+        mov $0x53, %eax                 # #GP from ring 3 ('u')
+        out %eax, $0xf4
+        hlt
+1:      incl gp_count(%rip)
         add $8, %rsp                    # error code
         addq $2, (%rsp)                 # skip rdmsr/wrmsr
         iretq

@@ -2,7 +2,7 @@
 #  'n' nothing, 'h' fast HvCallNotifyLongSpinWait through the hypercall page,
 #  'x' Xen sched_op(SCHEDOP_yield) through the Xen page (needs --interface both/xen),
 #  'p' an OUT to an unclaimed port (the VMM's plain port-I/O exit),
-#  'q' the hypercall page's exact instructions (CPL check, OUT, ret) but to unclaimed port
+#  'q' the hypercall page's exact instructions (OUT, ret) but to unclaimed port
 #      0x80: the guest-side cost of 'h' without the hypercall handling.
         .include "boot.inc"
         .set N, 20000
@@ -64,9 +64,5 @@ pagecopy:
         xor %eax, %eax
         ret
 fakepage:
-        mov %cs, %r11
-        test $3, %r11b
-        jnz 2f
         out %eax, $0x80
         ret
-2:      ud2
