@@ -9,6 +9,7 @@
 mod guests;
 
 use hypervisor::{Interface, Vm, VmConfig, VmEnd};
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,46 @@ fn per_op_us(mode: &str, iface: Interface) -> f64 {
     median(v)
 }
 
+/// A console writer whose bytes can be read after the run.
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The loop guest's interleaved mode ('i'): blocks of kvm-floor's exit loop, Hyper-V
+/// hypercalls and Xen hypercalls, alternating inside one VM and timed by the guest, so slow
+/// drifts of this shared host hit all three alike. Returns per-operation microseconds for
+/// each block kind, in block order.
+fn interleaved() -> BTreeMap<char, Vec<f64>> {
+    const M: f64 = 2000.0;
+    let out = Capture::default();
+    let vm = Vm::new(cfg(guests::guest("loop"), "i", 16, Interface::Both)).expect("Vm::new");
+    let r = vm.run(Box::new(out.clone())).expect("run");
+    assert_eq!(r.end, VmEnd::Status(0), "interleaved mode");
+    let text = String::from_utf8_lossy(&out.0.lock().unwrap()).to_string();
+    let mut m: BTreeMap<char, Vec<f64>> = BTreeMap::new();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(tag), Some(hex)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let (Some(c), Ok(ticks)) = (tag.chars().next(), u64::from_str_radix(hex, 16)) else {
+            continue;
+        };
+        // TIME_REF_COUNT counts 100 ns.
+        m.entry(c).or_default().push(ticks as f64 * 0.1 / M);
+    }
+    m
+}
+
 fn qemu_us(kernel: &std::path::Path, runs: usize) -> Option<f64> {
     let mut v = Vec::new();
     for _ in 0..runs {
@@ -133,6 +174,17 @@ fn hvcert_process_us(kernel: &std::path::Path, runs: usize) -> Option<f64> {
     Some(median(v) * 1e6)
 }
 
+fn start_figures(status: &std::path::Path, hlt: &std::path::Path, runs: usize) {
+    let (t, n) = start_to_end(status, 16, runs);
+    println!(
+        "vm_start_to_status_us {t:.1} us (Vm::new {n:.1} us; 16 MiB; guest: out 0xf4 at its entry)"
+    );
+    let (t, n) = start_to_end(hlt, 16, runs);
+    println!("vm_start_to_hlt_us {t:.1} us (Vm::new {n:.1} us; 16 MiB; guest: cli; hlt, found by the watchdog)");
+    let (t, n) = start_to_end(status, 128, runs.div_ceil(2));
+    println!("vm_start_to_status_128m_us {t:.1} us (Vm::new {n:.1} us)");
+}
+
 fn main() {
     if !std::path::Path::new("/dev/kvm").exists() {
         eprintln!("SKIP: /dev/kvm is absent");
@@ -144,9 +196,12 @@ fn main() {
             .with_writer(std::io::stderr)
             .init();
     }
-    // `cargo bench -p hypervisor --bench boot -- start [RUNS]`: only the start-up figures.
+    // `cargo bench -p hypervisor --bench boot -- start [RUNS]`: only the start-up figures;
+    // `-- ops`: only the per-exit and per-hypercall figures; `-- interleaved`: only those
+    // measured inside one VM.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let start_only = args.iter().any(|a| a == "start");
+    let ops_only = args.iter().any(|a| a == "ops" || a == "interleaved");
     let runs: usize = args
         .iter()
         .find_map(|a| a.parse().ok())
@@ -156,14 +211,9 @@ fn main() {
     let status = guests::guest("min_status");
     // Warm up (page cache, first-VM costs).
     let _ = start_to_end(&status, 16, 3);
-    let (t, n) = start_to_end(&status, 16, runs);
-    println!(
-        "vm_start_to_status_us {t:.1} us (Vm::new {n:.1} us; 16 MiB; guest: out 0xf4 at its entry)"
-    );
-    let (t, n) = start_to_end(&hlt, 16, runs);
-    println!("vm_start_to_hlt_us {t:.1} us (Vm::new {n:.1} us; 16 MiB; guest: cli; hlt, found by the watchdog)");
-    let (t, n) = start_to_end(&status, 128, runs.div_ceil(2));
-    println!("vm_start_to_status_128m_us {t:.1} us (Vm::new {n:.1} us)");
+    if !ops_only {
+        start_figures(&status, &hlt, runs);
+    }
     if start_only {
         return;
     }
@@ -189,8 +239,35 @@ fn main() {
             "Xen sched_op(SCHEDOP_yield) through its stub",
         ),
     ];
+    // `-- interleaved`: only the interleaved figures below.
+    let interleaved_only = args.iter().any(|a| a == "interleaved");
     for (name, mode, what) in ops {
+        if interleaved_only {
+            break;
+        }
         println!("{name} {:.2} us ({what})", per_op_us(mode, Interface::Both));
+    }
+    // The same exits, interleaved in one VM (see `interleaved`): the ratios are the figures
+    // to hold against the goal, the absolute values move with the host's load.
+    let m = interleaved();
+    let f = m.get(&'f').cloned().unwrap_or_default();
+    for (c, name) in [('h', "hyperv"), ('x', "xen")] {
+        let v = m.get(&c).cloned().unwrap_or_default();
+        let ratios: Vec<f64> = v.iter().zip(&f).map(|(a, b)| a / b).collect();
+        if ratios.is_empty() {
+            println!("interleaved_{name} n/a");
+            continue;
+        }
+        println!(
+            "interleaved_{name}_over_floor_loop {:.3} x (median of {} rounds; hypercall {:.2} us, kvm-floor's loop in this VMM {:.2} us)",
+            median(ratios.clone()),
+            ratios.len(),
+            median(v),
+            median(f.clone())
+        );
+    }
+    if ops_only {
+        return;
     }
     match hvcert_process_us(&status, 11) {
         Some(t) => println!("hvcert_run_process_us {t:.0} us   (spawn `hvcert run` -> exit)"),

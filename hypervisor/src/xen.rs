@@ -2,9 +2,10 @@
 //!
 //! - The hypercall page (written when the guest writes a page GPA to Xen's MSR, 0x40000000,
 //!   or 0x40000200 with `--interface both`) holds one 32-byte stub per hypercall number:
-//!   `mov eax, nr; out 0xf7, eax; ret`. Call `page + nr*32` with args in rdi, rsi, rdx, r10,
-//!   r8; the result comes back in rax. The VMM takes the number from the stub the exit came
-//!   from, and injects #UD when the exit is not from a stub's OUT or not from CPL 0 (like the
+//!   `out 0xf7, eax; ret` (Xen's own stubs load the number into eax first: not needed here,
+//!   the VMM takes the number from the stub the exit came from, which saves an emulated
+//!   instruction). Call `page + nr*32` with args in rdi, rsi, rdx, r10, r8; the result comes
+//!   back in rax. The VMM injects #UD when the exit is not from a stub's OUT or not from CPL 0 (like the
 //!   Hyper-V page, see [`crate::hyperv`], a CPL 3 caller without access to port 0xf7 gets #GP
 //!   from the OUT itself).
 //! - Translations (each call appends one line to the VM's Xen trace, up to [`TRACE_MAX`]):
@@ -75,21 +76,16 @@ impl Trace {
 }
 
 /// Offset of the `out` in each stub.
-pub const STUB_OUT_OFFSET: u64 = 5;
+pub const STUB_OUT_OFFSET: u64 = 0;
 
 /// Stubs per page.
 pub const STUBS: usize = 4096 / 32;
 
-/// One 32-byte stub for hypercall `nr`.
-pub fn stub(nr: u32) -> [u8; 32] {
+/// One 32-byte stub (the same for every hypercall number: the VMM finds the number from
+/// the stub's place in the page).
+pub fn stub() -> [u8; 32] {
     let mut s = [0xccu8; 32];
-    let n = nr.to_le_bytes();
     let code = [
-        0xb8,
-        n[0],
-        n[1],
-        n[2],
-        n[3], // mov eax, nr
         0xe7,
         crate::layout::XEN_HYPERCALL_PORT as u8, // out 0xf7, eax
         0xc3,                                    // ret
@@ -100,8 +96,8 @@ pub fn stub(nr: u32) -> [u8; 32] {
 
 pub fn hypercall_page() -> [u8; 4096] {
     let mut p = [0u8; 4096];
-    for (nr, chunk) in p.chunks_exact_mut(32).enumerate() {
-        chunk.copy_from_slice(&stub(nr as u32));
+    for chunk in p.chunks_exact_mut(32) {
+        chunk.copy_from_slice(&stub());
     }
     p
 }
@@ -486,11 +482,10 @@ mod tests {
     #[test]
     fn stubs() {
         let p = hypercall_page();
-        assert_eq!(&p[18 * 32..18 * 32 + 5], &[0xb8, 18, 0, 0, 0]);
         let o = 18 * 32 + STUB_OUT_OFFSET as usize;
         assert_eq!(&p[o..o + 3], &[0xe7, 0xf7, 0xc3]);
         // int3 padding up to the next stub.
-        assert!(p[18 * 32 + 8..19 * 32].iter().all(|&b| b == 0xcc));
+        assert!(p[18 * 32 + 3..19 * 32].iter().all(|&b| b == 0xcc));
     }
 
     #[test]

@@ -2,8 +2,13 @@
 #  'n' nothing, 'h' fast HvCallNotifyLongSpinWait through the hypercall page,
 #  'x' Xen sched_op(SCHEDOP_yield) through the Xen page (needs --interface both/xen),
 #  'p' an OUT to an unclaimed port (the VMM's plain port-I/O exit),
-#  'q' the hypercall page's exact instructions (OUT, ret) but to unclaimed port
-#      0x80: the guest-side cost of 'h' without the hypercall handling.
+#  'q' a call to code like the hypercall page's (OUT, ret) but with unclaimed port 0x80,
+#      so the guest runs the `ret` itself (for a hypercall the VMM does the return).
+#  'i' interleaved, for ratios that machine noise does not swamp: ROUNDS rounds of three
+#      timed blocks of M operations each, timed with TIME_REF_COUNT (100 ns units):
+#      'f' kvm-floor's exit loop exactly (test; jz; out; dec; jmp) to unclaimed port 0x10,
+#      'h' as 'h' above, 'x' as 'x' above (needs --interface both). Prints one line per
+#      block, "f|h|x <ticks in hex>", then exits 0.
         .include "boot.inc"
         .set N, 20000
 main:
@@ -19,6 +24,8 @@ main:
         je pio
         cmp $'q', %r12b
         je pagecopy
+        cmp $'i', %r12b
+        je interleaved
         xor %eax, %eax
         ret
 hyperv:
@@ -55,6 +62,70 @@ pio:
         jnz 1b
         xor %eax, %eax
         ret
+        .set ROUNDS, 15
+        .set M, 2000
+.macro timeref reg
+        mov $0x40000020, %ecx
+        rdmsr
+        shl $32, %rdx
+        or %rax, %rdx
+        mov %rdx, \reg
+.endm
+.macro report tag
+        timeref %rax
+        sub %r15, %rax
+        push %rax
+        lea \tag(%rip), %rsi
+        call puts
+        pop %rax
+        call puthex
+.endm
+interleaved:
+        mov $0x40000000, %ecx           # GUEST_OS_ID, then the Hyper-V page
+        mov $1, %eax
+        mov $0x81000000, %edx
+        wrmsr
+        mov $0x40000001, %ecx
+        lea hcpage+1(%rip), %rax
+        xor %edx, %edx
+        wrmsr
+        mov $0x40000200, %ecx           # the Xen page
+        lea xenpage(%rip), %rax
+        xor %edx, %edx
+        wrmsr
+        mov $ROUNDS, %r14d
+1:      timeref %r15                    # f: kvm-floor's loop, its registers and port
+        mov $M, %r13
+        mov $0x10, %dx
+2:      test %r13, %r13
+        jz 3f
+        out %al, %dx
+        dec %r13
+        jmp 2b
+3:      report tag_f
+        timeref %r15                    # h
+        lea hcpage(%rip), %rbx
+        mov $M, %r13d
+4:      mov $0x10008, %ecx
+        call *%rbx
+        dec %r13d
+        jnz 4b
+        report tag_h
+        timeref %r15                    # x
+        lea xenpage+29*32(%rip), %rbx
+        mov $M, %r13d
+5:      xor %edi, %edi
+        call *%rbx
+        dec %r13d
+        jnz 5b
+        report tag_x
+        dec %r14d
+        jnz 1b
+        xor %eax, %eax
+        ret
+tag_f:  .asciz "f "
+tag_h:  .asciz "h "
+tag_x:  .asciz "x "
 pagecopy:
         lea fakepage(%rip), %rbx
 1:      mov $0x10008, %ecx
