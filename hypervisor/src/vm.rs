@@ -175,6 +175,21 @@ impl Shared {
         }
     }
 
+    /// `count` of `prefix` + `name`, built on the stack (no allocation per call).
+    fn count_prefixed(&self, prefix: &str, name: &str) {
+        let mut buf = [0u8; 64];
+        let n = prefix.len() + name.len();
+        if n > buf.len() {
+            return self.count(&format!("{prefix}{name}"));
+        }
+        buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
+        buf[prefix.len()..n].copy_from_slice(name.as_bytes());
+        match std::str::from_utf8(&buf[..n]) {
+            Ok(key) => self.count(key),
+            Err(_) => self.count(&format!("{prefix}{name}")),
+        }
+    }
+
     fn console_write(&self, data: &[u8]) {
         if data.is_empty() {
             return;
@@ -1308,10 +1323,11 @@ fn complete_call(
     let regs = &mut vcpu.sync_regs_mut().regs;
     regs.rax = rax;
     if sregs.cs.l == 1 && regs.rflags & RFLAGS_TF == 0 && sregs.cr4 & CR4_CET == 0 {
-        let ret = pagewalk::read_virt(&shared.mem, paging(sregs), regs.rsp, 8)
-            .ok()
-            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-            .map(u64::from_le_bytes);
+        // (A return address that straddles two pages is left to the guest's `ret`.)
+        let ret = (regs.rsp & 0xfff <= 0xff8)
+            .then(|| pagewalk::translate(&shared.mem, paging(sregs), regs.rsp).ok())
+            .flatten()
+            .and_then(|gpa| shared.mem.read_obj::<u64>(GuestAddress(gpa)).ok());
         if let Some(ret) = ret.filter(|&r| ((r as i64) << 16 >> 16) as u64 == r) {
             regs.rip = ret;
             regs.rsp = regs.rsp.wrapping_add(8);
@@ -1385,7 +1401,7 @@ fn xen_call(vcpu: &mut VcpuFd, shared: &Shared) -> Next {
         let mut st = lock(&shared.xen);
         xen::dispatch(&mut st, &env, nr, args)
     };
-    shared.count(&format!("xen:{}", xen::name(nr)));
+    shared.count_prefixed("xen:", &xen::name(nr));
     if let Some(native) = o.native {
         shared.count(native);
     }

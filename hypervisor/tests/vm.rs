@@ -401,6 +401,23 @@ fn hyperv_interface_rules_from_the_guest() {
 }
 
 #[test]
+fn hypercall_returns_with_any_stack_alignment() {
+    if !kvm_or_skip("hypercall_returns_with_any_stack_alignment") {
+        return;
+    }
+    // The VMM does the page's `ret` itself unless the return address straddles two pages;
+    // both ways the call must come back to the caller with RSP restored (0x2b).
+    let (r, text) = boot(cfg(guests::guest("hyperv"), "s"));
+    assert_eq!(r.end, VmEnd::Status(0x2b), "{text}\n{}", r.final_regs[0]);
+    assert_eq!(
+        r.hypercalls.get("HvCallNotifyLongSpinWait"),
+        Some(&2),
+        "{:?}",
+        r.hypercalls
+    );
+}
+
+#[test]
 fn hypercalls_from_cpl3_or_outside_the_page_raise_ud() {
     if !kvm_or_skip("hypercalls_from_cpl3_or_outside_the_page_raise_ud") {
         return;

@@ -5,6 +5,7 @@
 # These end in the #UD handler with status 0x60 | CPL. 'u': call the page from ring 3
 # without port access: the OUT's I/O permission check raises #GP first, status 0x50 | CPL.
 # 'm': exit 0x40 + the number of #GPs taken by one read and one write of GUEST_OS_ID.
+# 's': hypercalls with the return address across a page boundary and at an odd RSP: 0x2b.
         .include "boot.inc"
         .set HV_OUT, 0x3000             # scratch area (identity mapped)
 
@@ -123,6 +124,30 @@ main:
         je to_ring3
         cmp $'p', %r12b
         je to_ring3
+        cmp $'s', %r12b
+        jne 6f
+        # 's': a call whose return address straddles two pages (the VMM leaves that return
+        # to the page's own `ret`), then one with an odd RSP inside a page (the VMM does it).
+        mov %rsp, %r15
+        lea sbuf+4096+4(%rip), %rsp
+        hv 0x10008, 0, 0
+        lea sbuf+4096+4(%rip), %r14
+        cmp %r14, %rsp
+        jne 7f
+        check %rax, 0, 24
+        lea sbuf+2048+3(%rip), %rsp
+        hv 0x10008, 0, 0
+        lea sbuf+2048+3(%rip), %r14
+        cmp %r14, %rsp
+        jne 7f
+        check %rax, 0, 25
+        mov %r15, %rsp
+        mov $0x2b, %eax
+        ret
+7:      mov %r15, %rsp
+        mov $26, %eax
+        jmp fail
+6:
         cmp $'o', %r12b
         jne 5f
         out %eax, $0xf6                 # outside the page -> #UD
@@ -227,3 +252,6 @@ gp_handler:
 okmsg:  .asciz "hyperv checks passed\n"
         .section .data
 gp_count: .long 0
+        .section .bss
+        .p2align 12
+sbuf:   .skip 8192
