@@ -1283,10 +1283,9 @@ fn check_origin(
         let Ok(gpa) = pagewalk::translate(&shared.mem, mode, rip) else {
             continue;
         };
-        let mut insn = [0u8; 2];
-        if shared.mem.read_slice(&mut insn, GuestAddress(gpa)).is_err() {
+        let Some(insn) = pagewalk::read_phys::<[u8; 2]>(&shared.mem, gpa) else {
             continue;
-        }
+        };
         if insn != [0xe7, port as u8] {
             continue;
         }
@@ -1327,7 +1326,7 @@ fn complete_call(
         let ret = (regs.rsp & 0xfff <= 0xff8)
             .then(|| pagewalk::translate(&shared.mem, paging(sregs), regs.rsp).ok())
             .flatten()
-            .and_then(|gpa| shared.mem.read_obj::<u64>(GuestAddress(gpa)).ok());
+            .and_then(|gpa| pagewalk::read_phys::<u64>(&shared.mem, gpa));
         if let Some(ret) = ret.filter(|&r| ((r as i64) << 16 >> 16) as u64 == r) {
             regs.rip = ret;
             regs.rsp = regs.rsp.wrapping_add(8);
