@@ -235,11 +235,14 @@ fn system() -> Result<&'static System, Error> {
     Ok(SYSTEM.get_or_init(|| s))
 }
 
-/// Hand-off between `Vm::new`, `Vm::run` and the vCPU threads. The threads are started first
-/// thing in `new`, so that their start-up (50-90 us from spawn to running here) overlaps the
-/// VM's creation instead of delaying the guest in `run`. (Setting the vCPUs up on those
-/// threads, concurrently with the kernel load, was tried: on this loaded 2-core host it made
-/// `new` slower, as the threads mostly preempt the main one.)
+/// Hand-off between `Vm::new`, `Vm::run` and the vCPU threads. The threads are started at the
+/// end of `new`: a thread's start-up (mmap of its stack, 50-90 us here) overlapping the VM's
+/// creation made KVM_X86_SET_MSR_FILTER and KVM_SET_USER_MEMORY_REGION 2x slower (probably
+/// contention on the process's memory map, which both take); started last,
+/// the spawn itself is cheaper too, and the thread's start-up overlaps the caller's call to
+/// `run` (measured: `Vm::new` -0.09 ms, start to guest exit -5-10%). (Setting the vCPUs up
+/// on those threads, concurrently with the kernel load, was tried twice: slower, KVM
+/// serialises the work.)
 #[derive(Default)]
 struct Gate {
     st: Mutex<GateState>,
@@ -373,21 +376,13 @@ impl Vm {
                 "KVM lacks KVM_CAP_SYNC_REGS (regs + sregs), used on every hypercall".into(),
             ));
         }
-        // vCPU threads first (see `Gate`); dropping `threads` on an error below ends them.
+        // The vCPU threads are started last (see `Gate`); dropping `threads` on an error
+        // ends them.
         let gate = Arc::new(Gate::default());
         let mut threads = VcpuThreads {
             gate: gate.clone(),
             handles: Vec::new(),
         };
-        for id in 0..cfg.cpus {
-            let g = gate.clone();
-            let h = std::thread::Builder::new()
-                .name(format!("vcpu{id}"))
-                .spawn(move || vcpu_thread(usize::from(id), g))
-                .map_err(Error::Io)?;
-            threads.handles.push(h);
-        }
-        phases.mark("threads");
         // Guest memory before the VM fd: locals drop in reverse order, so on every error
         // path below the VM fd (and its memory slots) goes before the mapping does.
         let ranges: Vec<(GuestAddress, usize)> = ram_ranges(cfg.memory_mib)
@@ -501,6 +496,15 @@ impl Vm {
         })
         .map_err(kvm_err("KVM_CREATE_PIT2"))?;
         phases.mark("pit");
+        for id in 0..cfg.cpus {
+            let g = gate.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("vcpu{id}"))
+                .spawn(move || vcpu_thread(usize::from(id), g))
+                .map_err(Error::Io)?;
+            threads.handles.push(h);
+        }
+        phases.mark("threads");
         tracing::debug!(
             mode = ?loaded.mode,
             phases = %phases.0,
