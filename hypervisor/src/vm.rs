@@ -1,7 +1,8 @@
 //! The VM: KVM objects, vCPU threads and exit handling.
 //!
 //! Exit rules (every exit ends in one of these):
-//! - Port I/O: COM1 (0x3f8..=0x3ff) is the 8250 UART; port 0xf4 takes a status (any width,
+//! - Port I/O: COM1 (0x3f8..=0x3ff) is the 8250 UART (a 16/32-bit access is one byte access
+//!   per port, as on the ISA bus); port 0xf4 takes a status (any width,
 //!   zero-extended; 32-bit is the convention) and ends the VM with it; ports 0xf6/0xf7 are
 //!   the Hyper-V/Xen hypercall ports (see [`crate::hyperv`], [`crate::xen`]). Every other
 //!   port is unclaimed: reads return all-ones, writes are dropped (an ISA bus with nothing
@@ -1088,9 +1089,14 @@ fn handle_exit(id: usize, exit: VcpuExit<'_>, shared: &Shared, pending: &mut Pen
             match port {
                 STATUS_PORT => return Next::End(VmEnd::Status(value as u32)),
                 p if (COM1_BASE..COM1_BASE + 8).contains(&p) => {
+                    // A wider OUT is one byte write per port, as the ISA bus splits it:
+                    // byte i goes to port p + i (past COM1's 8 ports: unclaimed).
                     let mut s = lock(&shared.serial);
-                    for b in data {
-                        if let Err(e) = s.write((p - COM1_BASE) as u8, *b) {
+                    for (i, b) in data.iter().enumerate() {
+                        let port = p.wrapping_add(i as u16);
+                        if !(COM1_BASE..COM1_BASE + 8).contains(&port) {
+                            unclaimed(shared, "port write", u64::from(port), u64::from(*b));
+                        } else if let Err(e) = s.write((port - COM1_BASE) as u8, *b) {
                             tracing::debug!("COM1 write: {e:?}");
                         }
                     }
@@ -1106,9 +1112,15 @@ fn handle_exit(id: usize, exit: VcpuExit<'_>, shared: &Shared, pending: &mut Pen
         }
         VcpuExit::IoIn(port, data) => {
             if (COM1_BASE..COM1_BASE + 8).contains(&port) {
+                // Byte i of a wider IN comes from port + i (all-ones past COM1).
                 let mut s = lock(&shared.serial);
-                for b in data.iter_mut() {
-                    *b = s.read((port - COM1_BASE) as u8);
+                for (i, b) in data.iter_mut().enumerate() {
+                    let p = port.wrapping_add(i as u16);
+                    *b = if (COM1_BASE..COM1_BASE + 8).contains(&p) {
+                        s.read((p - COM1_BASE) as u8)
+                    } else {
+                        0xff
+                    };
                 }
             } else {
                 data.fill(0xff);

@@ -1022,7 +1022,8 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let dir = std::env::temp_dir().join(format!("hvcert-chaos-{}", std::process::id()));
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("hvcert-chaos-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let disk = dir.join("disk.img");
         Env {

@@ -61,6 +61,8 @@ fn pvh_guest_prints_and_exits_with_status() {
     assert_eq!(r.end, VmEnd::Status(0x2a), "{text}\n{:?}", r.final_regs);
     assert!(text.contains("hello from the PVH guest"), "{text}");
     assert!(text.contains("cmdline=console=ttyS0 hvcert=1"), "{text}");
+    // A 16-bit OUT to COM1 writes its second byte to the next register (IER), not THR.
+    assert!(text.contains("wide:W\n"), "{text:?}");
     assert_eq!(r.end.exit_code(), 0x2a);
     // One port read, one MMIO read, one MMIO write (memory is 32 MiB; 0x3000_0000 is unclaimed).
     assert_eq!(r.unclaimed_accesses, 3);
@@ -89,7 +91,8 @@ fn pvh_initrd_is_module_zero() {
     if !kvm_or_skip("pvh_initrd_is_module_zero") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("hvcert-pvh-initrd-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("hvcert-pvh-initrd-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let initrd = dir.join("initrd");
     std::fs::write(&initrd, b"RAMDISK1 and the rest").unwrap();
@@ -260,7 +263,8 @@ fn bzimage_boot_protocol_and_initrd() {
     if !kvm_or_skip("bzimage_boot_protocol_and_initrd") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("hvcert-bz-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("hvcert-bz-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kernel = dir.join("bzImage");
     std::fs::write(&kernel, guests::bzimage(&guests::flat("bz"))).unwrap();
@@ -337,7 +341,8 @@ fn bad_kernels_are_errors_not_panics() {
     if !kvm_or_skip("bad_kernels_are_errors_not_panics") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("hvcert-bad-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("hvcert-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let junk = dir.join("junk");
     std::fs::write(&junk, vec![0x55u8; 8192]).unwrap();

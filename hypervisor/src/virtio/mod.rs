@@ -213,12 +213,6 @@ pub fn check_device_limits(
     Ok(())
 }
 
-/// The kernel command-line fragment announcing a virtio-mmio device the way Linux's
-/// virtio_mmio driver parses it (`virtio_mmio.device=<size>@<base>:<irq>`).
-pub fn cmdline_fragment(base: u64, gsi: u32) -> String {
-    format!("virtio_mmio.device=4K@{base:#x}:{gsi}")
-}
-
 /// The interrupt line of one device: the InterruptStatus register plus the eventfd the VM
 /// wires to an irqfd (edge-triggered GSI).
 #[derive(Debug)]

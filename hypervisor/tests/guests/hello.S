@@ -5,6 +5,19 @@
 main:
         lea hello(%rip), %rsi
         call puts
+        # A 16-bit OUT to COM1 is two byte writes, to 0x3f8 (THR) and 0x3f9 (IER): prints
+        # "wide:W" (not "wide:W!"), then IER is cleared again.
+        lea widemsg(%rip), %rsi
+        call puts
+        mov $COM1, %dx
+        mov $0x2157, %ax                # '!' << 8 | 'W'
+        out %ax, %dx
+        inc %dx
+        xor %al, %al
+        out %al, %dx
+        dec %dx
+        mov $'\n', %al
+        out %al, %dx
         mov start_info(%rip), %rbx
         mov (%rbx), %eax
         check %rax, 0x336ec578, 0x11
@@ -51,3 +64,4 @@ memfail:
 hello:  .asciz "hello from the PVH guest\n"
 cmdmsg: .asciz "cmdline="
 modmsg: .asciz "module0="
+widemsg: .asciz "wide:"
