@@ -9,13 +9,16 @@ pub trait MmioDevice: Send {
 }
 
 use crate::layout::{VIRTIO_FIRST_GSI, VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE};
+use std::sync::Mutex;
 
-/// One device window on the bus.
+/// One device window on the bus. Each device has its own lock: an access waits only for
+/// other accesses to the same device (a virtio reset, which waits for the device's worker
+/// thread, does not stall the other devices' vCPUs).
 pub struct MmioSlot {
     pub base: u64,
     pub size: u64,
     pub gsi: u32,
-    pub dev: Box<dyn MmioDevice>,
+    pub dev: Mutex<Box<dyn MmioDevice>>,
 }
 
 /// The VM's MMIO bus. Virtio-mmio devices are placed from 0xd000_0000 upward, 0x1000 apart,
@@ -47,7 +50,7 @@ impl MmioBus {
             base,
             size: VIRTIO_MMIO_SIZE,
             gsi,
-            dev,
+            dev: Mutex::new(dev),
         });
         (base, gsi)
     }
@@ -78,7 +81,7 @@ impl MmioBus {
             base,
             size,
             gsi,
-            dev,
+            dev: Mutex::new(dev),
         });
         Ok(())
     }
@@ -104,11 +107,11 @@ impl MmioBus {
     }
 
     /// The device covering `addr` and the offset into it.
-    pub fn find(&mut self, addr: u64) -> Option<(&mut (dyn MmioDevice + 'static), u64)> {
+    pub fn find(&self, addr: u64) -> Option<(&Mutex<Box<dyn MmioDevice>>, u64)> {
         self.slots
-            .iter_mut()
+            .iter()
             .find(|s| addr >= s.base && addr - s.base < s.size)
-            .map(|s| (s.dev.as_mut(), addr - s.base))
+            .map(|s| (&s.dev, addr - s.base))
     }
 }
 
@@ -145,7 +148,7 @@ mod tests {
         let (dev, off) = bus.find(0xd000_1ff8).unwrap();
         assert_eq!(off, 0xff8);
         let mut b = [0u8; 2];
-        dev.read(off, &mut b);
+        dev.lock().unwrap().read(off, &mut b);
         assert_eq!(b, [2, 2]);
         assert!(bus.find(0xd000_2000).is_none());
         assert!(bus

@@ -113,7 +113,8 @@ struct Shared {
     serial: Mutex<Serial<IrqTrigger, NoEvents, Console>>,
     /// The console shared by the UART, HvCallPostDebugData and Xen console_io.
     console: Console,
-    mmio: Mutex<MmioBus>,
+    /// Fixed once the VM is created; each device has its own lock.
+    mmio: MmioBus,
     hv: Mutex<Partition>,
     xen: Mutex<XenState>,
     counts: Mutex<BTreeMap<String, u64>>,
@@ -526,7 +527,7 @@ impl Vm {
             created: Instant::now(),
             serial: Mutex::new(serial),
             console,
-            mmio: Mutex::new(devices),
+            mmio: devices,
             hv: Mutex::new(Partition::default()),
             xen: Mutex::new(XenState::default()),
             counts: Mutex::new(BTreeMap::new()),
@@ -1129,9 +1130,8 @@ fn handle_exit(id: usize, exit: VcpuExit<'_>, shared: &Shared, pending: &mut Pen
             Next::Continue
         }
         VcpuExit::MmioRead(addr, data) => {
-            let mut bus = lock(&shared.mmio);
-            match bus.find(addr) {
-                Some((dev, off)) => dev.read(off, data),
+            match shared.mmio.find(addr) {
+                Some((dev, off)) => lock(dev).read(off, data),
                 None => {
                     data.fill(0xff);
                     unclaimed(shared, "MMIO read", addr, 0);
@@ -1140,9 +1140,8 @@ fn handle_exit(id: usize, exit: VcpuExit<'_>, shared: &Shared, pending: &mut Pen
             Next::Continue
         }
         VcpuExit::MmioWrite(addr, data) => {
-            let mut bus = lock(&shared.mmio);
-            match bus.find(addr) {
-                Some((dev, off)) => dev.write(off, data),
+            match shared.mmio.find(addr) {
+                Some((dev, off)) => lock(dev).write(off, data),
                 None => unclaimed(shared, "MMIO write", addr, le_value(data)),
             }
             Next::Continue
