@@ -17,7 +17,9 @@
  * the benchmark waits for hvcert's background teardown.
  * Prints the median total and the median of each phase, "name value unit"; then
  * pio_exit_us, kvm-floor's exit loop run in such a VM (in-kernel LAPIC, PIC and PIT
- * present, as in hvcert's VMs).
+ * present, as in hvcert's VMs); then that exit interleaved in three ways: plain, with
+ * registers copied to kvm_run on each exit (KVM_CAP_SYNC_REGS, regs + sregs, as hvcert
+ * has it), and with registers also written back (as for a hypercall's result).
  */
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -60,9 +62,15 @@ static const uint8_t guest[] = {
 
 static struct kvm_cpuid2 *cpuid;
 
+/* Exit modes for the interleaved measurement (see main). */
+enum { M_PLAIN, M_SYNC, M_SYNC_WRITE, NM };
+static const char *mode_names[NM] = {"plain", "sync_regs", "sync_regs_write"};
+#define BATCH 2000
+
 /* One VM: start-up phases into t[]; then, if exits > 0, the mean cost of one port exit (us)
- * into *exit_us. */
-static void one(int kvm, double *t, uint64_t exits, double *exit_us) {
+ * into *exit_us; if modes is set, the exits alternate in batches of BATCH between the exit
+ * modes, and modes[m] gets the mean cost in mode m. */
+static void one(int kvm, double *t, uint64_t exits, double *exit_us, double *modes) {
   const size_t memsz = 16 << 20;
   double t0 = now(), a = t0;
 #define MARK(p) do { double b = now(); t[p] = (b - a) * 1e6; a = b; } while (0)
@@ -136,8 +144,20 @@ static void one(int kvm, double *t, uint64_t exits, double *exit_us) {
   t[P_TOTAL] = (now() - t0) * 1e6;
   if (exits) {
     uint64_t n = 0;
-    double e0 = now();
+    double e0 = now(), sum[NM] = {0}, cnt[NM] = {0};
+    int m = M_PLAIN;
     for (;;) {
+      if (modes && n % BATCH == 0) {
+        double t1 = now();
+        if (n) {
+          sum[m] += t1 - e0;
+          cnt[m] += BATCH;
+          m = (m + 1) % NM;
+        }
+        e0 = t1;
+        /* KVM_CAP_SYNC_REGS as hvcert uses it: regs + sregs copied out on every exit. */
+        run->kvm_valid_regs = m == M_PLAIN ? 0 : KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+      }
       if (ioctl(vcpu, KVM_RUN, 0) < 0) die("KVM_RUN");
       if (run->exit_reason != KVM_EXIT_IO) {
         fprintf(stderr, "unexpected exit %u\n", run->exit_reason);
@@ -145,8 +165,15 @@ static void one(int kvm, double *t, uint64_t exits, double *exit_us) {
       }
       if (run->io.port == 0xf4) break;
       n++;
+      if (modes && m == M_SYNC_WRITE) {
+        /* ...and registers written back, as a hypercall's result is. */
+        run->s.regs.regs.rax = n;
+        run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+      }
     }
     *exit_us = (now() - e0) * 1e6 / (double)(n ? n : 1);
+    if (modes)
+      for (int i = 0; i < NM; i++) modes[i] = cnt[i] ? sum[i] * 1e6 / cnt[i] : 0;
   }
   munmap(run, sz);
   close(vcpu);
@@ -170,10 +197,10 @@ int main(int argc, char **argv) {
   if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) die("KVM_GET_SUPPORTED_CPUID");
   double *t = calloc((size_t)runs * NP, sizeof *t), warm[NP];
   double unused;
-  for (int i = 0; i < 3; i++) one(kvm, warm, 0, &unused); /* page cache, first-VM costs */
+  for (int i = 0; i < 3; i++) one(kvm, warm, 0, &unused, 0); /* page cache, first VM */
   for (int i = 0; i < runs; i++) {
     usleep(pause_ms * 1000); /* the previous VM is gone, as in the benchmark */
-    one(kvm, t + (size_t)i * NP, 0, &unused);
+    one(kvm, t + (size_t)i * NP, 0, &unused, 0);
   }
   for (int p = 0; p < NP; p++) {
     double *v = calloc(runs, sizeof *v);
@@ -184,8 +211,18 @@ int main(int argc, char **argv) {
   }
   /* As kvm-floor's pio_exit_us: the median of 7 batches of ~20000/7 exits. */
   double e[7];
-  for (int i = 0; i < 7; i++) one(kvm, warm, 20000 / 7 + 1, &e[i]);
+  for (int i = 0; i < 7; i++) one(kvm, warm, 20000 / 7 + 1, &e[i], 0);
   qsort(e, 7, sizeof e[0], cmp);
   printf("pio_exit_us %.2f us\n", e[3]);
+  /* What KVM_CAP_SYNC_REGS costs per exit: the modes alternate every BATCH exits in one VM
+   * (so the host's drifts hit them alike); median over 5 VMs. */
+  double md[5][NM];
+  for (int i = 0; i < 5; i++) one(kvm, warm, 30 * BATCH, &unused, md[i]);
+  for (int m = 0; m < NM; m++) {
+    double v[5];
+    for (int i = 0; i < 5; i++) v[i] = md[i][m];
+    qsort(v, 5, sizeof v[0], cmp);
+    printf("pio_exit_%s_us %.2f us\n", mode_names[m], v[2]);
+  }
   return 0;
 }
