@@ -1341,7 +1341,13 @@ fn complete_call(
         let ret = (regs.rsp & 0xfff <= 0xff8)
             .then(|| pagewalk::translate(&shared.mem, paging(sregs), regs.rsp).ok())
             .flatten()
-            .and_then(|gpa| pagewalk::read_phys::<u64>(&shared.mem, gpa));
+            .and_then(|gpa| {
+                if gpa % 8 == 0 {
+                    pagewalk::read_u64_aligned(&shared.mem, gpa)
+                } else {
+                    pagewalk::read_phys::<u64>(&shared.mem, gpa)
+                }
+            });
         if let Some(ret) = ret.filter(|&r| ((r as i64) << 16 >> 16) as u64 == r) {
             regs.rip = ret;
             regs.rsp = regs.rsp.wrapping_add(8);
