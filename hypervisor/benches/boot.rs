@@ -185,6 +185,99 @@ fn start_figures(status: &std::path::Path, hlt: &std::path::Path, runs: usize) {
     println!("vm_start_to_status_128m_us {t:.1} us (Vm::new {n:.1} us)");
 }
 
+/// Builds a C reference program with `cc -O2` into cargo's tmpdir; None if `cc` or the
+/// source is missing or the build fails.
+fn build_c(src: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    if !src.exists() {
+        return None;
+    }
+    let ok = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&out)
+        .arg(src)
+        .stdout(Stdio::null())
+        .status()
+        .ok()?
+        .success();
+    ok.then_some(out)
+}
+
+/// Runs a reference program and returns its "name value unit" lines as a map.
+fn run_c(bin: &std::path::Path, args: &[&str]) -> BTreeMap<String, f64> {
+    let out = Command::new(bin)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    out.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_string(), it.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `-- compare [ROUNDS]`: hvcert's start and hypercall figures alternating, round by round,
+/// with kvm-floor (`../shared/tools/kvm-floor.c`) and `tools/kvm-floor-shaped.c`, both
+/// built here with cc; prints the median of each round's ratio (the host's noise moves all
+/// figures of a round together, so ratios within a round are the stable figures).
+fn compare(rounds: usize) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf();
+    let floor = build_c(&root.join("../shared/tools/kvm-floor.c"), "kvm-floor");
+    let shaped = build_c(&root.join("tools/kvm-floor-shaped.c"), "kvm-floor-shaped");
+    if floor.is_none() {
+        println!(
+            "kvm-floor: ../shared/tools/kvm-floor.c missing or cc failed; its ratios are left out"
+        );
+    }
+    let status = guests::guest("min_status");
+    let _ = start_to_end(&status, 16, 3);
+    let mut r: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for _ in 0..rounds {
+        let f = floor.as_deref().map(|b| run_c(b, &[])).unwrap_or_default();
+        let sh = shaped
+            .as_deref()
+            .map(|b| run_c(b, &["11"]))
+            .unwrap_or_default();
+        let (start, _) = start_to_end(&status, 16, 11);
+        let m = interleaved();
+        let hv = median(m.get(&'h').cloned().unwrap_or_default());
+        let lp = median(m.get(&'f').cloned().unwrap_or_default());
+        r.entry("vm_start_us").or_default().push(start);
+        r.entry("hypercall_hyperv_us").or_default().push(hv);
+        r.entry("hypercall_over_loop_in_vm")
+            .or_default()
+            .push(hv / lp);
+        if let (Some(c), Some(p)) = (f.get("vm_create_us"), f.get("pio_exit_us")) {
+            r.entry("vm_start_over_kvm_floor_vm_create")
+                .or_default()
+                .push(start / c);
+            r.entry("hypercall_over_kvm_floor_pio_exit")
+                .or_default()
+                .push(hv / p);
+        }
+        if let Some(t) = sh.get("total_us") {
+            r.entry("vm_start_over_shaped_floor")
+                .or_default()
+                .push(start / t);
+        }
+    }
+    for (k, v) in r {
+        let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().cloned().fold(0.0, f64::max);
+        println!(
+            "{k} {:.3} (median of {} rounds; {lo:.3}-{hi:.3})",
+            median(v.clone()),
+            v.len()
+        );
+    }
+}
+
 fn main() {
     if !std::path::Path::new("/dev/kvm").exists() {
         eprintln!("SKIP: /dev/kvm is absent");
@@ -198,8 +291,13 @@ fn main() {
     }
     // `cargo bench -p hypervisor --bench boot -- start [RUNS]`: only the start-up figures;
     // `-- ops`: only the per-exit and per-hypercall figures; `-- interleaved`: only those
-    // measured inside one VM.
+    // measured inside one VM; `-- compare [ROUNDS]`: ratios against the C references.
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "compare") {
+        let rounds = args.iter().find_map(|a| a.parse().ok()).unwrap_or(7);
+        compare(rounds);
+        return;
+    }
     let start_only = args.iter().any(|a| a == "start");
     let ops_only = args.iter().any(|a| a == "ops" || a == "interleaved");
     let runs: usize = args
