@@ -14,7 +14,9 @@
 //!   itself (`mov r11, cs; test r11b, 3; jnz ud2`) to turn that #GP into #UD too, but guest
 //!   ring 0 is emulated here (~1 us an instruction): those 3 instructions made every
 //!   hypercall 1.4-1.6x a bare port exit instead of ~1.1x, for a difference only a ring-3
-//!   caller with no port access can see.
+//!   caller with no port access can see. After a call the VMM also does the page's `ret`
+//!   (pops the return address into RIP) when the guest cannot tell the difference, which
+//!   saves one more emulated instruction (`complete_call` in `vm.rs`).
 //! - Calling convention: RCX = input value, RDX = input GPA, R8 = output GPA (fast calls:
 //!   RDX/R8 are the input data); result value in RAX. No other register changes.
 //! - Input value decoding ([`decode`]) and dispatch ([`dispatch`]) are pure functions over
