@@ -244,6 +244,8 @@ fn compare(rounds: usize) {
             .as_deref()
             .map(|b| run_c(b, &["11"]))
             .unwrap_or_default();
+        // kvm-floor's VMs are destroyed when it exits; let that kernel work finish first.
+        std::thread::sleep(Duration::from_millis(300));
         let (start, _) = start_to_end(&status, 16, 11);
         let m = interleaved();
         let hv = median(m.get(&'h').cloned().unwrap_or_default());

@@ -12,6 +12,9 @@
 //! once. So a writer blocked for good costs a vCPU at most one [`STALL`] wait per stall, and
 //! VMM memory stays bounded.
 //!
+//! The thread starts with the guest's first output: a VM that never prints has none, and
+//! `run` then flushes and drops the writer itself.
+//!
 //! When the VM has ended, `run` closes the buffer and waits for the thread to write what is
 //! left and exit (dropping the writer) for as long as it makes progress (took a chunk within
 //! the last [`STALL`]; a writer stalled already is not waited for at all), but at the latest
@@ -55,6 +58,10 @@ struct State {
     done: bool,
     /// When the writer thread last took a chunk.
     progress: Option<Instant>,
+    /// The caller's writer until the first output starts the thread with it.
+    out: Option<Box<dyn Write + Send>>,
+    /// The writer thread, once started.
+    thread: Option<JoinHandle<()>>,
 }
 
 #[derive(Default)]
@@ -85,6 +92,24 @@ impl Console {
                 let take = data.len().min(room);
                 s.buf.extend(&data[..take]);
                 data = &data[take..];
+                if let Some(out) = s.out.take() {
+                    // The first output: start the writer thread (it waits for this lock).
+                    let inner = self.0.clone();
+                    match std::thread::Builder::new()
+                        .name("vm-console".into())
+                        .spawn(move || writer_thread(&inner, out))
+                    {
+                        Ok(h) => s.thread = Some(h),
+                        Err(e) => {
+                            tracing::warn!("cannot start the console writer thread ({e}); dropping guest output");
+                            s.dropped += s.buf.len() as u64 + data.len() as u64;
+                            s.buf.clear();
+                            s.failed = true;
+                            s.done = true;
+                            return;
+                        }
+                    }
+                }
                 self.0.cv.notify_all();
                 continue;
             }
@@ -108,17 +133,15 @@ impl Console {
         }
     }
 
-    /// Starts the `vm-console` thread writing the buffer to `out`.
-    pub fn start(&self, out: Box<dyn Write + Send>) -> std::io::Result<Writer> {
-        lock(&self.0.state).progress = Some(Instant::now());
-        let inner = self.0.clone();
-        let handle = std::thread::Builder::new()
-            .name("vm-console".into())
-            .spawn(move || writer_thread(&inner, out))?;
-        Ok(Writer {
+    /// Hands over the caller's writer: the `vm-console` thread writing the buffer to `out`
+    /// starts with the first output.
+    pub fn start(&self, out: Box<dyn Write + Send>) -> Writer {
+        let mut s = lock(&self.0.state);
+        s.progress = Some(Instant::now());
+        s.out = Some(out);
+        Writer {
             inner: self.0.clone(),
-            handle: Some(handle),
-        })
+        }
     }
 
     pub fn dropped(&self) -> u64 {
@@ -169,10 +192,9 @@ fn writer_thread(inner: &Inner, mut out: Box<dyn Write + Send>) {
     inner.cv.notify_all();
 }
 
-/// The running `vm-console` thread.
+/// The run's side of the console: ends it (see [`Writer::finish`]).
 pub struct Writer {
     inner: Arc<Inner>,
-    handle: Option<JoinHandle<()>>,
 }
 
 impl Writer {
@@ -184,17 +206,26 @@ impl Writer {
 
     /// Closes the buffer and waits for the thread as the module docs say (`deadline`: the
     /// run's, if any). Returns whether the thread finished (else it is left detached).
-    pub fn finish(mut self, deadline: Option<Instant>) -> bool {
+    pub fn finish(self, deadline: Option<Instant>) -> bool {
         let ended = Instant::now();
         let limit = deadline.map(|d| d.max(ended + DRAIN_GRACE));
         let mut s = lock(&self.inner.state);
         s.closed = true;
         s.ending = true;
+        if let Some(mut out) = s.out.take() {
+            // The guest printed nothing: no thread; flush and drop the writer here.
+            drop(s);
+            let _ = out.flush();
+            drop(out);
+            lock(&self.inner.state).done = true;
+            return true;
+        }
         self.inner.cv.notify_all();
         loop {
             if s.done {
+                let h = s.thread.take();
                 drop(s);
-                if let Some(h) = self.handle.take() {
+                if let Some(h) = h {
                     let _ = h.join();
                 }
                 return true;
@@ -222,10 +253,13 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        // Never ran `finish` (an error path): let the thread end once the buffer is written.
+        // Never ran `finish` (an error path): let the thread end once the buffer is written
+        // (or drop the writer here if the guest never printed).
         let mut s = lock(&self.inner.state);
         s.closed = true;
+        let out = s.out.take();
         drop(s);
+        drop(out);
         self.inner.cv.notify_all();
     }
 }
@@ -254,7 +288,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let got = Arc::new(Mutex::new(Vec::new()));
         let c = Console::default();
-        let w = c.start(Box::new(Gate(rx, got.clone()))).unwrap();
+        let w = c.start(Box::new(Gate(rx, got.clone())));
         let data: Vec<u8> = (0..BUFFER_MAX * 2 + CHUNK).map(|i| i as u8).collect();
         for piece in data.chunks(1000) {
             c.push(piece);
@@ -296,7 +330,7 @@ mod tests {
             }
         }
         let c = Console::default();
-        let w = c.start(Box::new(Sink(out.clone()))).unwrap();
+        let w = c.start(Box::new(Sink(out.clone())));
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         for b in &data {
             c.push(std::slice::from_ref(b));
@@ -307,5 +341,41 @@ mod tests {
         // After the end, input is dropped and counted.
         c.push(b"late");
         assert_eq!(c.dropped(), 4);
+    }
+
+    #[test]
+    fn no_output_no_thread_and_the_writer_is_flushed() {
+        struct Flushed(Arc<Mutex<(u32, bool)>>);
+        impl Write for Flushed {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                lock(&self.0).0 += 1;
+                Ok(())
+            }
+        }
+        impl Drop for Flushed {
+            fn drop(&mut self) {
+                lock(&self.0).1 = true;
+            }
+        }
+        let seen = Arc::new(Mutex::new((0, false)));
+        let c = Console::default();
+        let w = c.start(Box::new(Flushed(seen.clone())));
+        assert!(lock(&c.0.state).thread.is_none());
+        assert!(w.finish(None));
+        assert_eq!(
+            *lock(&seen),
+            (1, true),
+            "flushed once and dropped by finish"
+        );
+        assert!(lock(&c.0.state).thread.is_none());
+        // With output, the thread starts at the first byte.
+        let c = Console::default();
+        let w = c.start(Box::new(Flushed(seen.clone())));
+        c.push(b"x");
+        assert!(lock(&c.0.state).thread.is_some());
+        assert!(w.finish(None));
     }
 }

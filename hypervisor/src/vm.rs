@@ -577,7 +577,7 @@ impl Vm {
         *lock(&self.shared.run_start) = Some(start);
         // The devices write into a bounded buffer; this thread writes it to `console`
         // (see `crate::console`), so a blocked writer never blocks a vCPU.
-        let writer = self.shared.console.start(console).map_err(Error::Io)?;
+        let writer = self.shared.console.start(console);
         let handles = std::mem::take(&mut self.threads.handles);
         let n = handles.len();
         self.threads
