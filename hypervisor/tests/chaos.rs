@@ -905,6 +905,18 @@ fn make_case(kind: Kind, seed: u64) -> Case {
             // Some VMs are big: RAM below 3 GiB and from 4 GiB on (two regions), so that
             // hypercall buffers can straddle the MMIO hole.
             let memory_mib = if r.chance(10) { 4608 } else { MEMORY_MIB };
+            // In a big VM, RAM_END (the end of RAM of the others) is ordinary RAM: a
+            // Hyper-V page enabled there (msr_value's `RAM_END | 1`) is accepted, and the
+            // hypercall and Xen buffers aimed at "the end of RAM" then land in it, so the
+            // guest overwrites its own hypercall page and its next call may run garbage.
+            if memory_mib != MEMORY_MIB
+                && s.bsp
+                    .iter()
+                    .chain(&s.ap)
+                    .any(|o| o[0] == OP_HV_SETUP && o[2] & !0xfff == RAM_END)
+            {
+                s.may_end = true;
+            }
             Case {
                 kind,
                 memory_mib,
