@@ -905,16 +905,22 @@ fn make_case(kind: Kind, seed: u64) -> Case {
             // Some VMs are big: RAM below 3 GiB and from 4 GiB on (two regions), so that
             // hypercall buffers can straddle the MMIO hole.
             let memory_mib = if r.chance(10) { 4608 } else { MEMORY_MIB };
-            // In a big VM, RAM_END (the end of RAM of the others) is ordinary RAM: a
-            // Hyper-V page enabled there (msr_value's `RAM_END | 1`) is accepted, and the
-            // hypercall and Xen buffers aimed at "the end of RAM" then land in it, so the
-            // guest overwrites its own hypercall page and its next call may run garbage.
-            if memory_mib != MEMORY_MIB
-                && s.bsp
-                    .iter()
-                    .chain(&s.ap)
-                    .any(|o| o[0] == OP_HV_SETUP && o[2] & !0xfff == RAM_END)
-            {
+            // The guest may overwrite its own hypercall page: when the page is put where
+            // hypercall and Xen buffers go (a scratch page; in a big VM also RAM_END, the
+            // end of RAM of the others but ordinary RAM there), their output can land in
+            // it, and a vCPU's next call then runs whatever was written (zeros slide to an
+            // instruction the emulator rejects). The VMM did what the guest asked.
+            if s.bsp.iter().chain(&s.ap).any(|o| {
+                let page = match o[0] {
+                    OP_HV_SETUP if o[2] != u64::MAX => o[2],
+                    OP_WRMSR if o[1] == 0x4000_0001 => o[2],
+                    _ => return false,
+                };
+                let at = page & !0xfff;
+                page & 1 == 1
+                    && ((SCRATCH..SCRATCH + SCRATCH_LEN).contains(&at)
+                        || (memory_mib != MEMORY_MIB && at == RAM_END))
+            }) {
                 s.may_end = true;
             }
             Case {
