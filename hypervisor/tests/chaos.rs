@@ -136,6 +136,8 @@ struct Script {
     bsp: Vec<[u64; 8]>,
     ap: Vec<[u64; 8]>,
     aps: u64,
+    /// The first `pre` BSP ops run before the APs are started.
+    pre: u64,
     /// FILL sources and random code; op offsets into it are fixed up in `bytes`.
     data: Vec<u8>,
     /// An op that may legitimately end or wreck the VM was generated.
@@ -172,7 +174,7 @@ impl Script {
             self.aps,
             self.bsp.len() as u64,
             self.ap.len() as u64,
-            0,
+            self.pre,
             0,
             0,
             0,
@@ -880,6 +882,10 @@ fn make_case(kind: Kind, seed: u64) -> Case {
                 let m = iface.xen_base().map_or(0x4000_0000, |(_, m)| u64::from(m));
                 s.push(false, op(OP_XEN_SETUP, &[m, u64::MAX]));
             }
+            // That set-up runs before the APs start: an AP calling a page while the VMM
+            // writes it into place would be cross-modifying code, which this host's
+            // instruction emulator can fail on (seen once in ~12000 cases).
+            s.pre = s.bsp.len() as u64;
             // Safe scripts have no op that may end the VM: they must run to their end.
             let safe = r.chance(50);
             let n = 40 + r.below(160);

@@ -4,7 +4,7 @@
 #
 # Script layout (little-endian u64s):
 #   header (64 bytes): [0] BSP op count, [1] APs to start (0-3), [2] first AP op index,
-#                      [3] AP op count
+#                      [3] AP op count, [4] BSP ops to run before the APs start
 #   ops from offset 64, 64 bytes each: kind, a, b, c, d, e, f, g
 #   data (FILL sources, random code) after the ops, addressed by offset from the script start.
 # Op kinds:
@@ -79,15 +79,27 @@ main:
 2:      mov 16(%rbx), %rsi
         mov (%rsi), %rsi
         mov %rsi, script(%rip)
+        # First the BSP ops that run before the APs start (header word 4: the hypercall
+        # pages' set-up, so that no AP calls a page while the VMM writes it, which is
+        # cross-modifying code), then the APs, then the rest of the BSP's ops.
+        xor %r12d, %r12d
+        lea 64(%rsi), %r14
+        mov 32(%rsi), %r13
+        shl $6, %r13
+        add %r14, %r13
+        lea pre_done(%rip), %rax
+        mov %rax, done_at(%rip)
+        jmp op_start
+pre_done:
+        mov script(%rip), %rsi
         cmpq $0, 8(%rsi)
         je 3f
         call start_aps
 3:      mov script(%rip), %rsi
-        xor %r12d, %r12d
-        lea 64(%rsi), %r14
-        mov (%rsi), %r13
-        shl $6, %r13
-        add %r14, %r13
+        lea 64(%rsi), %r13
+        mov (%rsi), %rax
+        shl $6, %rax
+        add %rax, %r13
         lea done_bsp(%rip), %rax
         mov %rax, done_at(%rip)
         jmp op_start
