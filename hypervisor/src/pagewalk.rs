@@ -103,9 +103,9 @@ pub fn read_phys<T: ByteValued>(mem: &GuestMemoryMmap, gpa: u64) -> Option<T> {
     region.read_obj(region.to_region_addr(addr)?).ok()
 }
 
-/// Reads the aligned quadword at `gpa` (a paging-structure entry) with one atomic load,
-/// as the CPU's page walker does (bounds- and alignment-checked by vm-memory); cheaper than
-/// the byte-wise volatile copy behind `read_obj`.
+/// Reads the aligned quadword at `gpa` (a paging-structure entry) with one atomic load, as
+/// the CPU's page walker does, so an entry another vCPU is rewriting is seen whole, old or
+/// new (bounds- and alignment-checked by vm-memory).
 pub fn read_u64_aligned(mem: &GuestMemoryMmap, gpa: u64) -> Option<u64> {
     let addr = GuestAddress(gpa);
     let region = mem.find_region(addr)?;

@@ -177,21 +177,6 @@ impl Shared {
         }
     }
 
-    /// `count` of `prefix` + `name`, built on the stack (no allocation per call).
-    fn count_prefixed(&self, prefix: &str, name: &str) {
-        let mut buf = [0u8; 64];
-        let n = prefix.len() + name.len();
-        if n > buf.len() {
-            return self.count(&format!("{prefix}{name}"));
-        }
-        buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
-        buf[prefix.len()..n].copy_from_slice(name.as_bytes());
-        match std::str::from_utf8(&buf[..n]) {
-            Ok(key) => self.count(key),
-            Err(_) => self.count(&format!("{prefix}{name}")),
-        }
-    }
-
     fn console_write(&self, data: &[u8]) {
         if data.is_empty() {
             return;
@@ -1089,16 +1074,19 @@ fn handle_exit(id: usize, exit: VcpuExit<'_>, shared: &Shared, pending: &mut Pen
             let value = le_value(data);
             match port {
                 STATUS_PORT => return Next::End(VmEnd::Status(value as u32)),
-                p if (COM1_BASE..COM1_BASE + 8).contains(&p) => {
+                p if com1_reg(p).is_some() => {
                     // A wider OUT is one byte write per port, as the ISA bus splits it:
                     // byte i goes to port p + i (past COM1's 8 ports: unclaimed).
                     let mut s = lock(&shared.serial);
                     for (i, b) in data.iter().enumerate() {
                         let port = p.wrapping_add(i as u16);
-                        if !(COM1_BASE..COM1_BASE + 8).contains(&port) {
-                            unclaimed(shared, "port write", u64::from(port), u64::from(*b));
-                        } else if let Err(e) = s.write((port - COM1_BASE) as u8, *b) {
-                            tracing::debug!("COM1 write: {e:?}");
+                        match com1_reg(port) {
+                            Some(reg) => {
+                                if let Err(e) = s.write(reg, *b) {
+                                    tracing::debug!("COM1 write: {e:?}");
+                                }
+                            }
+                            None => unclaimed(shared, "port write", u64::from(port), u64::from(*b)),
                         }
                     }
                 }
@@ -1112,16 +1100,11 @@ fn handle_exit(id: usize, exit: VcpuExit<'_>, shared: &Shared, pending: &mut Pen
             Next::Continue
         }
         VcpuExit::IoIn(port, data) => {
-            if (COM1_BASE..COM1_BASE + 8).contains(&port) {
+            if com1_reg(port).is_some() {
                 // Byte i of a wider IN comes from port + i (all-ones past COM1).
                 let mut s = lock(&shared.serial);
                 for (i, b) in data.iter_mut().enumerate() {
-                    let p = port.wrapping_add(i as u16);
-                    *b = if (COM1_BASE..COM1_BASE + 8).contains(&p) {
-                        s.read((p - COM1_BASE) as u8)
-                    } else {
-                        0xff
-                    };
+                    *b = com1_reg(port.wrapping_add(i as u16)).map_or(0xff, |reg| s.read(reg));
                 }
             } else {
                 data.fill(0xff);
@@ -1203,6 +1186,13 @@ fn le_value(data: &[u8]) -> u64 {
     let n = data.len().min(8);
     b[..n].copy_from_slice(&data[..n]);
     u64::from_le_bytes(b)
+}
+
+/// The UART register offset of `port`, if it is one of COM1's 8 ports.
+fn com1_reg(port: u16) -> Option<u8> {
+    port.checked_sub(COM1_BASE)
+        .filter(|&r| r < 8)
+        .map(|r| r as u8)
 }
 
 fn unclaimed(shared: &Shared, what: &str, addr: u64, value: u64) {
@@ -1341,13 +1331,7 @@ fn complete_call(
         let ret = (regs.rsp & 0xfff <= 0xff8)
             .then(|| pagewalk::translate(&shared.mem, paging(sregs), regs.rsp).ok())
             .flatten()
-            .and_then(|gpa| {
-                if gpa % 8 == 0 {
-                    pagewalk::read_u64_aligned(&shared.mem, gpa)
-                } else {
-                    pagewalk::read_phys::<u64>(&shared.mem, gpa)
-                }
-            });
+            .and_then(|gpa| pagewalk::read_phys::<u64>(&shared.mem, gpa));
         if let Some(ret) = ret.filter(|&r| ((r as i64) << 16 >> 16) as u64 == r) {
             regs.rip = ret;
             regs.rsp = regs.rsp.wrapping_add(8);
@@ -1421,7 +1405,7 @@ fn xen_call(vcpu: &mut VcpuFd, shared: &Shared) -> Next {
         let mut st = lock(&shared.xen);
         xen::dispatch(&mut st, &env, nr, args)
     };
-    shared.count_prefixed("xen:", &xen::name(nr));
+    shared.count(&format!("xen:{}", xen::name(nr)));
     if let Some(native) = o.native {
         shared.count(native);
     }

@@ -102,14 +102,14 @@ pub fn hypercall_page() -> [u8; 4096] {
     p
 }
 
-pub fn name(nr: u32) -> std::borrow::Cow<'static, str> {
+pub fn name(nr: u32) -> String {
     match nr {
         HYPERVISOR_MEMORY_OP => "memory_op".into(),
         HYPERVISOR_XEN_VERSION => "xen_version".into(),
         HYPERVISOR_CONSOLE_IO => "console_io".into(),
         HYPERVISOR_SCHED_OP => "sched_op".into(),
         HYPERVISOR_HVM_OP => "hvm_op".into(),
-        n => format!("hypercall_{n}").into(),
+        n => format!("hypercall_{n}"),
     }
 }
 

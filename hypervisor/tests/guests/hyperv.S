@@ -31,6 +31,17 @@
         call *%rax
 .endm
 
+# hv_with_rsp: a fast NotifyLongSpinWait with RSP at \at; RSP must come back unchanged
+# (else on to 7f) and the status must be 0 (else fail with \n).
+.macro hv_with_rsp at, n
+        lea \at(%rip), %rsp
+        hv 0x10008, 0, 0
+        lea \at(%rip), %r14
+        cmp %r14, %rsp
+        jne 7f
+        check %rax, 0, \n
+.endm
+
 main:
         set_gate 6, ud_handler
         set_gate 13, gp_handler
@@ -129,18 +140,8 @@ main:
         # 's': a call whose return address straddles two pages (the VMM leaves that return
         # to the page's own `ret`), then one with an odd RSP inside a page (the VMM does it).
         mov %rsp, %r15
-        lea sbuf+4096+4(%rip), %rsp
-        hv 0x10008, 0, 0
-        lea sbuf+4096+4(%rip), %r14
-        cmp %r14, %rsp
-        jne 7f
-        check %rax, 0, 24
-        lea sbuf+2048+3(%rip), %rsp
-        hv 0x10008, 0, 0
-        lea sbuf+2048+3(%rip), %r14
-        cmp %r14, %rsp
-        jne 7f
-        check %rax, 0, 25
+        hv_with_rsp sbuf+4096+4, 24
+        hv_with_rsp sbuf+2048+3, 25
         mov %r15, %rsp
         mov $0x2b, %eax
         ret

@@ -28,8 +28,8 @@ main:
         je interleaved
         xor %eax, %eax
         ret
-hyperv:
-        wrmsr_guest_id:
+# GUEST_OS_ID, then the Hyper-V hypercall page at hcpage.
+enable_hv_page:
         mov $0x40000000, %ecx
         mov $1, %eax
         mov $0x81000000, %edx
@@ -38,6 +38,16 @@ hyperv:
         lea hcpage+1(%rip), %rax
         xor %edx, %edx
         wrmsr
+        ret
+# The Xen hypercall page at xenpage (Xen's MSR with --interface both).
+enable_xen_page:
+        mov $0x40000200, %ecx
+        lea xenpage(%rip), %rax
+        xor %edx, %edx
+        wrmsr
+        ret
+hyperv:
+        call enable_hv_page
         lea hcpage(%rip), %rbx
 1:      mov $0x10008, %ecx
         call *%rbx
@@ -45,10 +55,7 @@ hyperv:
         jnz 1b
         ret
 xenloop:
-        mov $0x40000200, %ecx
-        lea xenpage(%rip), %rax
-        xor %edx, %edx
-        wrmsr
+        call enable_xen_page
         lea xenpage+29*32(%rip), %rbx
 1:      xor %edi, %edi
         call *%rbx
@@ -81,18 +88,8 @@ pio:
         call puthex
 .endm
 interleaved:
-        mov $0x40000000, %ecx           # GUEST_OS_ID, then the Hyper-V page
-        mov $1, %eax
-        mov $0x81000000, %edx
-        wrmsr
-        mov $0x40000001, %ecx
-        lea hcpage+1(%rip), %rax
-        xor %edx, %edx
-        wrmsr
-        mov $0x40000200, %ecx           # the Xen page
-        lea xenpage(%rip), %rax
-        xor %edx, %edx
-        wrmsr
+        call enable_hv_page
+        call enable_xen_page
         mov $ROUNDS, %r14d
 1:      timeref %r15                    # f: kvm-floor's loop, its registers and port
         mov $M, %r13
