@@ -31,6 +31,16 @@ pub fn kvm_available_or_skip(test: &str) -> bool {
     false
 }
 
+/// Asserts that `hvcert` exited with `code`, showing its stderr otherwise.
+pub fn assert_exit(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A fresh, empty scratch directory for one test, under cargo's per-target temporary
 /// directory (so nothing is left in /tmp; `cargo clean` removes it).
 pub fn scratch(suite: &str, test: &str) -> PathBuf {

@@ -37,6 +37,13 @@ fn temp_image(tag: &str, len: usize) -> Image {
     Image(p)
 }
 
+/// Qword 1 of sector 8 of `img`: the blk and scsi guests write qword i = i * K from sector 8
+/// on.
+fn second_qword(img: &Image) -> u64 {
+    let disk = std::fs::read(img).unwrap();
+    u64::from_le_bytes(disk[8 * 512 + 8..8 * 512 + 16].try_into().unwrap())
+}
+
 #[test]
 fn run_with_disk_writes_the_image() {
     if !common::kvm_available_or_skip("run_with_disk_writes_the_image") {
@@ -50,16 +57,8 @@ fn run_with_disk_writes_the_image() {
         .arg(&img)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0x2a),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let disk = std::fs::read(&img).unwrap();
-    // The guest wrote qword i = i * K at sector 8 onward.
-    let q1 = u64::from_le_bytes(disk[8 * 512 + 8..8 * 512 + 16].try_into().unwrap());
-    assert_eq!(q1, 0x9e37_79b9_7f4a_7c15);
+    common::assert_exit(&out, 0x2a);
+    assert_eq!(second_qword(&img), 0x9e37_79b9_7f4a_7c15);
 }
 
 #[test]
@@ -76,12 +75,7 @@ fn run_with_read_only_disk_and_loopback_nic() {
         .args(["--net", "loopback"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0x2a),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 0x2a);
     assert!(
         std::fs::read(&img).unwrap().iter().all(|&b| b == 0),
         "read-only image unchanged"
@@ -93,12 +87,7 @@ fn run_with_read_only_disk_and_loopback_nic() {
         .args(["--net", "loopback", "--cmdline", "#104"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0x2a),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 0x2a);
 }
 
 #[test]
@@ -133,12 +122,7 @@ fn run_refuses_too_many_devices_and_bad_options() {
         .arg(&img)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0x2a),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_exit(&out, 0x2a);
 
     let out = hvcert()
         .args(["run", "--kernel"])
@@ -175,15 +159,8 @@ fn run_with_scsi_controller() {
         .arg(&img)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0x2a),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let disk = std::fs::read(&img).unwrap();
-    let q1 = u64::from_le_bytes(disk[8 * 512 + 8..8 * 512 + 16].try_into().unwrap());
-    assert_eq!(q1, 0x9e37_79b9_7f4a_7c15);
+    common::assert_exit(&out, 0x2a);
+    assert_eq!(second_qword(&img), 0x9e37_79b9_7f4a_7c15);
     let out = hvcert()
         .args(["run", "--disk-bus", "ide", "--kernel"])
         .arg(virtio_guests::guest("scsi"))
