@@ -57,17 +57,7 @@ fn bench_blk_handler(
     let mut qs = vec![device_queue(&vq)];
     let t0 = Instant::now();
     for i in 0..mib {
-        blk_header(
-            mem,
-            HDR,
-            if write {
-                VIRTIO_BLK_T_OUT
-            } else {
-                VIRTIO_BLK_T_IN
-            },
-            i * MIB / SECTOR_SIZE,
-        );
-        add_chain(&vq, 0, &blk_chain(write));
+        post_request(mem, &vq, i, write);
         with_queues(mem, &mut qs, 1 << VIRTIO_F_VERSION_1, |q| {
             h.queue_event(0, q)
         })
@@ -75,6 +65,17 @@ fn bench_blk_handler(
         assert_eq!(read_u8(mem, STATUS), 0);
     }
     t0.elapsed()
+}
+
+/// Puts the request for MiB `i` (a write or a read of 1 MiB) on `vq` as descriptor chain 0.
+fn post_request(mem: &GuestMemoryMmap<()>, vq: &Vq, i: u64, write: bool) {
+    let kind = if write {
+        VIRTIO_BLK_T_OUT
+    } else {
+        VIRTIO_BLK_T_IN
+    };
+    blk_header(mem, HDR, kind, i * MIB / SECTOR_SIZE);
+    add_chain(vq, 0, &blk_chain(write));
 }
 
 fn bench_blk_worker(
@@ -95,17 +96,7 @@ fn bench_blk_worker(
     driver_ok(&mut t);
     let t0 = Instant::now();
     for i in 0..mib {
-        blk_header(
-            mem,
-            HDR,
-            if write {
-                VIRTIO_BLK_T_OUT
-            } else {
-                VIRTIO_BLK_T_IN
-            },
-            i * MIB / SECTOR_SIZE,
-        );
-        add_chain(&vq, 0, &blk_chain(write));
+        post_request(mem, &vq, i, write);
         t.queue_evts()[0].write(1).unwrap();
         while vq.used_idx() as u64 != i + 1 {
             std::hint::spin_loop();
