@@ -261,7 +261,7 @@ fn features(raw: &RawHost, cpu: &Cpu) -> Features {
                 Hypervisor::Bhyve => "bhyve".to_string(),
                 Hypervisor::QNX => "QNX".to_string(),
                 Hypervisor::ACRN => "ACRN".to_string(),
-                Hypervisor::Unknown(b, c, d) => crate::live::vendor_string(b, c, d),
+                Hypervisor::Unknown(b, c, d) => crate::raw::vendor_string(b, c, d),
             })
         });
         let mut f = Fact::new(State::Present, "CPUID 1 ECX[31], signature at 0x40000000");
@@ -471,7 +471,7 @@ fn amd_virt(raw: &RawHost, t: &CpuidTable) -> (Fact, Fact, Fact, Fact) {
         return (hw, dep().kind("npt"), dep().kind("asid"), dep());
     }
     let vmcr = match raw.msrs.known() {
-        Some(m) => m.get(crate::live::AMD_VM_CR),
+        Some(m) => m.get(crate::raw::AMD_VM_CR),
         None => Err(raw.msrs.why().unwrap_or("").to_string()),
     };
     let hw = match vmcr {

@@ -8,7 +8,9 @@ use std::path::Path;
 use raw_cpuid::{CpuIdReader, CpuIdReaderNative};
 use x86::msr;
 
-use crate::raw::{Avail, CpuInfo, CpuidTable, Dmi, Hex, MsrRead, MsrSet, PciDev, RawHost};
+use crate::raw::{
+    vendor_string, Avail, CpuInfo, CpuidTable, Dmi, Hex, MsrRead, MsrSet, PciDev, RawHost,
+};
 
 /// MSRs the probe reads on Intel: IA32_FEATURE_CONTROL and the VMX capability MSRs.
 pub const INTEL_MSRS: &[u32] = &[
@@ -22,8 +24,7 @@ pub const INTEL_MSRS: &[u32] = &[
 ];
 /// MSRs the probe reads on AMD: VM_CR (SVMDIS, LOCK).
 pub const AMD_MSRS: &[u32] = &[AMD_VM_CR];
-/// AMD VM_CR (not among the x86 crate's MSR names).
-pub const AMD_VM_CR: u32 = 0xc001_0114;
+pub use crate::raw::AMD_VM_CR;
 
 /// Where the live host's files are; tests point this at a fake tree.
 #[derive(Debug, Clone)]
@@ -86,16 +87,6 @@ pub fn collect(opts: &LiveOptions) -> RawHost {
             Avail::missing("the KVM check was not requested")
         },
     }
-}
-
-pub(crate) fn vendor_string(b: u32, c: u32, d: u32) -> String {
-    let mut s = Vec::with_capacity(12);
-    for r in [b, c, d] {
-        s.extend_from_slice(&r.to_le_bytes());
-    }
-    String::from_utf8_lossy(&s)
-        .trim_end_matches('\0')
-        .to_string()
 }
 
 /// Reads the CPUID leaves the probe and a snapshot need, on the CPU this thread runs on.

@@ -99,6 +99,21 @@ impl CpuidTable {
     }
 }
 
+/// AMD VM_CR MSR (SVMDIS, LOCK; not among the x86 crate's MSR names).
+pub const AMD_VM_CR: u32 = 0xc001_0114;
+
+/// The 12-byte vendor string CPUID returns in three registers, in the order given (leaf 0:
+/// EBX, EDX, ECX; hypervisor leaf 0x40000000: EBX, ECX, EDX), trailing NULs dropped.
+pub fn vendor_string(b: u32, c: u32, d: u32) -> String {
+    let mut s = Vec::with_capacity(12);
+    for r in [b, c, d] {
+        s.extend_from_slice(&r.to_le_bytes());
+    }
+    String::from_utf8_lossy(&s)
+        .trim_end_matches('\0')
+        .to_string()
+}
+
 /// A 64-bit value written as a hexadecimal string ("0x3a") in snapshots (JSON numbers
 /// cannot hold every u64 exactly).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
