@@ -1,5 +1,6 @@
 //! Names of common server chipsets by PCI host-bridge ID (vendor:device), from the PCI ID
 //! repository's entries for the host bridge of each platform.
+/// (PCI vendor id, device id, name) of known server host bridges.
 pub const TABLE: &[(u16, u16, &str)] = &[
     (0x8086, 0x25c0, "Intel 5000X (Greencreek) MCH"),
     (0x8086, 0x25d0, "Intel 5000Z MCH"),
@@ -58,6 +59,7 @@ pub const TABLE: &[(u16, u16, &str)] = &[
     (0x1022, 0x14a4, "AMD Genoa/Bergamo root complex"),
 ];
 
+/// The chipset name for a host-bridge PCI id, when the table knows it.
 pub fn name(vendor: u16, device: u16) -> Option<&'static str> {
     TABLE
         .iter()
@@ -65,6 +67,7 @@ pub fn name(vendor: u16, device: u16) -> Option<&'static str> {
         .map(|e| e.2)
 }
 
+/// A readable name of a PCI vendor id (`Intel`, `AMD`, ...; else `vendor vvvv`).
 pub fn vendor_name(vendor: u16) -> String {
     match vendor {
         0x8086 => "Intel".into(),

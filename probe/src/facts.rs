@@ -13,14 +13,21 @@ pub const NESTED_SOFTWARE_RATIO: f64 = 20.0;
 /// Everything derived from the raw inputs, before the verdict.
 #[derive(Debug, Clone)]
 pub struct Derived {
+    /// CPU identity (CPUID, else the DMI processor record).
     pub cpu: Cpu,
+    /// Feature facts (long mode, NX, VT-x/AMD-V, SLAT, ...).
     pub features: Features,
+    /// What the KVM functional check found.
     pub kvm: KvmReport,
+    /// Platform identity from DMI.
     pub platform: Platform,
+    /// Chipset from the first PCI host bridge.
     pub chipset: Chipset,
+    /// Observations that are not features (e.g. CPUID and DMI disagreeing).
     pub notes: Vec<String>,
 }
 
+/// Interprets `raw` into facts (pure: no host access).
 pub fn derive(raw: &RawHost) -> Derived {
     let mut notes = Vec::new();
     let cpu = cpu_identity(raw, &mut notes);
@@ -586,6 +593,7 @@ fn iommu(raw: &RawHost) -> Fact {
     f
 }
 
+/// Interprets a KVM functional check; `from_snapshot` marks the measurement as replayed.
 pub fn kvm_report(kvm: &Avail<KvmCheck>, from_snapshot: bool) -> KvmReport {
     let base = |mode, why: Option<String>| KvmReport {
         available: false,

@@ -11,18 +11,25 @@ use crate::ProbeError;
 
 /// The sample list shipped with hvcert, used when no `--hcl` is given.
 pub const SAMPLE: &str = include_str!("../../fixtures/hcl/sample.toml");
+/// The name the sample list is reported under.
 pub const SAMPLE_NAME: &str = "fixtures/hcl/sample.toml";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// One supported-server list (a TOML file): requirements and listed hardware.
 pub struct Hcl {
+    /// The `[list]` header: name, sample flag, releases.
     pub list: ListInfo,
+    /// The `[requirements]` table: required and recommended feature keys.
     pub requirements: Requirements,
     #[serde(default)]
+    /// `[[server]]` entries: certified server models.
     pub server: Vec<Server>,
     #[serde(default)]
+    /// `[[cpu_family]]` entries: CPU families used by listed servers.
     pub cpu_family: Vec<CpuFamily>,
     #[serde(default)]
+    /// `[[chipset]]` entries: chipsets used by listed servers.
     pub chipset: Vec<ChipsetEntry>,
     /// Where it was loaded from (set by the loader).
     #[serde(skip)]
@@ -31,12 +38,15 @@ pub struct Hcl {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// The `[list]` header of a supported-server list.
 pub struct ListInfo {
+    /// The list's name, as reported in verdicts.
     pub name: String,
     /// True for the sample list: it says so in every verdict.
     #[serde(default)]
     pub sample: bool,
     #[serde(default)]
+    /// Free text describing the list.
     pub description: String,
     /// Hypervisor releases this list is for.
     #[serde(default)]
@@ -45,6 +55,7 @@ pub struct ListInfo {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// The `[requirements]` table of a supported-server list.
 pub struct Requirements {
     /// Feature keys that must be present (else `unsupported`).
     pub required: Vec<Spanned<String>>,
@@ -55,7 +66,9 @@ pub struct Requirements {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// One certified server model (`[[server]]`).
 pub struct Server {
+    /// Stable id of the entry, reported in `matched`.
     pub id: String,
     /// DMI system vendor (case-insensitive exact match).
     pub vendor: String,
@@ -71,16 +84,21 @@ pub struct Server {
     #[serde(default)]
     pub min_bios_date: Option<Spanned<String>>,
     #[serde(default)]
+    /// Releases this model is certified for; empty = the list's releases.
     pub certified_releases: Vec<String>,
     #[serde(default)]
+    /// Restrictions of the certification (reported as information).
     pub restrictions: Vec<String>,
     #[serde(default)]
+    /// Notes reported with a match.
     pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// A CPU family used by listed servers (`[[cpu_family]]`).
 pub struct CpuFamily {
+    /// Stable id of the entry, referenced by `Server::cpu_families` and reported in `matched`.
     pub id: String,
     /// CPUID vendor string: GenuineIntel or AuthenticAMD.
     pub vendor: Spanned<String>,
@@ -88,19 +106,25 @@ pub struct CpuFamily {
     pub family: u32,
     /// Inclusive display-model ranges, e.g. [[0x3f, 0x3f]].
     pub models: Vec<Spanned<[u32; 2]>>,
+    /// Name reported for the family (e.g. `Haswell-EP`).
     pub codename: String,
     #[serde(default)]
+    /// Notes reported with a match.
     pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// A chipset used by listed servers (`[[chipset]]`).
 pub struct ChipsetEntry {
+    /// Stable id of the entry, reported in `matched`.
     pub id: String,
     /// PCI host bridge ids, "vvvv:dddd".
     pub pci_ids: Vec<Spanned<String>>,
+    /// Name reported for the chipset.
     pub name: String,
     #[serde(default)]
+    /// Notes reported with a match.
     pub notes: Vec<String>,
 }
 
@@ -255,6 +279,7 @@ pub fn sample() -> Result<Hcl, ProbeError> {
     parse(SAMPLE, SAMPLE_NAME)
 }
 
+/// "8086:3c00" -> (0x8086, 0x3c00); None unless two hex numbers around a colon.
 pub fn parse_pci_id(s: &str) -> Option<(u16, u16)> {
     let (v, d) = s.split_once(':')?;
     Some((
@@ -298,6 +323,7 @@ pub fn cmp_versions(a: &str, b: &str) -> Option<std::cmp::Ordering> {
 }
 
 impl Server {
+    /// Whether DMI `vendor` and `product` name this model (see [`Server::model`] for wildcards).
     pub fn matches(&self, vendor: &str, product: &str) -> bool {
         let eq = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
         let model_ok = match self.model.strip_suffix('*') {
@@ -312,6 +338,7 @@ impl Server {
 }
 
 impl CpuFamily {
+    /// Whether a CPU of this CPUID vendor, display family and model is in this family.
     pub fn matches(&self, vendor: &str, family: u32, model: u32) -> bool {
         self.vendor.get_ref() == vendor
             && self.family == family

@@ -26,22 +26,31 @@ pub use report::{Class, KvmMode, ProbeReport, State};
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error("{path}: {source}")]
+    /// A file or directory could not be read or written.
     Io {
+        /// The path that failed.
         path: String,
         #[source]
+        /// The OS error.
         source: std::io::Error,
     },
     #[error("{file}:{line}: {msg}")]
+    /// An input file is malformed.
     Parse {
+        /// The file (as given).
         file: String,
+        /// 1-based line of the problem.
         line: usize,
+        /// What was expected and what was found.
         msg: String,
     },
     #[error("{0}")]
+    /// Anything else (e.g. no host source given).
     Other(String),
 }
 
 impl ProbeError {
+    /// An [`ProbeError::Io`] for `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         ProbeError::Io {
             path: path.display().to_string(),
@@ -64,6 +73,7 @@ pub enum HostSource {
 }
 
 impl HostSource {
+    /// Reads this source into a [`RawHost`].
     pub fn collect(&self) -> Result<RawHost, ProbeError> {
         match self {
             HostSource::Live(o) => Ok(live::collect(o)),

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Avail<T> {
+    /// The input was collected.
     Known(T),
+    /// The input could not be collected; the reason.
     Missing(String),
 }
 
@@ -20,21 +22,25 @@ impl<T> Default for Avail<T> {
 }
 
 impl<T> Avail<T> {
+    /// A missing input with its reason.
     pub fn missing(why: impl Into<String>) -> Self {
         Avail::Missing(why.into())
     }
+    /// The value, if collected.
     pub fn known(&self) -> Option<&T> {
         match self {
             Avail::Known(t) => Some(t),
             Avail::Missing(_) => None,
         }
     }
+    /// The reason, if missing.
     pub fn why(&self) -> Option<&str> {
         match self {
             Avail::Known(_) => None,
             Avail::Missing(w) => Some(w),
         }
     }
+    /// Whether the input was collected.
     pub fn is_known(&self) -> bool {
         matches!(self, Avail::Known(_))
     }
@@ -53,17 +59,21 @@ impl<T> Avail<T> {
 /// One CPUID result (leaf, sub-leaf) -> (eax, ebx, ecx, edx).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CpuidKey {
+    /// CPUID leaf (EAX input).
     pub leaf: u32,
+    /// CPUID sub-leaf (ECX input); 0 for leaves without sub-leaves.
     pub subleaf: u32,
 }
 
 /// The CPUID leaves of one logical CPU. Serialized in the text format of `cpuid -r`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CpuidTable {
+    /// Registers (EAX, EBX, ECX, EDX) by leaf and sub-leaf.
     pub leaves: BTreeMap<CpuidKey, [u32; 4]>,
 }
 
 impl CpuidTable {
+    /// Records one result; the first one recorded for a (leaf, sub-leaf) wins.
     pub fn insert(&mut self, leaf: u32, subleaf: u32, regs: [u32; 4]) {
         self.leaves
             .entry(CpuidKey { leaf, subleaf })
@@ -94,6 +104,7 @@ impl CpuidTable {
             .next()
             .is_some()
     }
+    /// Whether no leaf was recorded.
     pub fn is_empty(&self) -> bool {
         self.leaves.is_empty()
     }
@@ -160,16 +171,20 @@ pub fn parse_hex(s: &str) -> Option<u64> {
 /// One model-specific register as read (or not) on CPU 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MsrRead {
+    /// MSR index.
     pub msr: Hex,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The value read, if the read succeeded.
     pub value: Option<Hex>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why the read failed.
     pub why: Option<String>,
 }
 
 /// MSRs read from CPU 0. An MSR not in the list was not read; `missing_why` says why.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct MsrSet {
+    /// The MSRs read (or tried).
     pub reads: Vec<MsrRead>,
     /// Why an MSR absent from `reads` is unknown (e.g. "the dump has no MSR section").
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,6 +209,7 @@ impl MsrSet {
 /// What /proc/cpuinfo says for the first processor.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CpuInfo {
+    /// The `flags` line (CPUID features as the kernel sees them).
     pub flags: Vec<String>,
     /// The kernel's `vmx flags` line (Linux 5.8+ on Intel), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,10 +219,15 @@ pub struct CpuInfo {
 /// Platform identity from DMI/SMBIOS.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Dmi {
+    /// `sys_vendor`: the system manufacturer.
     pub sys_vendor: Option<String>,
+    /// `product_name`: the system model.
     pub product_name: Option<String>,
+    /// The BIOS vendor.
     pub bios_vendor: Option<String>,
+    /// The BIOS version string.
     pub bios_version: Option<String>,
+    /// The BIOS release date as DMI writes it (MM/DD/YYYY).
     pub bios_date: Option<String>,
     /// Processor records (SMBIOS type 4), from dmidecode text only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -216,9 +237,13 @@ pub struct Dmi {
 /// One SMBIOS processor record.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DmiProcessor {
+    /// The processor `Version` string (usually the brand string).
     pub version: Option<String>,
+    /// Display family from the record's `Signature`.
     pub family: Option<u32>,
+    /// Display model from the record's `Signature`.
     pub model: Option<u32>,
+    /// Stepping from the record's `Signature`.
     pub stepping: Option<u32>,
     /// "Enhanced Virtualization" among the processor characteristics.
     pub enhanced_virtualization: bool,
@@ -229,15 +254,20 @@ pub struct DmiProcessor {
 /// A PCI function of class "host bridge" (0x0600).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PciDev {
+    /// PCI address (`0000:00:00.0`).
     pub address: String,
+    /// PCI vendor id.
     pub vendor: u16,
+    /// PCI device id.
     pub device: u16,
 }
 
 /// Result of the live KVM functional check (a micro-guest run through /dev/kvm).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct KvmCheck {
+    /// Whether /dev/kvm could be opened.
     pub opened: bool,
+    /// KVM_GET_API_VERSION, if opened.
     pub api_version: Option<i32>,
     /// Capabilities that matter to the hvcert hypervisor: name -> present.
     pub capabilities: BTreeMap<String, bool>,
@@ -247,8 +277,9 @@ pub struct KvmCheck {
     pub vm_create_us: Option<f64>,
     /// One guest port-I/O exit to user space and back, microseconds (median of batches).
     pub exit_us: Option<f64>,
-    /// Per iteration of a 2-instruction loop in guest ring 0 and ring 3, nanoseconds.
+    /// Per iteration of a 2-instruction loop in guest ring 0, nanoseconds.
     pub ring0_ns: Option<f64>,
+    /// Per iteration of the same loop in guest ring 3, nanoseconds.
     pub ring3_ns: Option<f64>,
     /// Why the check could not run or stopped early.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -266,14 +297,21 @@ pub struct RawHost {
     /// Why CPUID is missing, when it is (host.json carries this; cpuid.txt the data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpuid_missing: Option<String>,
+    /// MSRs of CPU 0 (IA32_FEATURE_CONTROL, VMX capabilities, VM_CR).
     pub msrs: Avail<MsrSet>,
+    /// The first processor of /proc/cpuinfo.
     pub cpuinfo: Avail<CpuInfo>,
+    /// DMI/SMBIOS identity.
     pub dmi: Avail<Dmi>,
+    /// PCI host bridges (class 0x0600).
     pub pci_host_bridges: Avail<Vec<PciDev>>,
+    /// Names of the ACPI tables (DMAR/IVRS announce an IOMMU).
     pub acpi_tables: Avail<Vec<String>>,
+    /// Number of kernel IOMMU groups.
     pub iommu_groups: Avail<u32>,
     /// Kernel log lines about virtualization being disabled/enabled by firmware.
     pub kernel_log: Avail<Vec<String>>,
+    /// The KVM functional check.
     pub kvm: Avail<KvmCheck>,
 }
 

@@ -4,19 +4,25 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+/// The `schema` value of a probe report.
 pub const SCHEMA: &str = "hvcert.probe/v1";
 
 /// The state of one fact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
+    /// The feature is there and usable.
     Present,
+    /// The CPU does not have it (or the hypervisor below hides it).
     Absent,
+    /// The CPU has it but firmware turned it off.
     DisabledInFirmware,
+    /// It could not be checked; the fact's `why` says why.
     Unknown,
 }
 
 impl State {
+    /// The snake_case name used in JSON and tables.
     pub fn as_str(self) -> &'static str {
         match self {
             State::Present => "present",
@@ -30,6 +36,7 @@ impl State {
 /// One host fact: its state and where it was read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fact {
+    /// The fact's state.
     pub state: State,
     /// `vmx`|`svm` for hw_virt, `ept`|`npt` for slat, `vpid`|`asid` for vpid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,6 +62,7 @@ pub struct Fact {
 }
 
 impl Fact {
+    /// A fact in `state`, read from `source`.
     pub fn new(state: State, source: impl Into<String>) -> Fact {
         Fact {
             state,
@@ -67,6 +75,7 @@ impl Fact {
             note: None,
         }
     }
+    /// An unknown fact, with why.
     pub fn unknown(why: impl Into<String>) -> Fact {
         Fact {
             source: None,
@@ -74,10 +83,12 @@ impl Fact {
             ..Fact::new(State::Unknown, "")
         }
     }
+    /// Sets the kind (`vmx`, `ept`, ...).
     pub fn kind(mut self, k: &str) -> Fact {
         self.kind = Some(k.to_string());
         self
     }
+    /// Sets the note.
     pub fn note(mut self, n: impl Into<String>) -> Fact {
         self.note = Some(n.into());
         self
@@ -87,14 +98,23 @@ impl Fact {
 /// Feature facts, keyed as in the JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Features {
+    /// 64-bit mode (x86-64).
     pub long_mode: Fact,
+    /// No-execute pages (NX / XD).
     pub nx: Fact,
+    /// Hardware virtualization: VT-x (`vmx`) or AMD-V (`svm`).
     pub hw_virt: Fact,
+    /// Second-level address translation: EPT or NPT.
     pub slat: Fact,
+    /// Tagged guest TLB entries: VPID or AMD ASIDs.
     pub vpid: Fact,
+    /// Real-mode and unpaged guest code without emulation.
     pub unrestricted_guest: Fact,
+    /// A TSC that runs at a constant rate across power states.
     pub invariant_tsc: Fact,
+    /// Whether the probe runs under a hypervisor (which one in `vendor`).
     pub hypervisor: Fact,
+    /// An IOMMU (VT-d / AMD-Vi) for device assignment.
     pub iommu: Fact,
 }
 
@@ -112,6 +132,7 @@ pub const FEATURE_KEYS: &[&str] = &[
 ];
 
 impl Features {
+    /// The fact of a feature key (`long_mode`, `hw_virt`, ...), if the key exists.
     pub fn get(&self, key: &str) -> Option<&Fact> {
         Some(match key {
             "long_mode" => &self.long_mode,
@@ -126,6 +147,7 @@ impl Features {
             _ => return None,
         })
     }
+    /// Every feature with its key, in JSON order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Fact)> {
         FEATURE_KEYS
             .iter()
@@ -136,17 +158,24 @@ impl Features {
 /// CPU identity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cpu {
+    /// CPUID vendor string (`GenuineIntel`, `AuthenticAMD`).
     pub vendor: Option<String>,
+    /// Display family (base + extended).
     pub family: Option<u32>,
+    /// Display model (with the extended model).
     pub model: Option<u32>,
+    /// Stepping.
     pub stepping: Option<u32>,
+    /// Brand string (CPUID 0x80000002-4 or the DMI `Version`).
     pub brand: Option<String>,
     /// Microarchitecture / server codename from the probe's table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codename: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Where the identity was read.
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why the identity is unknown.
     pub why: Option<String>,
 }
 
@@ -165,6 +194,7 @@ pub enum KvmMode {
 }
 
 impl KvmMode {
+    /// The snake_case name used in JSON and tables.
     pub fn as_str(self) -> &'static str {
         match self {
             KvmMode::Hardware => "hardware",
@@ -178,50 +208,68 @@ impl KvmMode {
 /// Result of the KVM functional check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KvmReport {
+    /// Whether a guest ran.
     pub available: bool,
+    /// KVM_GET_API_VERSION, if /dev/kvm opened.
     pub api_version: Option<i32>,
+    /// How guests run.
     pub mode: KvmMode,
     /// Guest port-I/O exit to user space and back, µs.
     pub exit_us: Option<f64>,
     /// Guest ring-0 loop time over guest ring-3 loop time.
     pub ring0_slowdown: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// KVM_CREATE_VM + memory + vCPU + first run to HLT, µs.
     pub vm_create_us: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// One iteration of the guest ring-0 loop, ns.
     pub ring0_ns_per_op: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// One iteration of the guest ring-3 loop, ns.
     pub ring3_ns_per_op: Option<f64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// KVM capabilities that matter to hvcert: name -> present.
     pub capabilities: BTreeMap<String, bool>,
     /// "live", or "snapshot" when replayed from a capture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why KVM is unavailable or not checked.
     pub why: Option<String>,
 }
 
 /// Platform identity from DMI.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Platform {
+    /// System manufacturer.
     pub vendor: Option<String>,
+    /// System model.
     pub product: Option<String>,
+    /// BIOS version.
     pub bios_version: Option<String>,
+    /// BIOS release date (as DMI writes it).
     pub bios_date: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// BIOS vendor.
     pub bios_vendor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why the platform is unknown.
     pub why: Option<String>,
 }
 
 /// Chipset from the PCI host bridge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Chipset {
+    /// Whether a host bridge was found.
     pub state: State,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Host bridge PCI id, `vvvv:dddd`.
     pub pci_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Chipset name (from the probe's table).
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why the chipset is unknown.
     pub why: Option<String>,
 }
 
@@ -229,13 +277,18 @@ pub struct Chipset {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Class {
+    /// A listed server model with a listed configuration.
     Certified,
+    /// Not certified, but the model, its CPU family or its chipset is listed.
     Compatible,
+    /// Nothing listed matches, or a required feature is not confirmed.
     Untested,
+    /// A required feature is absent or disabled.
     Unsupported,
 }
 
 impl Class {
+    /// The snake_case name used in JSON and tables.
     pub fn as_str(self) -> &'static str {
         match self {
             Class::Certified => "certified",
@@ -263,16 +316,23 @@ pub enum Level {
 pub struct Reason {
     /// The fact: a feature key, or `platform`, `cpu`, `chipset`, `bios`, `kvm`, `hcl`.
     pub fact: String,
+    /// How much it weighs.
     pub level: Level,
+    /// What was found.
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// What to do about it.
     pub remedy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The verdict: class, score and the reasons behind them.
 pub struct Verdict {
+    /// Certified, compatible, untested or unsupported.
     pub class: Class,
+    /// 0-100 within the class's range, lowered by warnings and blockers.
     pub score: u8,
+    /// The reasons, in the order the rules ran.
     pub reasons: Vec<Reason>,
     /// The list entry that matched (server, CPU family or chipset id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -287,19 +347,28 @@ pub struct Verdict {
 pub struct SourceInfo {
     /// `live`, `snapshot`, `import`, or a `+`-joined combination.
     pub kind: String,
+    /// One line per input (e.g. `AIDA64/EVEREST CPUID dump x.txt`).
     pub inputs: Vec<String>,
 }
 
 /// The probe's report (`hvcert probe --json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeReport {
+    /// Always [`SCHEMA`].
     pub schema: String,
+    /// Where the facts came from.
     pub source: SourceInfo,
+    /// CPU identity.
     pub cpu: Cpu,
+    /// Feature facts.
     pub features: Features,
+    /// The KVM functional check.
     pub kvm: KvmReport,
+    /// Platform identity.
     pub platform: Platform,
+    /// Chipset identity.
     pub chipset: Chipset,
+    /// The verdict against the lists.
     pub verdict: Verdict,
     /// Observations that are not features (e.g. inputs that disagree).
     #[serde(default)]

@@ -9,7 +9,9 @@ use crate::import::{parse_cpuid_raw, write_cpuid_raw};
 use crate::raw::{Avail, RawHost};
 use crate::ProbeError;
 
+/// The file of a snapshot directory holding every input but CPUID, as JSON.
 pub const HOST_FILE: &str = "host.json";
+/// The file of a snapshot directory holding CPUID, in `cpuid -r -1` format.
 pub const CPUID_FILE: &str = "cpuid.txt";
 
 /// Writes `host` into `dir` (created if needed).

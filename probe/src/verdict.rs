@@ -1,6 +1,6 @@
 //! The verdict: class, 0-100 score and reasons, from derived facts and supported lists.
 //!
-//! [`decide`] runs [`RULES`] in order over one [`Ctx`]; each rule adds reasons and may raise
+//! [`decide`] runs `RULES` in order over one context (`Ctx`); each rule adds reasons and may raise
 //! or lower the class. The score follows from the class and the reasons.
 use crate::facts::Derived;
 use crate::hcl::{

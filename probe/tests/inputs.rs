@@ -1,7 +1,6 @@
 //! Importers, snapshots and supported-server lists: real dumps parse, bad input is an error
 //! that names file, line and what was expected.
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use probe::raw::Avail;
 use probe::report::State;
@@ -13,16 +12,12 @@ fn fixtures() -> PathBuf {
 fn dump(name: &str) -> PathBuf {
     fixtures().join("hosts/imported-dumps").join(name)
 }
-fn tmp(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "hvcert-probe-test-{}-{}-{name}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch directory, removed when dropped.
+fn tmp(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("hvcert-probe-test-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
@@ -139,7 +134,8 @@ fn several_inputs_combine_into_one_host() {
 
 #[test]
 fn bad_dumps_name_file_and_line() {
-    let d = tmp("dumps");
+    let scratch = tmp("dumps");
+    let d = scratch.path().to_path_buf();
     let p = write(&d, "aida.txt", "------[ CPU Info ]------\nCPUID Manufacturer: GenuineIntel\nCPUID 00000000: 0000000F-756E6547-zz-49656E69\n");
     let (file, line, msg) = parse_err(probe::import::cpuid_dump(&p).unwrap_err());
     assert!(file.ends_with("aida.txt"));
@@ -177,7 +173,8 @@ fn snapshot_round_trip_and_bad_snapshot() {
         HostSource::Dmidecode(dump("Dell_PowerEdge-R630_0354475C3BDD.txt")),
     ])
     .unwrap();
-    let d = tmp("snap");
+    let scratch = tmp("snap");
+    let d = scratch.path().to_path_buf();
     probe::snapshot::write(&d, &raw).unwrap();
     let mut back = probe::snapshot::read(&d).unwrap();
     assert!(back.inputs.remove(0).starts_with("snapshot "));
@@ -199,7 +196,8 @@ fn snapshot_round_trip_and_bad_snapshot() {
 }
 
 fn hcl_err(text: &str) -> (String, usize, String) {
-    let d = tmp("hcl");
+    let scratch = tmp("hcl");
+    let d = scratch.path().to_path_buf();
     let p = write(&d, "list.toml", text);
     parse_err(probe::hcl::load(&p).unwrap_err())
 }
@@ -258,7 +256,8 @@ fn malformed_lists_name_file_line_and_field() {
 
 #[test]
 fn several_lists_load_at_once() {
-    let d = tmp("lists");
+    let scratch = tmp("lists");
+    let d = scratch.path().to_path_buf();
     write(&d, "a.toml", probe::hcl::SAMPLE);
     write(
         &d,

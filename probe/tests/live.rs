@@ -85,7 +85,11 @@ fn live_capture_replays_the_same_report() {
         kvm_check: kvm_required_or_present(),
         ..Default::default()
     });
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hvcert-live-capture");
+    let scratch = tempfile::Builder::new()
+        .prefix("hvcert-live-capture-")
+        .tempdir()
+        .unwrap();
+    let dir = scratch.path().join("capture");
     probe::snapshot::write(&dir, &raw).unwrap();
     let back = probe::snapshot::read(&dir).unwrap();
     let lists = [probe::hcl::sample().unwrap()];
@@ -95,7 +99,6 @@ fn live_capture_replays_the_same_report() {
     assert_eq!(a.cpu, b.cpu);
     assert_eq!(a.verdict.class, b.verdict.class);
     assert_eq!(b.source.kind, "snapshot+live");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The live readers on a fake /proc, /sys, /dev tree (LiveOptions::root), so every reader
 //! and the facts that hang on them are checked without the hardware they describe.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use probe::raw::Avail;
 use probe::report::State;
@@ -11,12 +11,12 @@ fn put(root: &Path, rel: &str, text: &str) {
     std::fs::write(p, text).unwrap();
 }
 
-fn fake_root(name: &str) -> PathBuf {
-    let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("hvcert-fake-root-{name}"));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// An empty fake root, removed when dropped.
+fn fake_root(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("hvcert-fake-root-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 const CPUINFO: &str = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vme lm nx vmx\n\
@@ -25,7 +25,8 @@ processor\t: 1\nflags\t\t: fpu\n";
 
 #[test]
 fn live_readers_on_a_fake_tree() {
-    let root = fake_root("full");
+    let scratch = fake_root("full");
+    let root = scratch.path().to_path_buf();
     put(&root, "proc/cpuinfo", CPUINFO);
     for (f, v) in [
         ("sys_vendor", "Dell Inc.\n"),
@@ -141,12 +142,12 @@ fn live_readers_on_a_fake_tree() {
         .unwrap()
         .contains("not verified"));
     assert_eq!(r3.verdict.class, probe::Class::Certified);
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
 fn empty_tree_gives_reasons_not_errors() {
-    let root = fake_root("empty");
+    let scratch = fake_root("empty");
+    let root = scratch.path().to_path_buf();
     let raw = probe::live::collect(&probe::LiveOptions {
         root: root.clone(),
         kvm_check: true,
@@ -161,7 +162,6 @@ fn empty_tree_gives_reasons_not_errors() {
     assert_eq!(r.kvm.mode, probe::KvmMode::Unavailable);
     assert_eq!(r.features.iommu.state, State::Unknown);
     assert!(r.features.iommu.why.is_some());
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
