@@ -142,10 +142,16 @@ pub fn write_cpuid_raw(table: &CpuidTable) -> String {
     s
 }
 
-/// Parses an AIDA64/EVEREST CPUID dump: the CPUID lines of the first logical CPU
-/// (`CPUID 00000004: EAX-EBX-ECX-EDX [SL 01]`; without `[SL nn]` a repeated leaf is the next
-/// sub-leaf) and the `MSR Registers` section
-/// (`MSR 0000048B: hhhh-hhhh-hhhh-hhhh`, first value of each MSR, `< FAILED >` = unreadable).
+/// Parses an AIDA64/EVEREST/InstLatx64 CPUID dump: the CPUID lines of the first logical CPU
+/// and the `MSR Registers` section (`MSR 0000048B: hhhh-hhhh-hhhh-hhhh`, first value of each
+/// MSR, `< FAILED >` = unreadable).
+///
+/// CPUID lines come in these shapes (see [`parse_aida_cpuid_line`]):
+/// `CPUID 00000004: EAX-EBX-ECX-EDX [SL 01]`, the same without the colon (`CPUID 00000004`,
+/// then a tab or spaces), and registers as four words instead of dash-joined. A leaf listed
+/// again without `[SL nn]` is its next sub-leaf, in order. The first logical CPU's section
+/// ends at a `------[ ... ]------` header, at a `CPU#nnn` line (InstLatx64's own dumps), or at
+/// a second leaf 0 (files whose CPU sections are only separated by blank lines).
 pub fn parse_aida(text: &str, path: &Path) -> Result<(CpuidTable, Option<MsrSet>), ProbeError> {
     let mut table = CpuidTable::default();
     let mut first_cpu_done = false;
@@ -167,53 +173,23 @@ pub fn parse_aida(text: &str, path: &Path) -> Result<(CpuidTable, Option<MsrSet>
             }
             continue;
         }
-        if let Some(rest) = t.strip_prefix("CPUID ") {
+        if t.starts_with("CPU#") && !table.is_empty() {
+            first_cpu_done = true;
+            continue;
+        }
+        if let Some(parsed) = parse_aida_cpuid_line(t) {
+            let (leaf, regs, sub) = parsed.map_err(|msg| parse_error(path, i + 1, msg))?;
+            if leaf == 0 && seen.contains_key(&0) {
+                // Leaf 0 has no sub-leaves: a second one starts the next CPU's section.
+                first_cpu_done = true;
+            }
             if first_cpu_done {
                 continue;
             }
-            // "CPUID Manufacturer: ..." and similar lines of the CPU Info section are not leaves.
-            let Some((leaf, rest)) = rest.split_once(':') else {
-                continue;
-            };
-            if leaf.len() != 8 || !leaf.chars().all(|c| c.is_ascii_hexdigit()) {
-                continue;
-            }
-            let leaf = parse_hex(leaf)
-                .and_then(|v| u32::try_from(v).ok())
-                .ok_or_else(|| {
-                    parse_error(
-                        path,
-                        i + 1,
-                        format!("CPUID leaf: expected 8 hex digits, found {leaf:?}"),
-                    )
-                })?;
-            let rest = rest.trim();
-            let regs_text = rest.split_whitespace().next().unwrap_or("");
-            let regs: Vec<u32> = regs_text
-                .split('-')
-                .map(|p| parse_hex(p).and_then(|v| u32::try_from(v).ok()))
-                .collect::<Option<Vec<_>>>()
-                .filter(|v| v.len() == 4)
-                .ok_or_else(|| parse_error(path, i + 1, format!("CPUID {leaf:08X}: expected EAX-EBX-ECX-EDX in hex, found {regs_text:?}")))?;
-            let sub = match rest.find("[SL ") {
-                Some(p) => {
-                    let s = &rest[p + 4..];
-                    let end = s.find(']').unwrap_or(s.len());
-                    parse_hex(&s[..end])
-                        .and_then(|v| u32::try_from(v).ok())
-                        .ok_or_else(|| {
-                            parse_error(
-                                path,
-                                i + 1,
-                                format!("CPUID {leaf:08X}: bad sub-leaf {:?}", &s[..end]),
-                            )
-                        })?
-                }
-                // Older dumps repeat the leaf without a marker: sub-leaves in order.
-                None => *seen.get(&leaf).unwrap_or(&0),
-            };
+            // Without `[SL nn]`, a repeated leaf is the next sub-leaf, in order.
+            let sub = sub.unwrap_or_else(|| *seen.get(&leaf).unwrap_or(&0));
             *seen.entry(leaf).or_insert(0) += 1;
-            table.insert(leaf, sub, [regs[0], regs[1], regs[2], regs[3]]);
+            table.insert(leaf, sub, regs);
             continue;
         }
         if in_msr {
@@ -273,10 +249,72 @@ pub fn parse_aida(text: &str, path: &Path) -> Result<(CpuidTable, Option<MsrSet>
         return Err(parse_error(
             path,
             1,
-            "no `CPUID LLLLLLLL: EAX-EBX-ECX-EDX` lines found (not an AIDA64/EVEREST dump?)",
+            "no `CPUID LLLLLLLL: EAX-EBX-ECX-EDX` lines found (not an AIDA64/EVEREST/InstLatx64 dump?)",
         ));
     }
     Ok((table, msrs))
+}
+
+/// One CPUID line of an AIDA64/EVEREST/InstLatx64 dump: `None` when the line is not one
+/// (`CPUID Manufacturer : ...` and other CPU Info lines are not), else the leaf, EAX..EDX and
+/// the `[SL nn]` sub-leaf if marked, or what is wrong with it.
+///
+/// The leaf is `CPUID` and 8 hex digits, then a colon, a tab or spaces; the registers are
+/// `EAX-EBX-ECX-EDX` or four whitespace-separated words of hex; anything after them (a
+/// decoded string such as `[GenuineIntel]`, a `[SL nn]` marker) is a comment.
+pub fn parse_aida_cpuid_line(t: &str) -> Option<Result<(u32, [u32; 4], Option<u32>), String>> {
+    let rest = t.strip_prefix("CPUID")?;
+    let rest = rest.strip_prefix([' ', '\t'])?.trim_start();
+    let leaf_text = rest.get(..8)?;
+    if !leaf_text.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let after = &rest[8..];
+    let after = match after.strip_prefix(':') {
+        Some(a) => a,
+        // Colon-less shape: the leaf must stand alone, followed by a tab or spaces.
+        None if after.starts_with([' ', '\t']) => after,
+        None => return None,
+    };
+    Some(parse_aida_regs(leaf_text, after.trim()))
+}
+
+fn parse_aida_regs(leaf_text: &str, rest: &str) -> Result<(u32, [u32; 4], Option<u32>), String> {
+    let leaf = u32::from_str_radix(leaf_text, 16)
+        .map_err(|_| format!("CPUID leaf: expected 8 hex digits, found {leaf_text:?}"))?;
+    let word = |p: &str| {
+        (!p.is_empty() && p.len() <= 8)
+            .then(|| u32::from_str_radix(p, 16).ok())
+            .flatten()
+    };
+    let mut words = rest.split_whitespace();
+    let first = words.next().unwrap_or("");
+    let regs: Option<Vec<u32>> = if first.contains('-') {
+        first.split('-').map(word).collect()
+    } else {
+        std::iter::once(first)
+            .chain(words.take(3))
+            .map(word)
+            .collect()
+    };
+    let regs = regs.filter(|v| v.len() == 4).ok_or_else(|| {
+        format!(
+            "CPUID {leaf:08X}: expected EAX-EBX-ECX-EDX in hex, found {:?}",
+            rest.split('[').next().unwrap_or("").trim()
+        )
+    })?;
+    let sub = match rest.find("[SL ") {
+        Some(p) => {
+            let s = &rest[p + 4..];
+            let end = s.find(']').unwrap_or(s.len());
+            let sub = parse_hex(&s[..end])
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| format!("CPUID {leaf:08X}: bad sub-leaf {:?}", &s[..end]))?;
+            Some(sub)
+        }
+        None => None,
+    };
+    Ok((leaf, [regs[0], regs[1], regs[2], regs[3]], sub))
 }
 
 /// `--dmidecode FILE`: platform identity and processor records from `dmidecode` text.

@@ -64,6 +64,94 @@ fn aida_import_reads_first_cpu_subleaves_and_vmx_msrs() {
 }
 
 #[test]
+fn colonless_dump_imports_with_subleaves_in_order_from_the_first_cpu() {
+    // `CPUID LLLLLLLL<TAB>EAX-EBX-ECX-EDX`, no `[SL nn]`, CPU sections split by blank lines.
+    let h = probe::import::cpuid_dump(&dump(
+        "GenuineIntel00206D5_SandyBridgeEP_CPUID_colonless.txt",
+    ))
+    .unwrap();
+    let colon =
+        probe::import::cpuid_dump(&dump("GenuineIntel00206D5_SandyBridgeEP_CPUID.txt")).unwrap();
+    assert_eq!(
+        h.cpuid, colon.cpuid,
+        "same table as the AIDA64 dump it was written from"
+    );
+    let t = h.cpuid.known().unwrap();
+    assert_eq!(t.get(1, 0)[1], 0x0020_0800, "CPU #0's leaf 1, not CPU #1's");
+    assert_eq!(t.get(4, 3)[0], 0x3c07_c163, "4th leaf-4 line is sub-leaf 3");
+    assert_eq!(
+        t.get(0xb, 1)[1],
+        0x0000_0010,
+        "2nd leaf-0xb line is sub-leaf 1"
+    );
+    let r = probe::evaluate(&h, &[probe::hcl::sample().unwrap()]);
+    assert_eq!(r.cpu.vendor.as_deref(), Some("GenuineIntel"));
+    assert_eq!((r.cpu.family, r.cpu.model), (Some(6), Some(0x2d)));
+    assert_eq!(r.features.long_mode.state, State::Present);
+    assert_eq!(r.features.hw_virt.state, State::Present);
+    assert_eq!(r.features.hw_virt.kind.as_deref(), Some("vmx"));
+    assert_eq!(r.features.slat.state, State::Present);
+    assert_eq!(r.features.slat.kind.as_deref(), Some("ept"));
+}
+
+#[test]
+fn instlatx64_cpu_sections_import_the_first_cpu() {
+    // InstLatx64's own dumps: `CPU#000 AffMask: ...` heads each CPU's section.
+    let h = probe::import::cpuid_dump(&dump("AuthenticAMD0100F52_K10_Rana_CPUID1.txt")).unwrap();
+    let t = h.cpuid.known().unwrap();
+    assert_eq!(t.get(1, 0)[1], 0x0003_0800, "CPU#000's leaf 1");
+    assert!(
+        !t.leaves.contains_key(&probe::raw::CpuidKey {
+            leaf: 1,
+            subleaf: 1
+        }),
+        "CPU#001's leaf 1 is not taken as a sub-leaf"
+    );
+    let r = probe::evaluate(&h, &[probe::hcl::sample().unwrap()]);
+    assert_eq!(r.cpu.vendor.as_deref(), Some("AuthenticAMD"));
+    assert_eq!((r.cpu.family, r.cpu.model), (Some(0x10), Some(5)));
+    assert_eq!(r.features.hw_virt.state, State::Present);
+    assert_eq!(r.features.hw_virt.kind.as_deref(), Some("svm"));
+    assert_eq!(r.features.slat.state, State::Present);
+    assert_eq!(r.features.slat.kind.as_deref(), Some("npt"));
+}
+
+#[test]
+fn cpuid_line_shapes() {
+    let line = probe::import::parse_aida_cpuid_line;
+    let vendor = [0xd, 0x756e_6547, 0x6c65_746e, 0x4965_6e69];
+    for shape in [
+        "CPUID 00000000: 0000000D-756E6547-6C65746E-49656E69 [GenuineIntel]",
+        "CPUID 00000000\t0000000D-756E6547-6C65746E-49656E69",
+        "CPUID 00000000   0000000D-756E6547-6C65746E-49656E69 ",
+        "CPUID 00000000: 0000000D 756E6547 6C65746E 49656E69",
+        "CPUID 00000000\t0000000D\t756E6547\t6C65746E\t49656E69",
+    ] {
+        assert_eq!(line(shape), Some(Ok((0, vendor, None))), "{shape:?}");
+    }
+    assert_eq!(
+        line("CPUID 00000004\t3C004122-01C0003F-0000003F-00000000 [SL 01]"),
+        Some(Ok((4, [0x3c00_4122, 0x01c0_003f, 0x3f, 0], Some(1))))
+    );
+    for not_a_leaf in [
+        "CPUID Manufacturer : GenuineIntel",
+        "CPUID Revision     : 000206D5h",
+        "CPUID 000000001 0000000D-756E6547-6C65746E-49656E69",
+        "CPU#001 AffMask: 0x0000000000000002",
+    ] {
+        assert_eq!(line(not_a_leaf), None, "{not_a_leaf:?}");
+    }
+    for garbage in [
+        "CPUID 00000001\t000206D5-00200800-1FBEE3FF",
+        "CPUID 00000001\tzz",
+        "CPUID 00000001:",
+        "CPUID 00000001 000206D5-00200800-1FBEE3FF-BFEBFBFFF",
+    ] {
+        assert!(matches!(line(garbage), Some(Err(_))), "{garbage:?}");
+    }
+}
+
+#[test]
 fn cpuid_raw_import_takes_cpu_0_of_this_machine() {
     let h = probe::import::cpuid_dump(&dump("this-machine-cpuid-r.txt")).unwrap();
     assert!(h.inputs[0].starts_with("cpuid -r"));
@@ -141,6 +229,14 @@ fn bad_dumps_name_file_and_line() {
     assert!(file.ends_with("aida.txt"));
     assert_eq!(line, 3);
     assert!(msg.contains("EAX-EBX-ECX-EDX"), "{msg}");
+    let p = write(&d, "colonless.txt", "CPUID 00000000\t0000000D-756E6547-6C65746E-49656E69\n\nCPUID 00000001\t000206D5-00200800\n");
+    let (file, line, msg) = parse_err(probe::import::cpuid_dump(&p).unwrap_err());
+    assert!(file.ends_with("colonless.txt"));
+    assert_eq!(line, 3);
+    assert!(
+        msg.contains("CPUID 00000001: expected EAX-EBX-ECX-EDX"),
+        "{msg}"
+    );
 
     let p = write(&d, "raw.txt", "CPU 0:\n   0x00000000 0x00: eax=0x1 ebx=0x2 ecx=0x3 edx=0x4\n   0x00000001 0x00: eax=0x1 ebx=0x2 ecx=0x3\n");
     let (_, line, msg) = parse_err(probe::import::cpuid_dump(&p).unwrap_err());
