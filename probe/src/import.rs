@@ -178,7 +178,11 @@ pub fn parse_aida(text: &str, path: &Path) -> Result<(CpuidTable, Option<MsrSet>
             continue;
         }
         if let Some(parsed) = parse_aida_cpuid_line(t) {
-            let (leaf, regs, sub) = parsed.map_err(|msg| parse_error(path, i + 1, msg))?;
+            let AidaCpuidLine {
+                leaf,
+                regs,
+                subleaf: sub,
+            } = parsed.map_err(|msg| parse_error(path, i + 1, msg))?;
             if leaf == 0 && seen.contains_key(&0) {
                 // Leaf 0 has no sub-leaves: a second one starts the next CPU's section.
                 first_cpu_done = true;
@@ -255,6 +259,17 @@ pub fn parse_aida(text: &str, path: &Path) -> Result<(CpuidTable, Option<MsrSet>
     Ok((table, msrs))
 }
 
+/// One parsed CPUID line of an AIDA64/EVEREST/InstLatx64 dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AidaCpuidLine {
+    /// The leaf (EAX input).
+    pub leaf: u32,
+    /// EAX, EBX, ECX, EDX.
+    pub regs: [u32; 4],
+    /// The sub-leaf of a `[SL nn]` marker; `None` when the line has none.
+    pub subleaf: Option<u32>,
+}
+
 /// One CPUID line of an AIDA64/EVEREST/InstLatx64 dump: `None` when the line is not one
 /// (`CPUID Manufacturer : ...` and other CPU Info lines are not), else the leaf, EAX..EDX and
 /// the `[SL nn]` sub-leaf if marked, or what is wrong with it.
@@ -262,7 +277,7 @@ pub fn parse_aida(text: &str, path: &Path) -> Result<(CpuidTable, Option<MsrSet>
 /// The leaf is `CPUID` and 8 hex digits, then a colon, a tab or spaces; the registers are
 /// `EAX-EBX-ECX-EDX` or four whitespace-separated words of hex; anything after them (a
 /// decoded string such as `[GenuineIntel]`, a `[SL nn]` marker) is a comment.
-pub fn parse_aida_cpuid_line(t: &str) -> Option<Result<(u32, [u32; 4], Option<u32>), String>> {
+pub fn parse_aida_cpuid_line(t: &str) -> Option<Result<AidaCpuidLine, String>> {
     let rest = t.strip_prefix("CPUID")?;
     let rest = rest.strip_prefix([' ', '\t'])?.trim_start();
     let leaf_text = rest.get(..8)?;
@@ -279,7 +294,7 @@ pub fn parse_aida_cpuid_line(t: &str) -> Option<Result<(u32, [u32; 4], Option<u3
     Some(parse_aida_regs(leaf_text, after.trim()))
 }
 
-fn parse_aida_regs(leaf_text: &str, rest: &str) -> Result<(u32, [u32; 4], Option<u32>), String> {
+fn parse_aida_regs(leaf_text: &str, rest: &str) -> Result<AidaCpuidLine, String> {
     let leaf = u32::from_str_radix(leaf_text, 16)
         .map_err(|_| format!("CPUID leaf: expected 8 hex digits, found {leaf_text:?}"))?;
     let word = |p: &str| {
@@ -314,7 +329,11 @@ fn parse_aida_regs(leaf_text: &str, rest: &str) -> Result<(u32, [u32; 4], Option
         }
         None => None,
     };
-    Ok((leaf, [regs[0], regs[1], regs[2], regs[3]], sub))
+    Ok(AidaCpuidLine {
+        leaf,
+        regs: [regs[0], regs[1], regs[2], regs[3]],
+        subleaf: sub,
+    })
 }
 
 /// `--dmidecode FILE`: platform identity and processor records from `dmidecode` text.

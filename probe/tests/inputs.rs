@@ -118,7 +118,15 @@ fn instlatx64_cpu_sections_import_the_first_cpu() {
 
 #[test]
 fn cpuid_line_shapes() {
+    use probe::import::AidaCpuidLine;
     let line = probe::import::parse_aida_cpuid_line;
+    let ok = |leaf, regs, subleaf| {
+        Some(Ok(AidaCpuidLine {
+            leaf,
+            regs,
+            subleaf,
+        }))
+    };
     let vendor = [0xd, 0x756e_6547, 0x6c65_746e, 0x4965_6e69];
     for shape in [
         "CPUID 00000000: 0000000D-756E6547-6C65746E-49656E69 [GenuineIntel]",
@@ -127,11 +135,11 @@ fn cpuid_line_shapes() {
         "CPUID 00000000: 0000000D 756E6547 6C65746E 49656E69",
         "CPUID 00000000\t0000000D\t756E6547\t6C65746E\t49656E69",
     ] {
-        assert_eq!(line(shape), Some(Ok((0, vendor, None))), "{shape:?}");
+        assert_eq!(line(shape), ok(0, vendor, None), "{shape:?}");
     }
     assert_eq!(
         line("CPUID 00000004\t3C004122-01C0003F-0000003F-00000000 [SL 01]"),
-        Some(Ok((4, [0x3c00_4122, 0x01c0_003f, 0x3f, 0], Some(1))))
+        ok(4, [0x3c00_4122, 0x01c0_003f, 0x3f, 0], Some(1))
     );
     for not_a_leaf in [
         "CPUID Manufacturer : GenuineIntel",

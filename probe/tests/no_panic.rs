@@ -8,6 +8,9 @@ fn lines() -> impl Strategy<Value = String> {
     let token = prop_oneof![
         Just("CPUID 00000001: ".to_string()),
         Just("0000000F-756E6547-6C65746E-49656E69".to_string()),
+        Just("CPUID 00000000\t0000000D-756E6547-6C65746E-49656E69".to_string()),
+        Just("CPUID 00000004 3C004122 01C0003F 0000003F".to_string()),
+        Just("CPU#001 AffMask: 0x0000000000000002 ".to_string()),
         Just("[SL 0".to_string()),
         Just("]".to_string()),
         Just("------[ MSR Registers ]------".to_string()),
@@ -34,6 +37,9 @@ proptest! {
     fn parsers_never_panic(text in lines()) {
         let p = Path::new("fuzz.txt");
         let _ = probe::import::parse_aida(&text, p);
+        for line in text.lines() {
+            let _ = probe::import::parse_aida_cpuid_line(line);
+        }
         let _ = probe::import::parse_cpuid_raw(&text, p);
         let _ = probe::import::parse_dmidecode(&text, p);
         let _ = probe::hcl::parse(&text, "fuzz.toml");
