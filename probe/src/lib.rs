@@ -25,7 +25,9 @@ pub use report::{Class, KvmMode, ProbeReport, State};
 /// Errors of the probe itself (not findings about the host, which are facts).
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("{path}: {source}")]
+    // The OS error is the source, not part of this message: error reporters that print the
+    // chain (anyhow's `{:#}`, `Caused by:`) would otherwise show it twice.
+    #[error("{path}")]
     /// A file or directory could not be read or written.
     Io {
         /// The path that failed.

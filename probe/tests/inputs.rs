@@ -410,3 +410,31 @@ fn a_feature_one_list_requires_and_another_recommends_is_required_once() {
         )
     );
 }
+
+/// The message and its sources joined with ": ", as anyhow's `{:#}` prints an error.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(&format!(": {c}"));
+        src = c.source();
+    }
+    s
+}
+
+#[test]
+fn missing_files_say_the_os_error_once() {
+    let scratch = tmp("missing");
+    let d = scratch.path().to_path_buf();
+    // "No such file or directory (os error 2)"
+    let os = std::fs::read(d.join("x")).unwrap_err().to_string();
+    for e in [
+        probe::hcl::load(&d.join("missing.toml")).unwrap_err(),
+        probe::collect(&[HostSource::Snapshot(d.join("nodir"))]).unwrap_err(),
+        probe::import::cpuid_dump(&d.join("absent.txt")).unwrap_err(),
+    ] {
+        let text = chain(&e);
+        assert_eq!(text.matches(&os).count(), 1, "{text}");
+        assert!(text.contains(&d.display().to_string()), "{text}");
+    }
+}
