@@ -25,12 +25,16 @@ pub struct Derived {
     pub chipset: Chipset,
     /// Observations that are not features (e.g. CPUID and DMI disagreeing).
     pub notes: Vec<String>,
+    /// The inputs disagree about the CPU (CPUID and the DMI processor record name different
+    /// family/model): they may come from different machines.
+    pub inputs_disagree: bool,
 }
 
 /// Interprets `raw` into facts (pure: no host access).
 pub fn derive(raw: &RawHost) -> Derived {
     let mut notes = Vec::new();
-    let cpu = cpu_identity(raw, &mut notes);
+    let mut inputs_disagree = false;
+    let cpu = cpu_identity(raw, &mut notes, &mut inputs_disagree);
     let features = features(raw, &cpu);
     Derived {
         kvm: kvm_report(
@@ -44,6 +48,7 @@ pub fn derive(raw: &RawHost) -> Derived {
         cpu,
         features,
         notes,
+        inputs_disagree,
     }
 }
 
@@ -84,7 +89,7 @@ fn display_family_model(f: &raw_cpuid::FeatureInfo) -> (u32, u32) {
     (family, model)
 }
 
-fn cpu_identity(raw: &RawHost, notes: &mut Vec<String>) -> Cpu {
+fn cpu_identity(raw: &RawHost, notes: &mut Vec<String>, disagree: &mut bool) -> Cpu {
     let dmi_cpu = raw.dmi.known().and_then(|d| d.processors.first().cloned());
     match &raw.cpuid {
         Avail::Known(t) => {
@@ -110,6 +115,7 @@ fn cpu_identity(raw: &RawHost, notes: &mut Vec<String>) -> Cpu {
                 codename(cpu.vendor.as_deref(), cpu.family, cpu.model).map(str::to_string);
             if let Some(d) = dmi_cpu {
                 if d.family.is_some() && (d.family != cpu.family || d.model != cpu.model) {
+                    *disagree = true;
                     notes.push(format!(
                         "the DMI processor record says family {} model {} ({}), CPUID says family {} model {}: the inputs may come from different machines",
                         opt(d.family),

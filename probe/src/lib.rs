@@ -20,7 +20,7 @@ pub mod verdict;
 pub use hcl::Hcl;
 pub use live::LiveOptions;
 pub use raw::RawHost;
-pub use report::{Class, KvmMode, ProbeReport, State};
+pub use report::{Class, KvmMode, ProbeReport, Qualifier, State};
 
 /// Errors of the probe itself (not findings about the host, which are facts).
 #[derive(Debug, thiserror::Error)]

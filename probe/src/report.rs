@@ -340,6 +340,51 @@ pub struct Verdict {
     /// Names of the supported-server lists consulted.
     #[serde(default)]
     pub lists: Vec<String>,
+    /// What the class rests on that was not confirmed; empty when nothing. Part of the class
+    /// as shown ([`Verdict::label`]), not only a reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qualifiers: Vec<Qualifier>,
+}
+
+impl Verdict {
+    /// The class with its qualifiers, as a report shows it: `certified`, or e.g.
+    /// `certified, provisional: required features not checked`.
+    pub fn label(&self) -> String {
+        if self.qualifiers.is_empty() {
+            return self.class.as_str().to_string();
+        }
+        let why: Vec<&str> = self.qualifiers.iter().map(|q| q.describe()).collect();
+        format!("{}, provisional: {}", self.class.as_str(), why.join("; "))
+    }
+}
+
+/// A reservation about a verdict's class: the class holds only if what it rests on is true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Qualifier {
+    /// A required feature could not be checked (e.g. only dmidecode was given: long mode and
+    /// NX are unknown); the class is what it would be if it were present.
+    UncheckedRequired,
+    /// The inputs disagree about the CPU (e.g. CPUID and DMI from different machines).
+    MismatchedInputs,
+}
+
+impl Qualifier {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Qualifier::UncheckedRequired => "unchecked_required",
+            Qualifier::MismatchedInputs => "mismatched_inputs",
+        }
+    }
+
+    /// A few words for the class label.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Qualifier::UncheckedRequired => "required features not checked",
+            Qualifier::MismatchedInputs => "the inputs describe different CPUs",
+        }
+    }
 }
 
 /// Where the facts came from.
@@ -472,7 +517,7 @@ impl ProbeReport {
         let _ = writeln!(
             s,
             "verdict: {} (score {}/100){}",
-            v.class.as_str(),
+            v.label(),
             v.score,
             v.matched
                 .as_ref()

@@ -6,7 +6,7 @@ use crate::facts::Derived;
 use crate::hcl::{
     cmp_versions, parse_dmi_date, parse_iso_date, parse_pci_id, requirements, Hcl, Server,
 };
-use crate::report::{Class, Fact, KvmMode, Level, Reason, State, Verdict};
+use crate::report::{Class, Fact, KvmMode, Level, Qualifier, Reason, State, Verdict};
 
 fn remedy(key: &str, state: State, kind: Option<&str>) -> Option<String> {
     let vtx = matches!(
@@ -58,6 +58,7 @@ struct Ctx<'a> {
     unknown_recommended: u32,
     class: Class,
     matched: Option<String>,
+    qualifiers: Vec<Qualifier>,
     /// The listed server the platform matches, with its list.
     server: Option<(&'a Hcl, &'a Server)>,
 }
@@ -79,6 +80,7 @@ impl<'a> Ctx<'a> {
             unknown_recommended: 0,
             class: Class::Untested,
             matched: None,
+            qualifiers: Vec::new(),
             server,
         }
     }
@@ -120,6 +122,7 @@ const RULES: &[Rule] = &[
     emulated_virt_is_at_best_untested,
     blockers_make_unsupported,
     sample_lists,
+    provisional_class,
 ];
 
 /// Decides the verdict. `lists` must not be empty for a meaningful class.
@@ -134,6 +137,7 @@ pub fn decide(d: &Derived, lists: &[Hcl]) -> Verdict {
         reasons: cx.reasons,
         matched: cx.matched,
         lists: lists.iter().map(|l| l.list.name.clone()).collect(),
+        qualifiers: cx.qualifiers,
     }
 }
 
@@ -588,5 +592,16 @@ fn sample_lists(cx: &mut Ctx) {
                 None,
             );
         }
+    }
+}
+
+/// Qualifies a class that rests on what was not confirmed: unchecked required features
+/// (unless already `unsupported`, which needs nothing more), inputs that disagree.
+fn provisional_class(cx: &mut Ctx) {
+    if cx.required_unknown && cx.class != Class::Unsupported {
+        cx.qualifiers.push(Qualifier::UncheckedRequired);
+    }
+    if cx.d.inputs_disagree {
+        cx.qualifiers.push(Qualifier::MismatchedInputs);
     }
 }

@@ -438,3 +438,49 @@ fn missing_files_say_the_os_error_once() {
         assert!(text.contains(&d.display().to_string()), "{text}");
     }
 }
+
+#[test]
+fn verdicts_on_unconfirmed_inputs_are_provisional() {
+    use probe::Qualifier;
+    let lists = [probe::hcl::sample().unwrap()];
+    let dmi = HostSource::Dmidecode(dump("Dell_PowerEdge-R630_0354475C3BDD.txt"));
+    // dmidecode alone: long mode, NX, ... could not be checked.
+    let r = probe::evaluate(&probe::collect(std::slice::from_ref(&dmi)).unwrap(), &lists);
+    assert_eq!(r.features.long_mode.state, State::Unknown);
+    assert_eq!(r.verdict.qualifiers, vec![Qualifier::UncheckedRequired]);
+    assert!(
+        r.verdict.label().starts_with(&format!(
+            "{}, provisional: required",
+            r.verdict.class.as_str()
+        )),
+        "{}",
+        r.verdict.label()
+    );
+    assert!(r.to_table().contains(&r.verdict.label()));
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["verdict"]["qualifiers"][0], "unchecked_required");
+
+    // A Sandy Bridge-EP CPUID dump with the dmidecode of a Haswell-EP R630.
+    let cpuid = HostSource::CpuidDump(dump("GenuineIntel00206D5_SandyBridgeEP_CPUID.txt"));
+    let r = probe::evaluate(&probe::collect(&[cpuid.clone(), dmi]).unwrap(), &lists);
+    assert_eq!(r.verdict.qualifiers, vec![Qualifier::MismatchedInputs]);
+    assert!(
+        r.verdict.label().contains("different CPUs"),
+        "{}",
+        r.verdict.label()
+    );
+
+    // CPUID alone confirms every required feature: nothing to qualify.
+    let r = probe::evaluate(&probe::collect(&[cpuid]).unwrap(), &lists);
+    assert!(
+        r.verdict.qualifiers.is_empty(),
+        "{:?}",
+        r.verdict.qualifiers
+    );
+    assert_eq!(r.verdict.label(), r.verdict.class.as_str());
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(
+        json["verdict"].get("qualifiers").is_none(),
+        "omitted when empty"
+    );
+}
