@@ -14,48 +14,48 @@ pub const SAMPLE: &str = include_str!("../../fixtures/hcl/sample.toml");
 /// The name the sample list is reported under.
 pub const SAMPLE_NAME: &str = "fixtures/hcl/sample.toml";
 
+/// One supported-server list (a TOML file): requirements and listed hardware.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// One supported-server list (a TOML file): requirements and listed hardware.
 pub struct Hcl {
     /// The `[list]` header: name, sample flag, releases.
     pub list: ListInfo,
     /// The `[requirements]` table: required and recommended feature keys.
     pub requirements: Requirements,
-    #[serde(default)]
     /// `[[server]]` entries: certified server models.
+    #[serde(default)]
     pub server: Vec<Server>,
-    #[serde(default)]
     /// `[[cpu_family]]` entries: CPU families used by listed servers.
-    pub cpu_family: Vec<CpuFamily>,
     #[serde(default)]
+    pub cpu_family: Vec<CpuFamily>,
     /// `[[chipset]]` entries: chipsets used by listed servers.
+    #[serde(default)]
     pub chipset: Vec<ChipsetEntry>,
     /// Where it was loaded from (set by the loader).
     #[serde(skip)]
     pub origin: String,
 }
 
+/// The `[list]` header of a supported-server list.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// The `[list]` header of a supported-server list.
 pub struct ListInfo {
     /// The list's name, as reported in verdicts.
     pub name: String,
     /// True for the sample list: it says so in every verdict.
     #[serde(default)]
     pub sample: bool,
-    #[serde(default)]
     /// Free text describing the list.
+    #[serde(default)]
     pub description: String,
     /// Hypervisor releases this list is for.
     #[serde(default)]
     pub releases: Vec<String>,
 }
 
+/// The `[requirements]` table of a supported-server list.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// The `[requirements]` table of a supported-server list.
 pub struct Requirements {
     /// Feature keys that must be present (else `unsupported`).
     pub required: Vec<Spanned<String>>,
@@ -64,9 +64,9 @@ pub struct Requirements {
     pub recommended: Vec<Spanned<String>>,
 }
 
+/// One certified server model (`[[server]]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// One certified server model (`[[server]]`).
 pub struct Server {
     /// Stable id of the entry, reported in `matched`.
     pub id: String,
@@ -83,20 +83,20 @@ pub struct Server {
     /// Minimum BIOS release date, YYYY-MM-DD (for vendors whose versions are not ordered).
     #[serde(default)]
     pub min_bios_date: Option<Spanned<String>>,
-    #[serde(default)]
     /// Releases this model is certified for; empty = the list's releases.
+    #[serde(default)]
     pub certified_releases: Vec<String>,
-    #[serde(default)]
     /// Restrictions of the certification (reported as information).
-    pub restrictions: Vec<String>,
     #[serde(default)]
+    pub restrictions: Vec<String>,
     /// Notes reported with a match.
+    #[serde(default)]
     pub notes: Vec<String>,
 }
 
+/// A CPU family used by listed servers (`[[cpu_family]]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// A CPU family used by listed servers (`[[cpu_family]]`).
 pub struct CpuFamily {
     /// Stable id of the entry, referenced by `Server::cpu_families` and reported in `matched`.
     pub id: String,
@@ -108,14 +108,14 @@ pub struct CpuFamily {
     pub models: Vec<Spanned<[u32; 2]>>,
     /// Name reported for the family (e.g. `Haswell-EP`).
     pub codename: String,
-    #[serde(default)]
     /// Notes reported with a match.
+    #[serde(default)]
     pub notes: Vec<String>,
 }
 
+/// A chipset used by listed servers (`[[chipset]]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// A chipset used by listed servers (`[[chipset]]`).
 pub struct ChipsetEntry {
     /// Stable id of the entry, reported in `matched`.
     pub id: String,
@@ -123,8 +123,8 @@ pub struct ChipsetEntry {
     pub pci_ids: Vec<Spanned<String>>,
     /// Name reported for the chipset.
     pub name: String,
-    #[serde(default)]
     /// Notes reported with a match.
+    #[serde(default)]
     pub notes: Vec<String>,
 }
 

@@ -27,17 +27,17 @@ pub use report::{Class, KvmMode, ProbeReport, Qualifier, State};
 pub enum ProbeError {
     // The OS error is the source, not part of this message: error reporters that print the
     // chain (anyhow's `{:#}`, `Caused by:`) would otherwise show it twice.
-    #[error("{path}")]
     /// A file or directory could not be read or written.
+    #[error("{path}")]
     Io {
         /// The path that failed.
         path: String,
-        #[source]
         /// The OS error.
+        #[source]
         source: std::io::Error,
     },
-    #[error("{file}:{line}: {msg}")]
     /// An input file is malformed.
+    #[error("{file}:{line}: {msg}")]
     Parse {
         /// The file (as given).
         file: String,
@@ -46,8 +46,8 @@ pub enum ProbeError {
         /// What was expected and what was found.
         msg: String,
     },
-    #[error("{0}")]
     /// Anything else (e.g. no host source given).
+    #[error("{0}")]
     Other(String),
 }
 

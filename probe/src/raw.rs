@@ -173,11 +173,11 @@ pub fn parse_hex(s: &str) -> Option<u64> {
 pub struct MsrRead {
     /// MSR index.
     pub msr: Hex,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// The value read, if the read succeeded.
-    pub value: Option<Hex>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Hex>,
     /// Why the read failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
 }
 

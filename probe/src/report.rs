@@ -171,11 +171,11 @@ pub struct Cpu {
     /// Microarchitecture / server codename from the probe's table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codename: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// Where the identity was read.
-    pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Why the identity is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
 }
 
@@ -218,23 +218,23 @@ pub struct KvmReport {
     pub exit_us: Option<f64>,
     /// Guest ring-0 loop time over guest ring-3 loop time.
     pub ring0_slowdown: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// KVM_CREATE_VM + memory + vCPU + first run to HLT, µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm_create_us: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// One iteration of the guest ring-0 loop, ns.
-    pub ring0_ns_per_op: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring0_ns_per_op: Option<f64>,
     /// One iteration of the guest ring-3 loop, ns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ring3_ns_per_op: Option<f64>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     /// KVM capabilities that matter to hvcert: name -> present.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub capabilities: BTreeMap<String, bool>,
     /// "live", or "snapshot" when replayed from a capture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// Why KVM is unavailable or not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
 }
 
@@ -249,11 +249,11 @@ pub struct Platform {
     pub bios_version: Option<String>,
     /// BIOS release date (as DMI writes it).
     pub bios_date: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// BIOS vendor.
-    pub bios_vendor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bios_vendor: Option<String>,
     /// Why the platform is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
 }
 
@@ -262,14 +262,14 @@ pub struct Platform {
 pub struct Chipset {
     /// Whether a host bridge was found.
     pub state: State,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// Host bridge PCI id, `vvvv:dddd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pci_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// Chipset name (from the probe's table).
-    pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Why the chipset is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
 }
 
@@ -320,13 +320,13 @@ pub struct Reason {
     pub level: Level,
     /// What was found.
     pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// What to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remedy: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 /// The verdict: class, score and the reasons behind them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// Certified, compatible, untested or unsupported.
     pub class: Class,
