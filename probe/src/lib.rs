@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 pub mod chipsets;
 pub mod facts;
+pub mod fleet;
 pub mod hcl;
 pub mod import;
 pub mod kvm_check;
