@@ -28,6 +28,8 @@ enum Command {
     Report(cmd::report::ReportArgs),
     /// Compare a run with a baseline; exit 1 on a regression.
     Gate(cmd::gate::GateArgs),
+    /// Score every host snapshot under some folders, each on its own; one fleet report.
+    Fleet(cmd::fleet::FleetArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Certify(a) => cmd::certify::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Gate(a) => cmd::gate::run(a),
+        Command::Fleet(a) => cmd::fleet::run(a),
     };
     match result {
         Ok(code) => code,

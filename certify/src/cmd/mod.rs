@@ -1,5 +1,6 @@
 //! One module per subcommand; each owns its clap arguments and returns the exit code.
 pub mod certify;
+pub mod fleet;
 pub mod gate;
 pub mod probe;
 pub mod report;

@@ -34,6 +34,10 @@ pub struct ProbeArgs {
     /// Skip the KVM functional check (micro-guest) on the live host.
     #[arg(long)]
     no_kvm: bool,
+    /// Read the live host's /proc, /sys and /dev under DIR instead of / (tests and fake
+    /// hosts; CPUID is always this CPU's).
+    #[arg(long, value_name = "DIR", hide = true, default_value = "/")]
+    root: PathBuf,
     /// Also write the result as a run report ("schema": "hvcert.report/v1", as `hvcert
     /// certify` writes; read by `hvcert report` and `hvcert gate`) to FILE; `-` writes it
     /// to standard output instead of the table.
@@ -52,7 +56,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     if sources.is_empty() {
         sources.push(HostSource::Live(LiveOptions {
             kvm_check: !args.no_kvm,
-            ..LiveOptions::default()
+            root: args.root.clone(),
         }));
     }
     let mut lists = Vec::new();
