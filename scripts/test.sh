@@ -10,7 +10,8 @@ if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 
 fi
 
 # Test tools from the package registries (skipped when already there):
-# Debian's chromium renders the HTML report; Python's junitparser reads the JUnit XML.
+# Debian's chromium renders the HTML report; Python's junitparser reads the JUnit XML;
+# Python's ansible-core runs the fleet collection playbook.
 if [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
@@ -20,6 +21,10 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 if ! python3 -c 'import junitparser' 2>/dev/null; then
     python3 -m pip install -q junitparser || echo "note: junitparser not installed: the JUnit consumer test will skip" >&2
+fi
+# ansible-core runs deploy/ansible/collect.yml in tests/e2e/ansible.rs.
+if ! command -v ansible-playbook >/dev/null 2>&1; then
+    python3 -m pip install -q ansible-core || echo "note: ansible-core not installed: the Ansible collection test will skip" >&2
 fi
 
 # A real distribution kernel for the bzImage loader test (hypervisor/tests/vm.rs): Debian's
