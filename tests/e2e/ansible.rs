@@ -73,7 +73,12 @@ fn fake_root(root: &Path, vendor: &str, product: &str, bridge: Option<(&str, &st
 }
 
 const HOSTS: &[(&str, &str, &str, Option<(&str, &str)>)] = &[
-    ("node-a", "Dell Inc.", "PowerEdge R630", Some(("8086", "2f00"))),
+    (
+        "node-a",
+        "Dell Inc.",
+        "PowerEdge R630",
+        Some(("8086", "2f00")),
+    ),
     ("node-b", "Lenovo", "ThinkSystem SR645", None),
     ("node-c", "Supermicro", "X8DTU", None),
 ];
@@ -134,7 +139,11 @@ fn ansible_collects_snapshots_and_scores_the_fleet() {
 
     for (name, vendor, product, _) in HOSTS {
         let host_json = collected.join(name).join("host.json");
-        assert!(host_json.is_file(), "{} missing:\n{log}", host_json.display());
+        assert!(
+            host_json.is_file(),
+            "{} missing:\n{log}",
+            host_json.display()
+        );
         assert!(collected.join(name).join("cpuid.txt").is_file());
         // The remote working folder is cleaned up.
         assert!(!dir.join("remote").join(name).exists());

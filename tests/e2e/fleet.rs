@@ -121,7 +121,10 @@ fn fleet_of_the_fixture_hosts_and_the_shared_dumps() {
 #[test]
 fn fleet_scores_each_host_where_probe_from_merges() {
     let dir = scratch("fleet", "no_merge");
-    copy_dir(&fixtures().join("dell-r630-haswell-ep"), &dir.join("haswell"));
+    copy_dir(
+        &fixtures().join("dell-r630-haswell-ep"),
+        &dir.join("haswell"),
+    );
     copy_dir(&fixtures().join("amd-barcelona"), &dir.join("barcelona"));
     let v = fleet_json(&[&dir]);
     assert_eq!(v["hosts"].as_array().expect("hosts").len(), 2);
@@ -139,7 +142,10 @@ fn fleet_scores_each_host_where_probe_from_merges() {
     let p: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let inputs = p["source"]["inputs"].as_array().expect("inputs");
     assert!(inputs.iter().any(|i| i == "snapshot haswell"), "{inputs:?}");
-    assert!(inputs.iter().any(|i| i == "snapshot barcelona"), "{inputs:?}");
+    assert!(
+        inputs.iter().any(|i| i == "snapshot barcelona"),
+        "{inputs:?}"
+    );
 }
 
 #[test]

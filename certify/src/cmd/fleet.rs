@@ -131,7 +131,11 @@ fn fleet_host(s: &Scored) -> FleetHost {
         class: v.class.as_str().to_string(),
         label: v.label(),
         score: Some(v.score),
-        qualifiers: v.qualifiers.iter().map(|q| q.as_str().to_string()).collect(),
+        qualifiers: v
+            .qualifiers
+            .iter()
+            .map(|q| q.as_str().to_string())
+            .collect(),
         mismatched_inputs: v.qualifiers.contains(&probe::Qualifier::MismatchedInputs),
         identity: HostIdentity {
             vendor: r.platform.vendor.clone(),

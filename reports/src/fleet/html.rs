@@ -97,11 +97,7 @@ pub fn render(r: &FleetReport) -> String {
     o.push_str("<section id=\"hosts\">\n<h2>Hosts</h2>\n<table class=\"sortable\">\n<thead><tr><th>Host</th><th>Vendor</th><th>Product</th><th>CPU</th><th>Chipset</th><th>Verdict</th><th>Score</th><th>Blockers and remedies</th></tr></thead>\n<tbody>\n");
     for h in &r.hosts {
         let id = &h.identity;
-        let mut verdict = format!(
-            "<span class=\"c c-{}\">{}</span>",
-            e(&h.class),
-            e(&h.label)
-        );
+        let mut verdict = format!("<span class=\"c c-{}\">{}</span>", e(&h.class), e(&h.label));
         if h.mismatched_inputs {
             verdict.push_str(" <span class=\"flag\" title=\"CPUID and DMI disagree about the CPU\">two machines?</span>");
         }
@@ -116,7 +112,12 @@ pub fn render(r: &FleetReport) -> String {
                 .map(|i| ("blocker", i))
                 .chain(h.warnings.iter().map(|i| ("warning", i)))
             {
-                let _ = write!(issues, "<li>{lvl}: <b>{}</b>: {}", e(&i.fact), e(&i.message));
+                let _ = write!(
+                    issues,
+                    "<li>{lvl}: <b>{}</b>: {}",
+                    e(&i.fact),
+                    e(&i.message)
+                );
                 if let Some(rem) = &i.remedy {
                     let _ = write!(issues, "<br><i>remedy</i>: {}", e(rem));
                 }

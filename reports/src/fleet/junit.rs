@@ -64,11 +64,7 @@ pub fn render(r: &FleetReport) -> String {
                 ""
             }
         );
-        let _ = writeln!(
-            body,
-            "      <system-out>{}</system-out>",
-            e(&out)
-        );
+        let _ = writeln!(body, "      <system-out>{}</system-out>", e(&out));
         let _ = write!(o, ">\n{body}    </testcase>\n");
     }
     o.push_str("  </testsuite>\n</testsuites>\n");
