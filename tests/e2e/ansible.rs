@@ -72,15 +72,33 @@ fn fake_root(root: &Path, vendor: &str, product: &str, bridge: Option<(&str, &st
     }
 }
 
-const HOSTS: &[(&str, &str, &str, Option<(&str, &str)>)] = &[
-    (
-        "node-a",
-        "Dell Inc.",
-        "PowerEdge R630",
-        Some(("8086", "2f00")),
-    ),
-    ("node-b", "Lenovo", "ThinkSystem SR645", None),
-    ("node-c", "Supermicro", "X8DTU", None),
+/// One fake host: inventory name, DMI vendor and product, PCI host bridge (vendor, device).
+struct FakeHost {
+    name: &'static str,
+    vendor: &'static str,
+    product: &'static str,
+    bridge: Option<(&'static str, &'static str)>,
+}
+
+const HOSTS: &[FakeHost] = &[
+    FakeHost {
+        name: "node-a",
+        vendor: "Dell Inc.",
+        product: "PowerEdge R630",
+        bridge: Some(("8086", "2f00")),
+    },
+    FakeHost {
+        name: "node-b",
+        vendor: "Lenovo",
+        product: "ThinkSystem SR645",
+        bridge: None,
+    },
+    FakeHost {
+        name: "node-c",
+        vendor: "Supermicro",
+        product: "X8DTU",
+        bridge: None,
+    },
 ];
 
 #[test]
@@ -99,7 +117,13 @@ fn ansible_collects_snapshots_and_scores_the_fleet() {
     };
     let dir = scratch("ansible", "collect");
     let mut inventory = String::from("[fleet]\n");
-    for (name, vendor, product, bridge) in HOSTS {
+    for FakeHost {
+        name,
+        vendor,
+        product,
+        bridge,
+    } in HOSTS
+    {
         let root = dir.join("roots").join(name);
         fake_root(&root, vendor, product, *bridge);
         inventory.push_str(&format!(
@@ -137,7 +161,13 @@ fn ansible_collects_snapshots_and_scores_the_fleet() {
     );
     assert!(out.status.success(), "ansible-playbook failed:\n{log}");
 
-    for (name, vendor, product, _) in HOSTS {
+    for FakeHost {
+        name,
+        vendor,
+        product,
+        ..
+    } in HOSTS
+    {
         let host_json = collected.join(name).join("host.json");
         assert!(
             host_json.is_file(),
@@ -160,11 +190,11 @@ fn ansible_collects_snapshots_and_scores_the_fleet() {
     assert_eq!(fleet["schema"], "hvcert.fleet/v1");
     let hosts = fleet["hosts"].as_array().expect("hosts");
     assert_eq!(hosts.len(), HOSTS.len(), "{fleet:#}");
-    for (h, (name, vendor, product, _)) in hosts.iter().zip(HOSTS) {
-        assert_eq!(h["name"], *name);
+    for (h, want) in hosts.iter().zip(HOSTS) {
+        assert_eq!(h["name"], want.name);
         assert_ne!(h["class"], "failed", "{h:#}");
-        assert_eq!(h["identity"]["vendor"], *vendor);
-        assert_eq!(h["identity"]["product"], *product);
+        assert_eq!(h["identity"]["vendor"], want.vendor);
+        assert_eq!(h["identity"]["product"], want.product);
     }
     assert!(hosts[0]["identity"]["chipset"]
         .as_str()
