@@ -269,3 +269,63 @@ fn fleet_throughput_1000_snapshots() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 }
+
+/// The fleet JUnit XML read by a real consumer, Python's junitparser (skips when absent,
+/// unless HVCERT_REQUIRE_JUNITPARSER is set).
+#[test]
+fn junitparser_reads_the_fleet_junit() {
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import junitparser"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        if std::env::var_os("HVCERT_REQUIRE_JUNITPARSER").is_some() {
+            panic!("python3 with junitparser is required (HVCERT_REQUIRE_JUNITPARSER is set)");
+        }
+        eprintln!("SKIP junitparser_reads_the_fleet_junit: python3 or junitparser is absent");
+        return;
+    }
+    let dir = scratch("fleet", "junitparser");
+    copy_dir(&fixtures().join("dell-r630-haswell-ep"), &dir.join("good"));
+    copy_dir(
+        &fixtures().join("intel-yonah-32bit-only"),
+        &dir.join("yonah"),
+    );
+    copy_dir(&fixtures().join("intel-harpertown"), &dir.join("broken"));
+    std::fs::write(dir.join("broken/host.json"), "not json").expect("write");
+    let xml = dir.join("fleet.xml");
+    let out = hvcert()
+        .arg("fleet")
+        .arg(&dir)
+        .arg("-o")
+        .arg(&xml)
+        .output()
+        .expect("run hvcert");
+    assert_exit(&out, 0);
+    let script = r#"
+import json, sys
+from junitparser import JUnitXml, Failure
+xml = JUnitXml.fromfile(sys.argv[1])
+cases = [[c.name, [r.type for r in c.result if isinstance(r, Failure)]] for s in xml for c in s]
+print(json.dumps(cases))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&xml)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "junitparser rejected the fleet XML: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cases: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        cases,
+        serde_json::json!([
+            ["broken", ["failed"]],
+            ["good", []],
+            ["yonah", ["unsupported"]]
+        ])
+    );
+}
