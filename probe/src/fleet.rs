@@ -71,9 +71,12 @@ fn sniff(path: &Path) -> Option<DumpKind> {
 }
 
 /// Finds every host under `roots` (folders, snapshot folders or dump files), sorted by
-/// name within each root. A root that cannot be read is one host with an error.
+/// name within each root. A root that cannot be read is one host with an error. Names are
+/// unique: when two roots hold the same name, each such host's name is prefixed with its
+/// root (`lab-a/node1`, `lab-b/node1`).
 pub fn discover(roots: &[PathBuf]) -> Vec<FleetHost> {
     let mut hosts = Vec::new();
+    let mut root_of = Vec::new();
     for root in roots {
         let root_name = root
             .file_name()
@@ -82,7 +85,7 @@ pub fn discover(roots: &[PathBuf]) -> Vec<FleetHost> {
         let start = hosts.len();
         match std::fs::metadata(root) {
             Err(e) => hosts.push(FleetHost {
-                name: root_name,
+                name: root_name.clone(),
                 path: root.clone(),
                 sources: Vec::new(),
                 error: Some(format!("{}: {e}", root.display())),
@@ -94,7 +97,7 @@ pub fn discover(roots: &[PathBuf]) -> Vec<FleetHost> {
                     _ => HostSource::CpuidDump(root.clone()),
                 };
                 hosts.push(FleetHost {
-                    name: root_name,
+                    name: root_name.clone(),
                     path: root.clone(),
                     sources: vec![source],
                     error: None,
@@ -103,6 +106,16 @@ pub fn discover(roots: &[PathBuf]) -> Vec<FleetHost> {
             Ok(_) => walk(root, root, &root_name, &mut hosts),
         }
         hosts[start..].sort_by(|a, b| a.name.cmp(&b.name));
+        root_of.resize(hosts.len(), root_name);
+    }
+    let mut seen = std::collections::HashMap::new();
+    for h in &hosts {
+        *seen.entry(h.name.clone()).or_insert(0usize) += 1;
+    }
+    for (h, root) in hosts.iter_mut().zip(&root_of) {
+        if seen[&h.name] > 1 && h.name != *root {
+            h.name = format!("{root}/{}", h.name);
+        }
     }
     hosts
 }
@@ -278,6 +291,19 @@ mod tests {
             .iter()
             .any(|h| h.name == "imported-dumps/Dell_PowerEdge-R630_0354475C3BDD.txt"));
         assert!(!hosts.iter().any(|h| h.name.ends_with("README.md")));
+    }
+
+    #[test]
+    fn the_same_name_under_two_roots_is_kept_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        for lab in ["lab-a", "lab-b"] {
+            let node = dir.path().join(lab).join("node1");
+            std::fs::create_dir_all(&node).unwrap();
+            std::fs::write(node.join("host.json"), "{}").unwrap();
+        }
+        let hosts = discover(&[dir.path().join("lab-a"), dir.path().join("lab-b")]);
+        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["lab-a/node1", "lab-b/node1"]);
     }
 
     #[test]

@@ -329,3 +329,34 @@ print(json.dumps(cases))
         ])
     );
 }
+
+/// The collection path without Ansible: `hvcert probe --root FAKE --capture` on two fake
+/// hosts (distinct DMI), then one fleet over the captures.
+#[test]
+fn captures_of_fake_roots_make_a_fleet() {
+    let dir = scratch("fleet", "fake_roots");
+    for (name, vendor, product) in [
+        ("node-a", "Dell Inc.", "PowerEdge R630"),
+        ("node-b", "Lenovo", "ThinkSystem SR645"),
+    ] {
+        let dmi = dir.join("roots").join(name).join("sys/class/dmi/id");
+        std::fs::create_dir_all(&dmi).expect("mkdir");
+        std::fs::write(dmi.join("sys_vendor"), format!("{vendor}\n")).expect("write");
+        std::fs::write(dmi.join("product_name"), format!("{product}\n")).expect("write");
+        let out = hvcert()
+            .args(["probe", "--no-kvm", "--root"])
+            .arg(dir.join("roots").join(name))
+            .arg("--capture")
+            .arg(dir.join("collected").join(name))
+            .output()
+            .expect("run hvcert");
+        assert_exit(&out, 0);
+    }
+    let v = fleet_json(&[&dir.join("collected")]);
+    assert_eq!(v["hosts"].as_array().expect("hosts").len(), 2);
+    assert_eq!(host(&v, "node-a")["identity"]["vendor"], "Dell Inc.");
+    assert_eq!(
+        host(&v, "node-b")["identity"]["product"],
+        "ThinkSystem SR645"
+    );
+}
