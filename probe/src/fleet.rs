@@ -51,9 +51,14 @@ enum DumpKind {
 /// Looks at a file's text: `dmidecode` output, a CPUID dump (AIDA64/EVEREST, InstLatx64,
 /// `cpuid -r`), or neither.
 fn sniff(path: &Path) -> Option<DumpKind> {
-    let bytes = std::fs::read(path).ok()?;
-    let head = &bytes[..bytes.len().min(64 * 1024)];
-    let text = String::from_utf8_lossy(head);
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .ok()?;
+    let text = String::from_utf8_lossy(&head);
     if text.starts_with("# dmidecode") || text.lines().any(|l| l.starts_with("Handle 0x")) {
         return Some(DumpKind::Dmidecode);
     }
@@ -103,7 +108,13 @@ pub fn discover(roots: &[PathBuf]) -> Vec<FleetHost> {
                     error: None,
                 });
             }
-            Ok(_) => walk(root, root, &root_name, &mut hosts),
+            Ok(_) => walk(
+                root,
+                root,
+                &root_name,
+                &mut hosts,
+                &mut std::collections::HashSet::new(),
+            ),
         }
         hosts[start..].sort_by(|a, b| a.name.cmp(&b.name));
         root_of.resize(hosts.len(), root_name);
@@ -128,7 +139,19 @@ fn rel_name(root: &Path, path: &Path, root_name: &str) -> String {
     }
 }
 
-fn walk(root: &Path, dir: &Path, root_name: &str, hosts: &mut Vec<FleetHost>) {
+/// Walks `dir` for hosts; `visited` (canonical paths) stops symbolic-link loops.
+fn walk(
+    root: &Path,
+    dir: &Path,
+    root_name: &str,
+    hosts: &mut Vec<FleetHost>,
+    visited: &mut std::collections::HashSet<PathBuf>,
+) {
+    if let Ok(c) = dir.canonicalize() {
+        if !visited.insert(c) {
+            return;
+        }
+    }
     let name = rel_name(root, dir, root_name);
     if dir.join(crate::snapshot::HOST_FILE).exists() {
         hosts.push(FleetHost {
@@ -159,7 +182,7 @@ fn walk(root: &Path, dir: &Path, root_name: &str, hosts: &mut Vec<FleetHost>) {
     let mut dmi = Vec::new();
     for p in &entries {
         if p.is_dir() {
-            walk(root, p, root_name, hosts);
+            walk(root, p, root_name, hosts, visited);
         } else if p.is_file() {
             match sniff(p) {
                 Some(DumpKind::Cpuid) => cpuid.push(p.clone()),
@@ -304,6 +327,18 @@ mod tests {
         let hosts = discover(&[dir.path().join("lab-a"), dir.path().join("lab-b")]);
         let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["lab-a/node1", "lab-b/node1"]);
+    }
+
+    #[test]
+    fn a_symbolic_link_loop_is_walked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("rack/node1");
+        std::fs::create_dir_all(&node).unwrap();
+        std::fs::write(node.join("host.json"), "{}").unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("rack/loop")).unwrap();
+        let hosts = discover(&[dir.path().to_path_buf()]);
+        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["rack/node1"]);
     }
 
     #[test]
