@@ -124,7 +124,7 @@ impl Requirements {
 /// The identity of a report made by this process (`hvcert probe --report`).
 pub fn current_identity() -> Identity {
     Identity::current("probe", env!("CARGO_PKG_VERSION"))
-        .with_git_revision(crate::cmd::certify::suite::git_revision())
+        .with_git_revision(crate::build_info::GIT_REVISION)
 }
 
 /// Converts a probe result. `identity` names the run (its host facts are set here to the

@@ -8,10 +8,6 @@ use std::time::Instant;
 
 use common::hvcert;
 
-fn scratch(name: &str) -> PathBuf {
-    common::scratch("certify", name)
-}
-
 /// run.json: the certify run record (every detail of every VM).
 fn report(out: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(out.join("run.json")).expect("run.json written");
@@ -23,7 +19,8 @@ fn full_suite_passes_on_kvm() {
     if !common::kvm_available_or_skip("full_suite_passes_on_kvm") {
         return;
     }
-    let out = scratch("full");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
     let t0 = Instant::now();
     let res = hvcert()
         .args(["certify", "--jobs", "2", "--seed", "42", "--out"])
@@ -178,7 +175,8 @@ fn failing_blocker_exits_nonzero() {
     if !common::kvm_available_or_skip("failing_blocker_exits_nonzero") {
         return;
     }
-    let dir = scratch("blocker");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let profile = |blocker: bool| {
         format!(
             "name = \"bare\"\ndescription = \"no enlightenments\"\ninterface = \"none\"\nmemory_mib = 32\n\
@@ -224,7 +222,8 @@ fn failing_blocker_exits_nonzero() {
 
 #[test]
 fn bad_profile_is_reported_with_file_and_line() {
-    let dir = scratch("badprofile");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("broken.toml");
     std::fs::write(
         &path,
@@ -247,7 +246,7 @@ fn bad_profile_is_reported_with_file_and_line() {
 fn unknown_case_filter_is_an_error() {
     let res = hvcert()
         .args(["certify", "--case", "hv_cpuidd", "--out"])
-        .arg(scratch("unknowncase"))
+        .arg(tempfile::tempdir().unwrap().path())
         .output()
         .expect("run hvcert certify");
     let stderr = String::from_utf8_lossy(&res.stderr);
@@ -280,7 +279,8 @@ fn crash_timeout_and_unknown_case_outcomes() {
     if !common::kvm_available_or_skip("crash_timeout_and_unknown_case_outcomes") {
         return;
     }
-    let dir = scratch("outcomes");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("selftest.toml");
     std::fs::write(
         &path,

@@ -9,8 +9,9 @@ mod virtio_guests;
 
 use common::hvcert;
 
-/// A zero-filled image file, removed on drop (also when a test fails).
-struct Image(std::path::PathBuf);
+/// A zero-filled image file in its own temporary directory, removed on drop (also when a
+/// test fails).
+struct Image(std::path::PathBuf, tempfile::TempDir);
 
 impl AsRef<std::path::Path> for Image {
     fn as_ref(&self) -> &std::path::Path {
@@ -24,17 +25,12 @@ impl AsRef<std::ffi::OsStr> for Image {
     }
 }
 
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 fn temp_image(tag: &str, len: usize) -> Image {
     // The blk guest checks that GET_ID (the image's file name) starts with "h".
-    let p = common::scratch("virtio_run", tag).join(format!("hvcert-{tag}.img"));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join(format!("hvcert-{tag}.img"));
     std::fs::write(&p, vec![0u8; len]).unwrap();
-    Image(p)
+    Image(p, dir)
 }
 
 /// Qword 1 of sector 8 of `img`: the blk and scsi guests write qword i = i * K from sector 8

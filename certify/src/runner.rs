@@ -6,10 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use hypervisor::{Interface, VmEnd};
+use reports::Outcome;
+use serde::Serialize;
 
-use super::ktap;
-use super::profile::{CaseSpec, ExpectEnd, InterfaceKind, LoadedProfile};
+use crate::ktap;
+use crate::profile::{CaseSpec, ExpectEnd, LoadedProfile};
 
 /// One VM to boot: a case of a profile.
 #[derive(Clone, Debug)]
@@ -20,27 +22,13 @@ pub struct Job {
     pub seed: u64,
     pub vcpus: u8,
     pub memory_mib: u32,
-    pub interface: InterfaceKind,
+    pub interface: Interface,
     pub timeout: Duration,
     /// Raw image created for this VM (virtio-blk), when the case wants a disk.
     pub disk_image: Option<PathBuf>,
     pub disk_bytes: u64,
     /// A virtio-net NIC with the loopback backend.
     pub nic: bool,
-}
-
-/// How the VM ended, as the hypervisor reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VmEnd {
-    /// Status written to port 0xf4.
-    Status(u32),
-    /// The guest powered off through a hypercall.
-    Shutdown,
-    Timeout,
-    Crash {
-        reason: String,
-    },
 }
 
 /// What one VM run produced.
@@ -58,35 +46,7 @@ pub trait Executor: Sync {
     fn run(&self, job: &Job) -> anyhow::Result<RawRun>;
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Pass,
-    Fail,
-    Skip,
-    Crash,
-    Timeout,
-    NotRun,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Pass => "pass",
-            Outcome::Fail => "fail",
-            Outcome::Skip => "skip",
-            Outcome::Crash => "crash",
-            Outcome::Timeout => "timeout",
-            Outcome::NotRun => "not-run",
-        }
-    }
-    /// Counts against certification when the case is a blocker.
-    pub fn is_failure(self) -> bool {
-        matches!(self, Outcome::Fail | Outcome::Crash | Outcome::Timeout)
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct CaseResult {
     pub profile: String,
     pub id: String,
@@ -98,6 +58,7 @@ pub struct CaseResult {
     /// The command line as the guest reported it (with what the hypervisor appended).
     pub guest_cmdline: Option<String>,
     pub seed: u64,
+    #[serde(serialize_with = "serialize_vm_end")]
     pub vm_end: Option<VmEnd>,
     pub hypercalls: BTreeMap<String, u64>,
     pub xen_trace: Vec<String>,
@@ -112,6 +73,25 @@ pub struct CaseResult {
     pub console: Vec<u8>,
 }
 
+/// A crash's reason with the first line of the vCPU's register dump (where it was).
+fn crash_reason(reason: &str, regs: &str) -> String {
+    format!("{reason}; {}", regs.lines().next().unwrap_or(""))
+}
+
+/// run.json's `vm_end`: `"shutdown"`, `"timeout"`, `{"status": N}` or
+/// `{"crash": {"reason": "..."}}` (the reason with the first line of the register dump).
+fn serialize_vm_end<S: serde::Serializer>(end: &Option<VmEnd>, s: S) -> Result<S::Ok, S::Error> {
+    let value = end.as_ref().map(|e| match e {
+        VmEnd::Status(n) => serde_json::json!({ "status": n }),
+        VmEnd::Shutdown => serde_json::json!("shutdown"),
+        VmEnd::Timeout => serde_json::json!("timeout"),
+        VmEnd::Crash { reason, regs } => {
+            serde_json::json!({ "crash": { "reason": crash_reason(reason, regs) } })
+        }
+    });
+    value.serialize(s)
+}
+
 /// Decide a case's outcome from what the VM did. Pure; unit-tested below.
 pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<String>) {
     let text = String::from_utf8_lossy(&raw.console);
@@ -123,19 +103,22 @@ pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<Str
         // The guest's last words must be the announcement, and the hypervisor must have
         // ended the VM as a crash (anything else, a timeout included, is a failure).
         return match &raw.end {
-            VmEnd::Crash { reason }
+            VmEnd::Crash { reason, regs }
                 if result.is_none()
                     && case
                         .crash_reason_contains
                         .as_ref()
                         .is_none_or(|want| reason.contains(want.as_str())) =>
             {
-                reasons.push(format!("VM ended as a crash, as the guest asked: {reason}"));
+                reasons.push(format!(
+                    "VM ended as a crash, as the guest asked: {}",
+                    crash_reason(reason, regs)
+                ));
                 finish(case, &text, reasons, diagnostics)
             }
             other => {
                 reasons.push(format!(
-                    "expected the VM to end as a crash, it ended with {other:?}"
+                    "expected the VM to end as a crash, it ended with {other}"
                 ));
                 if let Some(why) = result.and_then(|r| r.reason.clone()) {
                     reasons.push(why);
@@ -155,8 +138,8 @@ pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<Str
             });
             return (Outcome::Timeout, reasons, diagnostics);
         }
-        VmEnd::Crash { reason } => {
-            reasons.push(format!("VM crashed: {reason}"));
+        VmEnd::Crash { reason, regs } => {
+            reasons.push(format!("VM crashed: {}", crash_reason(reason, regs)));
             return (Outcome::Crash, reasons, diagnostics);
         }
         _ => {}
@@ -175,7 +158,7 @@ pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<Str
         }
         if raw.end != VmEnd::Shutdown {
             reasons.push(format!(
-                "expected the VM to end by shutdown, it ended with {:?}",
+                "expected the VM to end by shutdown, it ended with {}",
                 raw.end
             ));
             return (Outcome::Fail, reasons, diagnostics);
@@ -184,7 +167,7 @@ pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<Str
     }
     let Some(r) = result else {
         reasons.push(format!(
-            "no KTAP result for {} (VM ended with {:?})",
+            "no KTAP result for {} (VM ended with {})",
             case.id, raw.end
         ));
         return (Outcome::Crash, reasons, diagnostics);
@@ -205,7 +188,7 @@ pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<Str
     match &raw.end {
         VmEnd::Status(0) => {}
         other => {
-            reasons.push(format!("guest reported ok but the VM ended with {other:?}"));
+            reasons.push(format!("guest reported ok but the VM ended with {other}"));
             return (Outcome::Fail, reasons, diagnostics);
         }
     }
@@ -235,7 +218,7 @@ fn finish(
 /// gate_tsc=B gate_calls=C total_tsc=D`): ring 0 = boot (A) + gate calls (B), out of its
 /// whole life (D). B includes the VMM exits made from ring 0 (hypercalls, MSRs), so it is
 /// an upper bound on ring-0 execution proper.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct GuestTiming {
     pub ring0_tsc: u64,
     pub total_tsc: u64,
@@ -323,7 +306,7 @@ fn run_one(exec: &dyn Executor, job: &Job) -> CaseResult {
             let text = String::from_utf8_lossy(&raw.console);
             if outcome == Outcome::Pass && job.case.check_image {
                 let checked = match &job.disk_image {
-                    Some(img) => super::storage::verify_image(img, &text, job.seed)
+                    Some(img) => crate::storage::verify_image(img, &text, job.seed)
                         .map_err(|e| format!("host check of the image: {e}")),
                     None => Err("no disk image to check".into()),
                 };
@@ -474,7 +457,7 @@ pub fn jobs_for(
             "profile={} cases={} seed={seed:#x} vcpus={vcpus}",
             p.name, c.id
         );
-        if matches!(p.interface, InterfaceKind::Hyperv | InterfaceKind::Both) {
+        if p.interface.has_hyperv() {
             cmdline.push_str(&format!(" guest_os_id={id:#x}"));
         }
         out.push(Job {
@@ -574,6 +557,7 @@ mod tests {
         assert_eq!(classify(&c, &raw("", VmEnd::Timeout)).0, Outcome::Timeout);
         let crash = VmEnd::Crash {
             reason: "triple fault".into(),
+            regs: String::new(),
         };
         assert_eq!(classify(&c, &raw(ok, crash)).0, Outcome::Crash);
     }
@@ -595,6 +579,7 @@ mod tests {
         c.expect_end = ExpectEnd::Crash;
         let crashed = VmEnd::Crash {
             reason: "guest reported a crash".into(),
+            regs: String::new(),
         };
         let log = "KTAP version 1\n1..1\n# calling SCHEDOP_shutdown(crash)\n";
         assert_eq!(classify(&c, &raw(log, crashed.clone())).0, Outcome::Pass);
@@ -606,6 +591,7 @@ mod tests {
         );
         let right = VmEnd::Crash {
             reason: "guest reported a crash (Xen SCHEDOP_shutdown crash)".into(),
+            regs: String::new(),
         };
         assert_eq!(classify(&c, &raw(log, right)).0, Outcome::Pass);
         assert_eq!(classify(&c, &raw(log, VmEnd::Shutdown)).0, Outcome::Fail);
@@ -652,7 +638,7 @@ mod tests {
                 0 => VmEnd::Status(status),
                 1 => VmEnd::Shutdown,
                 2 => VmEnd::Timeout,
-                _ => VmEnd::Crash { reason: console.clone() },
+                _ => VmEnd::Crash { reason: console.clone(), regs: String::new() },
             };
             let mut c = case("x");
             for e in [ExpectEnd::Status, ExpectEnd::Shutdown, ExpectEnd::Crash] {
@@ -695,7 +681,7 @@ not_run = "later"
 [[cases]]
 id = "d"
 "#;
-        let profile = super::super::profile::Profile::parse(text, Path::new("p.toml")).unwrap();
+        let profile = crate::profile::Profile::parse(text, Path::new("p.toml")).unwrap();
         let lp = Arc::new(LoadedProfile {
             profile,
             path: "p.toml".into(),
