@@ -495,7 +495,11 @@ mod fixture_tests {
         let from_dir = select(Some(&source_dir()), &[]).unwrap();
         for (b, d) in all.iter().zip(&from_dir) {
             assert_eq!((&b.profile.name, &b.sha256), (&d.profile.name, &d.sha256));
-            assert!(b.path.starts_with("builtin:"), "{:?}", b.path);
+            assert!(
+                b.path.to_string_lossy().starts_with("builtin:"),
+                "{:?}",
+                b.path
+            );
         }
         let one = select(None, &["sles11sp1-like".to_string()]).unwrap();
         assert_eq!(one[0].profile.name, "sles11sp1-like");

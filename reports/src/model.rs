@@ -685,6 +685,33 @@ mod tests {
         assert_eq!(r.summary.verdict, Verdict::NoResults);
     }
 
+    /// The one Outcome of reports and certify: which outcomes fail a blocker, and how
+    /// "not run" is spelled for people and in JSON.
+    #[test]
+    fn failure_outcomes_and_not_run_spellings() {
+        let failing: Vec<Outcome> = Outcome::ALL
+            .into_iter()
+            .filter(|o| o.is_failure())
+            .collect();
+        // A blocker that did not run leaves the guest uncertified, as a failure does.
+        assert_eq!(
+            failing,
+            [
+                Outcome::Fail,
+                Outcome::Crash,
+                Outcome::Timeout,
+                Outcome::NotRun
+            ]
+        );
+        assert_eq!(Outcome::NotRun.to_string(), "not run");
+        assert_eq!(
+            serde_json::to_string(&Outcome::NotRun).unwrap(),
+            "\"not_run\""
+        );
+        let back: Outcome = serde_json::from_str("\"not_run\"").unwrap();
+        assert_eq!(back, Outcome::NotRun);
+    }
+
     #[test]
     fn excerpt_keeps_tail_on_char_boundary() {
         let log: String = (0..100).map(|i| format!("line {i} é\n")).collect();

@@ -332,3 +332,52 @@ fn crash_timeout_and_unknown_case_outcomes() {
         "{stdout}"
     );
 }
+
+/// The binary does not depend on the tree it was built in: copied to a directory outside
+/// it and run from another working directory, it lists the built-in profiles, runs a
+/// couple of their cases, and records the git revision captured at build time.
+#[test]
+fn relocated_binary_lists_and_runs_the_builtin_profiles() {
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin = bin_dir.path().join("hvcert");
+    std::fs::copy(env!("CARGO_BIN_EXE_hvcert"), &bin).expect("copy hvcert");
+    let cwd = tempfile::tempdir().unwrap();
+    let list = std::process::Command::new(&bin)
+        .current_dir(cwd.path())
+        .args(["certify", "--list"])
+        .output()
+        .expect("run the copied hvcert");
+    common::assert_exit(&list, 0);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("sles10sp1-like") && text.contains("sles11sp1-like"),
+        "{text}"
+    );
+    if !common::kvm_available_or_skip("relocated_binary_lists_and_runs_the_builtin_profiles") {
+        return;
+    }
+    let res = std::process::Command::new(&bin)
+        .current_dir(cwd.path())
+        .args(["certify", "--no-probe", "--profile", "sles11sp1-like"])
+        .args(["--case", "boot", "--case", "hv_cpuid", "--out", "out"])
+        .output()
+        .expect("run the copied hvcert");
+    common::assert_exit(&res, 0);
+    let r = report(&cwd.path().join("out"));
+    let cases = r["suites"][0]["cases"].as_array().expect("cases");
+    let got: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap(), c["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, [("boot", "pass"), ("hv_cpuid", "pass")]);
+    assert_eq!(
+        r["suites"][0]["profile_path"],
+        "builtin:fixtures/guests/sles11sp1-like.toml"
+    );
+    let rev = r["git_revision"].as_str().expect("git_revision");
+    let hex = rev.trim_end_matches("-dirty");
+    assert!(
+        hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+        "{rev}"
+    );
+}
