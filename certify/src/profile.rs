@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
+/// The guest OS a profile imitates.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuestOs {
@@ -17,6 +18,7 @@ pub struct GuestOs {
     pub guest_os_id: Option<String>,
 }
 
+/// The devices a profile's VMs may get.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Devices {
@@ -26,6 +28,7 @@ pub struct Devices {
     /// The per-profile device limits (the seed's beta allowed one controller and one NIC).
     #[serde(default = "one_usize")]
     pub max_disks: usize,
+    /// Most virtio-net NICs a VM of the profile may have.
     #[serde(default = "one_usize")]
     pub max_nics: usize,
 }
@@ -60,13 +63,16 @@ pub enum ExpectEnd {
     Crash,
 }
 
+/// One case of a profile: a guest case and what the host expects of it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseSpec {
     /// KTAP name of the guest case.
     pub id: String,
+    /// A failure of this case fails certification.
     #[serde(default)]
     pub blocker: bool,
+    /// How the VM must end for the case to pass.
     #[serde(default)]
     pub expect_end: ExpectEnd,
     /// Text the host must find on the console (e.g. what a console hypercall wrote).
@@ -79,6 +85,7 @@ pub struct CaseSpec {
     /// Set when the case is known not to be runnable yet: the reason, recorded as not-run.
     #[serde(default)]
     pub not_run: Option<String>,
+    /// vCPUs for this case's VM (default: the profile's).
     #[serde(default)]
     pub vcpus: Option<u8>,
     /// Attach a fresh raw image (virtio-blk) to this case's VM.
@@ -92,20 +99,30 @@ pub struct CaseSpec {
     pub nic: bool,
 }
 
+/// A guest profile (one `fixtures/guests/*.toml`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    /// Name ([A-Za-z0-9._-]+; it goes on the guest command line).
     pub name: String,
+    /// One line on the guest it imitates.
     pub description: String,
+    /// The hypervisor interface its VMs expose.
     pub interface: hypervisor::Interface,
+    /// The guest OS it imitates.
     pub guest_os: GuestOs,
+    /// vCPUs per VM (1..=64).
     #[serde(default = "one")]
     pub vcpus: u8,
+    /// Guest memory per VM (16..=4096 MiB).
     pub memory_mib: u32,
+    /// Per-VM deadline in seconds (1..=[`MAX_TIMEOUT_SECS`]).
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Device limits and sizes.
     #[serde(default)]
     pub devices: Devices,
+    /// The cases, in run order.
     pub cases: Vec<CaseSpec>,
 }
 
@@ -122,12 +139,16 @@ fn default_timeout() -> u64 {
 /// A profile with where it came from.
 #[derive(Clone, Debug)]
 pub struct LoadedProfile {
+    /// The profile.
     pub profile: Profile,
+    /// Where it came from: a file, or `builtin:` and the file it was embedded from.
     pub path: PathBuf,
+    /// SHA-256 of its bytes, hex.
     pub sha256: String,
 }
 
 impl Profile {
+    /// Parses and validates profile TOML; errors name `origin` and the line.
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Profile> {
         let p: Profile = toml::from_str(text).map_err(|e| {
             let at = e

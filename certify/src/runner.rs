@@ -16,16 +16,25 @@ use crate::profile::{CaseSpec, ExpectEnd, LoadedProfile};
 /// One VM to boot: a case of a profile.
 #[derive(Clone, Debug)]
 pub struct Job {
+    /// The profile the case belongs to.
     pub profile: Arc<LoadedProfile>,
+    /// The case.
     pub case: CaseSpec,
+    /// The guest kernel command line (profile, case, seed, vCPUs, GUEST_OS_ID).
     pub cmdline: String,
+    /// The case's seed ([`derive_seed`]).
     pub seed: u64,
+    /// vCPUs of the VM.
     pub vcpus: u8,
+    /// Guest memory.
     pub memory_mib: u32,
+    /// The hypervisor interface the VM exposes.
     pub interface: Interface,
+    /// The VM's deadline.
     pub timeout: Duration,
     /// Raw image created for this VM (virtio-blk), when the case wants a disk.
     pub disk_image: Option<PathBuf>,
+    /// Size of the disk image.
     pub disk_bytes: u64,
     /// A virtio-net NIC with the loopback backend.
     pub nic: bool,
@@ -34,41 +43,63 @@ pub struct Job {
 /// What one VM run produced.
 #[derive(Clone, Debug)]
 pub struct RawRun {
+    /// How the VM ended.
     pub end: VmEnd,
+    /// Everything the guest wrote to its console.
     pub console: Vec<u8>,
+    /// Hypercalls the hypervisor served, by name.
     pub hypercalls: BTreeMap<String, u64>,
+    /// The Xen hypercalls in order, when traced.
     pub xen_trace: Vec<String>,
+    /// The hypervisor's measure of the guest's ring-0 share, when it has one.
     pub ring0_share: Option<f64>,
 }
 
 /// Boots a job's VM. The KVM one is `super::vm::HypervisorExecutor`; tests use fakes.
 pub trait Executor: Sync {
+    /// Boots the job's VM and returns what it did; an error when the VM could not be run.
     fn run(&self, job: &Job) -> anyhow::Result<RawRun>;
 }
 
+/// The result of one case, as run.json records it.
 #[derive(Clone, Debug, Serialize)]
 pub struct CaseResult {
+    /// The case's profile.
     pub profile: String,
+    /// The case id.
     pub id: String,
+    /// How the case ended ([`classify`]).
     pub outcome: Outcome,
+    /// A failure of it fails certification.
     pub blocker: bool,
+    /// Wall time of the VM (including creating its disk).
     pub duration_ms: u64,
+    /// Why the case ended as it did.
     pub reasons: Vec<String>,
+    /// The command line the guest was booted with.
     pub cmdline: String,
     /// The command line as the guest reported it (with what the hypervisor appended).
     pub guest_cmdline: Option<String>,
+    /// The case's seed.
     pub seed: u64,
+    /// How the VM ended (absent when it did not run).
     #[serde(serialize_with = "serialize_vm_end")]
     pub vm_end: Option<VmEnd>,
+    /// Hypercalls served, by name.
     pub hypercalls: BTreeMap<String, u64>,
+    /// The Xen hypercalls in order, when traced.
     pub xen_trace: Vec<String>,
+    /// The VM's ring-0 share: the hypervisor's, else the guest's own ([`GuestTiming`]).
     pub ring0_share: Option<f64>,
+    /// The guest's account of its time, when it gave one.
     pub guest_timing: Option<GuestTiming>,
     /// The guest's `# ...` lines for this case.
     pub diagnostics: Vec<String>,
     /// Console log file, relative to the output directory.
     pub log_file: Option<String>,
+    /// The last lines of the console.
     pub log_excerpt: String,
+    /// The whole console (written to `log_file`, not to run.json).
     #[serde(skip)]
     pub console: Vec<u8>,
 }
@@ -220,11 +251,15 @@ fn finish(
 /// an upper bound on ring-0 execution proper.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct GuestTiming {
+    /// Guest ring-0 cycles: boot plus gate calls.
     pub ring0_tsc: u64,
+    /// All guest cycles.
     pub total_tsc: u64,
+    /// Gate calls made (ring 3 to ring 0).
     pub gate_calls: u64,
 }
 
+/// The guest's last `# timing:` line, when complete and consistent.
 pub fn guest_timing(console: &[u8]) -> Option<GuestTiming> {
     let text = String::from_utf8_lossy(console);
     let line = text

@@ -6,6 +6,7 @@ use crate::runner::{Executor, Job, RawRun};
 
 /// Runs jobs on the `hypervisor` crate.
 pub struct HypervisorExecutor {
+    /// The guest kernel to boot.
     pub guest: std::path::PathBuf,
     /// A deliberate misbehaviour of the hypervisor (test builds only, where the
     /// dev-dependency turns on the hypervisor's `fault-injection` feature).
@@ -14,6 +15,7 @@ pub struct HypervisorExecutor {
 }
 
 impl HypervisorExecutor {
+    /// An executor booting `guest`.
     pub fn new(guest: std::path::PathBuf) -> Self {
         HypervisorExecutor {
             guest,
@@ -85,7 +87,6 @@ impl Executor for HypervisorExecutor {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::sync::Arc;
 
     use super::*;

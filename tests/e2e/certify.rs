@@ -3,7 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use common::hvcert;
@@ -24,7 +24,7 @@ fn full_suite_passes_on_kvm() {
     let t0 = Instant::now();
     let res = hvcert()
         .args(["certify", "--jobs", "2", "--seed", "42", "--out"])
-        .arg(&out)
+        .arg(out)
         .output()
         .expect("run hvcert certify");
     let wall = t0.elapsed();
@@ -88,7 +88,7 @@ fn full_suite_passes_on_kvm() {
         String::from_utf8_lossy(&gate.stdout)
     );
 
-    let r = report(&out);
+    let r = report(out);
     assert_eq!(r["seed"], 42);
     assert_eq!(r["summary"]["certified"], true);
     assert!(r["git_revision"].as_str().is_some_and(|s| !s.is_empty()));

@@ -93,7 +93,7 @@ fn probe_from_fixture_and_capture_round_trip() {
     let dir = tmp.path();
     let out = hvcert()
         .args(["probe", "--no-kvm", "--json", "--capture"])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     let live = json(&out);
@@ -101,13 +101,12 @@ fn probe_from_fixture_and_capture_round_trip() {
     let replay = json(
         &hvcert()
             .args(["probe", "--json", "--from"])
-            .arg(&dir)
+            .arg(dir)
             .output()
             .unwrap(),
     );
     assert_eq!(live["features"], replay["features"]);
     assert_eq!(live["cpu"], replay["cpu"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -145,7 +144,6 @@ fn malformed_list_fails_naming_file_line_and_field() {
     assert_eq!(out.status.code(), Some(2), "a probe failure exits non-zero");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:8") && err.contains("modle"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---- `hvcert probe --report`: the probe's result as a run report (hvcert.report/v1) ----

@@ -236,7 +236,7 @@ fn html_report_in_headless_chromium() {
         "<!DOCTYPE html><html><body><p>x</p><script>console.error('boom'); undefined_fn();</script></body></html>",
     )
     .unwrap();
-    let (_, problems) = dom_and_console(&dir, "profile-bad", &bad);
+    let (_, problems) = dom_and_console(dir, "profile-bad", &bad);
     assert!(
         problems.iter().any(|p| p.contains("boom"))
             && problems.iter().any(|p| p.contains("Uncaught")),
@@ -259,7 +259,7 @@ fn html_report_in_headless_chromium() {
         assert!(out.status.success(), "{}", text(&out.stderr));
 
         // It loads without console errors and shows the verdict first.
-        let (dom, problems) = dom_and_console(&dir, &format!("profile-dom-{slug}"), &page);
+        let (dom, problems) = dom_and_console(dir, &format!("profile-dom-{slug}"), &page);
         assert!(
             problems.is_empty(),
             "{fixture_name}: console problems: {problems:?}"
@@ -280,7 +280,7 @@ fn html_report_in_headless_chromium() {
         let png = dir.join(format!("{slug}.png"));
         let shot = format!("--screenshot={}", png.display());
         let out = chromium(
-            &dir,
+            dir,
             &format!("profile-shot-{slug}"),
             &[&shot, "--window-size=1200,1600"],
             &page,

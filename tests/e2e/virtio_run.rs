@@ -11,17 +11,21 @@ use common::hvcert;
 
 /// A zero-filled image file in its own temporary directory, removed on drop (also when a
 /// test fails).
-struct Image(std::path::PathBuf, tempfile::TempDir);
+struct Image {
+    path: std::path::PathBuf,
+    /// Holds the directory (and so the image) until the test is done.
+    _dir: tempfile::TempDir,
+}
 
 impl AsRef<std::path::Path> for Image {
     fn as_ref(&self) -> &std::path::Path {
-        &self.0
+        &self.path
     }
 }
 
 impl AsRef<std::ffi::OsStr> for Image {
     fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.as_os_str()
+        self.path.as_os_str()
     }
 }
 
@@ -30,7 +34,7 @@ fn temp_image(tag: &str, len: usize) -> Image {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join(format!("hvcert-{tag}.img"));
     std::fs::write(&p, vec![0u8; len]).unwrap();
-    Image(p, dir)
+    Image { path: p, _dir: dir }
 }
 
 /// Qword 1 of sector 8 of `img`: the blk and scsi guests write qword i = i * K from sector 8
@@ -67,7 +71,7 @@ fn run_with_read_only_disk_and_loopback_nic() {
         .args(["run", "--kernel"])
         .arg(virtio_guests::guest("blk"))
         .arg("--disk")
-        .arg(format!("{},ro", img.0.display()))
+        .arg(format!("{},ro", img.path.display()))
         .args(["--net", "loopback"])
         .output()
         .unwrap();
