@@ -51,8 +51,9 @@ fn embed_profiles(dir: &Path, out_dir: &Path) {
 }
 
 /// `git rev-parse HEAD` of the source tree, with `-dirty` when tracked files differed from
-/// it when this script last ran; HVCERT_GIT_REVISION from the environment wins; "unknown"
-/// outside a git checkout. Reruns when HEAD, the branch it points to or the index change.
+/// it when this script last ran (an edit that is not staged does not rerun it); the
+/// HVCERT_GIT_REVISION environment variable wins; "unknown" outside a git checkout.
+/// Reruns when HEAD, the branch it points to (or packed-refs) or the index change.
 fn git_revision(manifest_dir: &Path) -> String {
     println!("cargo:rerun-if-env-changed=HVCERT_GIT_REVISION");
     if let Some(rev) = env::var_os("HVCERT_GIT_REVISION") {
@@ -83,8 +84,15 @@ fn git_revision(manifest_dir: &Path) -> String {
             println!("cargo:rerun-if-changed={path}");
         }
     }
-    let dirty =
-        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    // --no-optional-locks: `status` must not rewrite the index it watches (that would make
+    // the next build rerun this script).
+    let dirty = git(&[
+        "--no-optional-locks",
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+    ])
+    .is_some_and(|s| !s.is_empty());
     if dirty {
         format!("{rev}-dirty")
     } else {

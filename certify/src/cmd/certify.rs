@@ -73,7 +73,7 @@ fn print_list(profiles: &[std::sync::Arc<certify::profile::LoadedProfile>]) -> s
         let pr = &p.profile;
         writeln!(
             out,
-            "{} ({:?}, {} vCPU, {} MiB): {}",
+            "{} ({}, {} vCPU, {} MiB): {}",
             pr.name, pr.interface, pr.vcpus, pr.memory_mib, pr.description
         )?;
         for c in &pr.cases {
