@@ -51,7 +51,9 @@ const EXIT_US_TOLERANCE_PCT: f64 = 50.0;
 /// Which features the supported-server lists require or recommend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Requirements {
+    /// Facts (probe feature keys) a supported server must have.
     pub required: Vec<String>,
+    /// Facts a supported server should have (a warning when absent).
     pub recommended: Vec<String>,
     /// Where these come from: "lists" (the lists the probe used), "built-in sample list"
     /// or "inferred from the verdict" (see [`Requirements::for_saved`]).
@@ -124,7 +126,7 @@ impl Requirements {
 /// The identity of a report made by this process (`hvcert probe --report`).
 pub fn current_identity() -> Identity {
     Identity::current("probe", env!("CARGO_PKG_VERSION"))
-        .with_git_revision(crate::cmd::certify::suite::git_revision())
+        .with_git_revision(crate::build_info::GIT_REVISION)
 }
 
 /// Converts a probe result. `identity` names the run (its host facts are set here to the
@@ -690,8 +692,8 @@ mod tests {
 
     #[test]
     fn load_converts_probe_json_and_keeps_other_errors() {
-        let dir = std::env::temp_dir().join(format!("hvcert-probe-report-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let p = fixture("intel-harpertown-xd-disabled");
         let f = dir.join("probe.json");
         std::fs::write(&f, serde_json::to_string_pretty(&p).unwrap()).unwrap();
@@ -719,6 +721,5 @@ mod tests {
             e.contains("unsupported schema \"hvcert.probe/v9\"") && e.contains("hvcert.probe/v1"),
             "{e}"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
