@@ -186,6 +186,11 @@ pub fn to_report(
         "score": p.verdict.score,
         "matched": p.verdict.matched,
     });
+    if !p.verdict.qualifiers.is_empty() {
+        // Only when there are any, as in the probe's own JSON: reports without them read
+        // exactly as before.
+        suite.config["qualifiers"] = serde_json::json!(p.verdict.qualifiers);
+    }
     suite.cases = cases;
     report.refresh_summary();
     report
@@ -375,7 +380,7 @@ fn verdict_case(p: &ProbeReport, wall: Option<Duration>) -> Case {
         Outcome::Pass
     };
     let mut case = Case::new("verdict", outcome)
-        .reason(format!("{} (score {}/100)", v.class.as_str(), v.score))
+        .reason(format!("{} (score {}/100)", v.label(), v.score))
         .measurement(Measurement::higher_is_better(
             "score",
             f64::from(v.score),
@@ -426,7 +431,7 @@ fn describe_host(p: &ProbeReport) -> String {
     parts.extend(cpu);
     parts.push(format!(
         "{}, score {}/100",
-        p.verdict.class.as_str(),
+        p.verdict.label(),
         p.verdict.score
     ));
     format!("hvcert probe: {}", parts.join(" · "))
@@ -574,6 +579,23 @@ mod tests {
             let back: ProbeReport = serde_json::from_value(r.identity.host.clone()).unwrap();
             assert_eq!(back, p, "{name}");
         }
+    }
+
+    #[test]
+    fn a_provisional_verdict_says_so_in_the_report() {
+        // The R710 snapshot pairs a Nehalem-EP CPUID dump with a Westmere-EP DMI record:
+        // the probe qualifies its verdict, and the run report must carry that wording.
+        let p = fixture("dell-r710-nehalem-ep");
+        assert!(!p.verdict.qualifiers.is_empty());
+        let r = convert(&p);
+        let c = r.case(SUITE, "verdict").unwrap();
+        assert!(c.reasons[0].contains("provisional"), "{:?}", c.reasons);
+        assert!(r.suites[0].description.contains("provisional"));
+        assert!(r.suites[0].config.get("qualifiers").is_some());
+        // A host without qualifiers keeps the plain class and no qualifiers key.
+        let p = fixture("dell-r630-haswell-ep");
+        let r = convert(&p);
+        assert!(r.suites[0].config.get("qualifiers").is_none());
     }
 
     #[test]
