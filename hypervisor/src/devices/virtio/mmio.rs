@@ -20,7 +20,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::chain::{self, Chain, Malformed};
 use super::{Error, Interrupt, INT_CONFIG, INT_VRING};
-use crate::bus::MmioDevice;
+use crate::devices::bus::MmioDevice;
 
 /// "virt" in little-endian.
 pub const MAGIC: u32 = 0x7472_6976;

@@ -1,6 +1,6 @@
 //! Virtio 1.x devices over the virtio-mmio transport (version 2, "modern").
 //!
-//! - [`mmio::MmioTransport`] implements [`crate::bus::MmioDevice`]: the register file a guest
+//! - [`mmio::MmioTransport`] implements [`crate::devices::bus::MmioDevice`]: the register file a guest
 //!   driver programs (feature negotiation, queue set-up, status state machine, config space,
 //!   interrupt status/ack, QueueNotify, reset).
 //! - A device model ([`block::Block`], [`scsi::Scsi`], [`net::Net`]) implements
@@ -298,7 +298,7 @@ type NewDevice = (
 pub fn attach(
     vm: &kvm_ioctls::VmFd,
     mem: &vm_memory::GuestMemoryMmap<()>,
-    bus: &mut crate::bus::MmioBus,
+    bus: &mut crate::devices::bus::MmioBus,
     disks: &[DiskConfig],
     disk_bus: DiskBus,
     nets: &[NetConfig],
