@@ -1,6 +1,6 @@
 //! What a VM is built from: [`VmConfig`] (a struct literal with `..Default::default()`, or
 //! [`VmConfig::builder`]), the paravirtual [`Interface`] and, with the `fault-injection`
-//! feature, the [`Fault`] to inject.
+//! feature, the `Fault` to inject.
 use crate::abi::xen;
 use crate::devices::virtio::{DiskBus, DiskConfig, NetConfig};
 use std::path::PathBuf;

@@ -55,10 +55,15 @@ pub fn hypercall_page() -> [u8; PAGE_SIZE as usize] {
 /// A decoded hypercall input value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Input {
+    /// Call code (bits 15:0).
     pub code: u16,
+    /// Fast call: input in registers (bit 16).
     pub fast: bool,
+    /// Variable header size in qwords (bits 26:17).
     pub var_header_qwords: u16,
+    /// Rep count (bits 43:32).
     pub rep_count: u16,
+    /// Rep start index (bits 59:48).
     pub rep_start: u16,
 }
 
@@ -132,8 +137,11 @@ pub fn call_name(code: u16) -> Option<&'static str> {
 /// A hypercall as the guest issued it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Call {
+    /// The input value (RCX).
     pub input: u64,
+    /// Input GPA (RDX), or the first input qword of a fast call.
     pub in_gpa: u64,
+    /// Output GPA (R8), or the second input qword of a fast call.
     pub out_gpa: u64,
 }
 
@@ -352,13 +360,16 @@ impl Ctx<'_> {
 /// Partition-wide synthetic-MSR state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Partition {
+    /// HV_X64_MSR_GUEST_OS_ID as the guest wrote it.
     pub guest_os_id: u64,
+    /// HV_X64_MSR_HYPERCALL: page GPA, locked and enable bits.
     pub hypercall_msr: u64,
 }
 
 /// What an MSR write asks of the VMM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MsrWrite {
+    /// Nothing more to do.
     Done,
     /// Fill the hypercall page at this GPA.
     FillHypercallPage(u64),
@@ -375,6 +386,7 @@ impl Partition {
             .then_some(self.hypercall_msr & !HYPERCALL_PAGE_OFFSET_MASK)
     }
 
+    /// Whether `msr` is in the Hyper-V synthetic range (0x40000000..=0x400000FF).
     pub fn handles(msr: u32) -> bool {
         (MSR_FIRST..=MSR_LAST).contains(&msr)
     }
@@ -390,6 +402,7 @@ impl Partition {
         }
     }
 
+    /// Writes `msr`; `mem_size_ok(gpa)` says whether a page at `gpa` is guest RAM.
     pub fn wrmsr(
         &mut self,
         msr: u32,

@@ -6,7 +6,7 @@
 //! found by probing. The run loop kicks the vCPUs (signal) on a back-off schedule (at
 //! [`PROBE_FIRST`], then every [`PROBE_FIRST_INTERVAL`] doubling to [`PROBE_MAX_INTERVAL`])
 //! and asks each for its state; between probes it reads each vCPU's "blocking" statistic
-//! ([`crate::kvm_stats`]) and probes at once when all are blocked. The rule is in
+//! (`src/kvm_stats.rs`) and probes at once when all are blocked. The rule is in
 //! [`crate::exits`].
 use crate::kvm_stats::BlockingStat;
 use crate::state::{lock, Shared, ST_HALTED_NOIRQ, ST_WAIT_SIPI};

@@ -49,6 +49,7 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// Appends a line (or counts it once [`TRACE_MAX`] are kept).
     pub fn push(&mut self, line: String) {
         if self.lines.len() < TRACE_MAX {
             self.lines.push(line);
@@ -115,19 +116,23 @@ pub fn name(nr: u32) -> String {
 pub struct XenState {
     /// GPA of the hypercall page, once written.
     pub page_gpa: Option<u64>,
+    /// HVM parameters set through HVMOP_set_param.
     pub params: BTreeMap<u32, u64>,
 }
 
 /// How a Xen call ends the VM, if it does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum XenEnd {
+    /// SCHEDOP_shutdown poweroff or reboot: the VM ends as a shutdown.
     Poweroff,
+    /// SCHEDOP_shutdown crash: the VM ends as a crash with this reason.
     Crash(String),
 }
 
 /// What one Xen hypercall did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
+    /// Value for RAX (0 or a negative errno).
     pub rax: i64,
     /// Trace line.
     pub trace: String,
@@ -135,13 +140,17 @@ pub struct Outcome {
     pub console: Vec<u8>,
     /// Native call this was translated to (counted under its own name too).
     pub native: Option<&'static str>,
+    /// Whether the call ends the VM.
     pub end: Option<XenEnd>,
 }
 
 /// The guest environment a call sees.
 pub struct Env<'a> {
+    /// Guest memory.
     pub mem: &'a GuestMemoryMmap,
+    /// The calling vCPU's paging mode (buffers are guest-virtual).
     pub paging: PagingMode,
+    /// The guest's e820 map.
     pub memory_map: &'a [MemEntry],
 }
 

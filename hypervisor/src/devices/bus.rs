@@ -4,7 +4,9 @@
 /// Implementations must accept any offset and any access size a guest can produce
 /// (unknown registers read as zero and ignore writes) and must never panic.
 pub trait MmioDevice: Send {
+    /// A guest read of `data.len()` bytes at `offset`; fill `data`.
     fn read(&mut self, offset: u64, data: &mut [u8]);
+    /// A guest write of `data` at `offset`.
     fn write(&mut self, offset: u64, data: &[u8]);
 }
 
@@ -15,9 +17,13 @@ use std::sync::Mutex;
 /// other accesses to the same device (a virtio reset, which waits for the device's worker
 /// thread, does not stall the other devices' vCPUs).
 pub struct MmioSlot {
+    /// First guest-physical address of the window.
     pub base: u64,
+    /// Size of the window in bytes.
     pub size: u64,
+    /// The GSI the device raises its interrupt on.
     pub gsi: u32,
+    /// The device, behind its own lock.
     pub dev: Mutex<Box<dyn MmioDevice>>,
 }
 
@@ -30,6 +36,7 @@ pub struct MmioBus {
 }
 
 impl MmioBus {
+    /// An empty bus.
     pub fn new() -> Self {
         Self::default()
     }

@@ -99,7 +99,9 @@ pub trait VirtioDevice: Send {
 
 /// The queues of an active device, as seen by its [`QueueHandler`].
 pub struct Queues<'a> {
+    /// Guest memory the queues point into.
     pub mem: &'a GuestMemoryMmap<()>,
+    /// The device's queues, as the driver configured them.
     pub queues: &'a mut [Queue],
     /// Negotiated features.
     pub features: u64,
@@ -108,6 +110,7 @@ pub struct Queues<'a> {
 }
 
 impl Queues<'_> {
+    /// Whether the driver accepted feature `bit`.
     pub fn has_feature(&self, bit: u32) -> bool {
         self.features & (1u64 << bit) != 0
     }
@@ -166,6 +169,7 @@ impl Queues<'_> {
         }
     }
 
+    /// Asks the driver not to notify queue `idx` (VIRTQ_USED_F_NO_NOTIFY / event index).
     pub fn disable_notification(&mut self, idx: usize) -> Result<(), Malformed> {
         let mem = self.mem;
         match self.queues.get_mut(idx) {
@@ -260,6 +264,7 @@ fn set_half(v: &mut u64, high: bool, val: u32) {
 }
 
 impl MmioTransport {
+    /// A transport for `device` over guest memory `mem` (device status 0, no queue set up).
     pub fn new(device: Box<dyn VirtioDevice>, mem: GuestMemoryMmap<()>) -> Result<Self, Error> {
         let max_sizes = device.queue_max_sizes().to_vec();
         let queue_evts = max_sizes
@@ -300,6 +305,7 @@ impl MmioTransport {
         self.interrupt.evt()
     }
 
+    /// The virtio device ID of the device behind the transport.
     pub fn device_id(&self) -> u32 {
         self.device.device_id()
     }
@@ -319,6 +325,7 @@ impl MmioTransport {
         lock(&self.shared.error).clone()
     }
 
+    /// Whether the driver has set DRIVER_OK and the device is running.
     pub fn is_active(&self) -> bool {
         self.worker.is_some()
     }

@@ -54,6 +54,7 @@ pub const FIRST_GSI: u32 = crate::layout::VIRTIO_FIRST_GSI;
 /// A raw image file backing a virtio-blk device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskConfig {
+    /// The raw disk image.
     pub path: PathBuf,
     /// Open the image read-only and advertise VIRTIO_BLK_F_RO; guest writes get IOERR.
     pub read_only: bool,
@@ -144,28 +145,52 @@ pub enum Error {
     // (Fields are named `err`, not `source`, so that the cause is printed once, in the
     // message, rather than again as an error chain.)
     #[error("disk image {path}: {err}")]
-    DiskOpen { path: PathBuf, err: std::io::Error },
+    /// A disk image could not be opened.
+    DiskOpen {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        err: std::io::Error,
+    },
     #[error("TAP device {name}: {err}")]
-    Tap { name: String, err: std::io::Error },
+    /// A TAP device could not be opened or configured.
+    Tap {
+        /// The TAP interface name.
+        name: String,
+        /// Why.
+        err: std::io::Error,
+    },
     #[error("{what}: {err}")]
+    /// A host I/O operation failed while setting a device up.
     Io {
+        /// What was being done.
         what: &'static str,
+        /// Why it failed.
         err: std::io::Error,
     },
     #[error(
         "too many {kind}: {requested} configured, but this VM allows at most {max} ({option})"
     )]
+    /// More devices of a kind than the VM allows.
     TooManyDevices {
+        /// "disks" or "NICs".
         kind: &'static str,
+        /// How many were configured.
         requested: usize,
+        /// The limit.
         max: usize,
+        /// The option that raises the limit.
         option: &'static str,
     },
     #[error("{0}")]
+    /// A device option that cannot be parsed.
     BadOption(String),
     #[error("KVM: {what}: {err}")]
+    /// A KVM ioctl for a device (ioeventfd, irqfd) failed.
     Kvm {
+        /// The ioctl and device.
         what: String,
+        /// The error KVM returned.
         err: kvm_ioctls::Error,
     },
 }
@@ -227,6 +252,7 @@ pub const INT_VRING: u32 = 1;
 pub const INT_CONFIG: u32 = 2;
 
 impl Interrupt {
+    /// InterruptStatus 0 and a new (non-blocking) eventfd for the line.
     pub fn new() -> Result<Self, Error> {
         Ok(Interrupt {
             status: AtomicU32::new(0),
@@ -236,15 +262,19 @@ impl Interrupt {
             })?,
         })
     }
+    /// The eventfd registered as the device's irqfd.
     pub fn evt(&self) -> &EventFd {
         &self.evt
     }
+    /// The InterruptStatus register.
     pub fn status(&self) -> u32 {
         self.status.load(Ordering::Acquire)
     }
+    /// InterruptACK: clears `bits`.
     pub fn ack(&self, bits: u32) {
         self.status.fetch_and(!bits, Ordering::AcqRel);
     }
+    /// Clears every bit (device reset).
     pub fn clear(&self) {
         self.status.store(0, Ordering::Release);
     }
@@ -260,7 +290,9 @@ impl Interrupt {
 /// A virtio-mmio device placed on the guest's MMIO bus by [`attach`].
 #[derive(Clone)]
 pub struct DeviceInfo {
+    /// Guest-physical base of the device's MMIO window.
     pub base: u64,
+    /// The GSI of its interrupt.
     pub gsi: u32,
     /// "blk", "scsi" or "net".
     pub kind: &'static str,
