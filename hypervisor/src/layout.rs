@@ -60,7 +60,8 @@ pub const LOW_RAM_END: u64 = 0x9_fc00;
 pub const MMIO_HOLE_START: u64 = 0xc000_0000;
 /// 4 GiB.
 pub const FOUR_GIB: u64 = 0x1_0000_0000;
-/// Virtio-mmio devices, per CONTRACT.md.
+/// First virtio-mmio window: devices go from here upward, [`VIRTIO_MMIO_SIZE`] apart (the
+/// guest learns of them from the command line; see [`crate::devices::bus::MmioBus`]).
 pub const VIRTIO_MMIO_BASE: u64 = 0xd000_0000;
 /// Size of each virtio-mmio window.
 pub const VIRTIO_MMIO_SIZE: u64 = 0x1000;

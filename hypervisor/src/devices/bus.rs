@@ -28,7 +28,7 @@ pub struct MmioSlot {
 }
 
 /// The VM's MMIO bus. Virtio-mmio devices are placed from 0xd000_0000 upward, 0x1000 apart,
-/// with GSIs from 5 upward (CONTRACT.md); each is announced on the kernel command line as
+/// with GSIs from 5 upward ([`crate::layout`]); each is announced on the kernel command line as
 /// `virtio_mmio.device=4K@0xd0000000:5` and reserved in the guest's memory map.
 #[derive(Default)]
 pub struct MmioBus {

@@ -43,7 +43,7 @@ pub use mmio::{MmioTransport, VirtioDevice};
 pub use net::{Net, NetStats};
 pub use scsi::Scsi;
 
-/// First guest-physical address of the virtio-mmio window (CONTRACT.md; the value lives in
+/// First guest-physical address of the virtio-mmio window (the value lives in
 /// [`crate::layout`], which the MMIO bus places devices by).
 pub const MMIO_BASE: u64 = crate::layout::VIRTIO_MMIO_BASE;
 /// Size of one device's register window; devices are placed this far apart.
