@@ -29,6 +29,7 @@
 
 pub mod block;
 pub mod chain;
+pub mod device;
 pub mod mmio;
 pub mod net;
 pub mod scsi;
