@@ -1,13 +1,15 @@
 //! Exit dispatch: what each kind of vCPU exit does.
 //!
 //! Exit rules (every exit ends in one of these):
-//! - Port I/O: the hypercall ports first, then the port bus ([`crate::devices::port_bus`]):
-//!   COM1 (0x3f8..=0x3ff, [`crate::devices::legacy::serial`]) is the 8250 UART (a 16/32-bit access is one byte access
-//!   per port, as on the ISA bus); port 0xf4 ([`crate::devices::legacy::status`]) takes a status (any width,
-//!   zero-extended; 32-bit is the convention) and ends the VM with it; ports 0xf6/0xf7 are
-//!   the Hyper-V/Xen hypercall ports (see [`crate::hyperv`], [`crate::xen`]; the origin check is in [`crate::hypercall`]). Every other
-//!   port is unclaimed: reads return all-ones, writes are dropped (an ISA bus with nothing
-//!   attached; Linux probes such ports), counted and logged at debug level.
+//! - Port I/O: the hypercall ports first, then the port bus ([`crate::devices::port_bus`]).
+//!   COM1 (0x3f8..=0x3ff, [`crate::devices::legacy::serial`]) is the 8250 UART (a 16/32-bit
+//!   access is one byte access per port, as on the ISA bus); port 0xf4
+//!   ([`crate::devices::legacy::status`]) takes a status (any width, zero-extended; 32-bit
+//!   is the convention) and ends the VM with it; ports 0xf6/0xf7 are the Hyper-V/Xen
+//!   hypercall ports (see [`crate::hyperv`], [`crate::xen`]; the origin check is in
+//!   [`crate::hypercall`]). Every other port is unclaimed: reads return all-ones, writes are
+//!   dropped (an ISA bus with nothing attached; Linux probes such ports), counted and logged
+//!   at debug level.
 //! - MMIO: devices on the MMIO bus get the access; unclaimed addresses read all-ones and
 //!   drop writes, counted and logged, like unclaimed ports.
 //! - MSR exits (user-space MSR filter over 0x40000000..=0x400002FF): the synthetic MSRs of the
@@ -16,9 +18,9 @@
 //!   back-off schedule (at 0.2 ms, then every 0.1 ms doubling to 10 ms) and asks each for its
 //!   state (these are also the time samples behind `RunOutcome::ring0_share`): when every
 //!   vCPU is halted with RFLAGS.IF = 0 or waits for a SIPI, nothing can wake the guest and the
-//!   VM ends as a crash ("halted with interrupts disabled"); see [`crate::run`]. Between probes it reads each
-//!   vCPU's "blocking" statistic (KVM binary stats, no kick): when all are blocked in the
-//!   kernel, it probes at once.
+//!   VM ends as a crash ("halted with interrupts disabled"); see [`crate::run`]. Between
+//!   probes it reads each vCPU's "blocking" statistic (KVM binary stats, no kick): when all
+//!   are blocked in the kernel, it probes at once.
 //! - KVM_EXIT_SHUTDOWN (triple fault), KVM_EXIT_INTERNAL_ERROR (emulation failure),
 //!   KVM_EXIT_FAIL_ENTRY, KVM_RUN errors and any unexpected exit end the VM as a crash with a
 //!   register dump. KVM_EXIT_SYSTEM_EVENT shutdown/reset end it as a shutdown.

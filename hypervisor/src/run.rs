@@ -71,7 +71,8 @@ impl Vm {
         let vcpus = join_vcpus(&self.shared, handles);
         self.threads.gate.update(|s| s.go = None);
         self.shared.mark(usize::MAX, "joined");
-        tracing::debug!(timeline = %lock(&self.shared.stats.timeline), "VM run (us since run start)");
+        let stats = &self.shared.stats;
+        tracing::debug!(timeline = %lock(&stats.timeline), "VM run (us since run start)");
         // Write out what the guest printed and drop the caller's writer, unless it is
         // blocked: then not past the deadline (+ a grace), see `crate::console`.
         writer.finish(deadline);

@@ -33,7 +33,7 @@ pub use crate::abi::xen::{
 };
 
 /// XENVER_extraversion string (Xen's buffer is 16 bytes).
-pub const EXTRAVERSION: &[u8; 16] = b".0-hvcert\0\0\0\0\0\0\0";
+pub const EXTRAVERSION: &[u8; EXTRAVERSION_SIZE] = b".0-hvcert\0\0\0\0\0\0\0";
 /// Largest CONSOLEIO_write accepted in one call.
 pub const CONSOLE_WRITE_MAX: u64 = 1 << 20;
 
@@ -234,12 +234,17 @@ fn xen_version(env: &Env<'_>, a: [u64; 5]) -> Outcome {
         }
         XENVER_GET_FEATURES => {
             // struct xen_feature_info { unsigned int submap_idx; uint32_t submap; }
-            let rc = res(env.read(a[1], 4).and_then(|idx| {
-                let _idx = u32::from_le_bytes([idx[0], idx[1], idx[2], idx[3]]);
-                // No optional Xen features are offered: every submap is 0.
-                env.write(a[1].wrapping_add(4), &0u32.to_le_bytes())
+            let rc = res(env
+                .read(a[1], FEATURE_INFO_SUBMAP_OFFSET as usize)
+                .and_then(|idx| {
+                    let _idx = u32::from_le_bytes([idx[0], idx[1], idx[2], idx[3]]);
+                    // No optional Xen features are offered: every submap is 0.
+                    env.write(
+                        a[1].wrapping_add(FEATURE_INFO_SUBMAP_OFFSET),
+                        &0u32.to_le_bytes(),
+                    )
                     .map(|_| 0)
-            }));
+                }));
             out(
                 rc,
                 format!(
@@ -303,7 +308,7 @@ fn sched_op(env: &Env<'_>, a: [u64; 5]) -> Outcome {
         }
         SCHEDOP_SHUTDOWN => {
             // struct sched_shutdown { unsigned int reason; }
-            let reason = match env.read(a[1], 4) {
+            let reason = match env.read(a[1], SCHED_SHUTDOWN_SIZE) {
                 Ok(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
                 Err(e) => {
                     return out(
@@ -358,7 +363,7 @@ fn memory_op(env: &Env<'_>, a: [u64; 5]) -> Outcome {
             } else {
                 "maximum_reservation"
             };
-            let rc = res(env.read(a[1], 2).and_then(|d| {
+            let rc = res(env.read(a[1], DOMID_SIZE).and_then(|d| {
                 let domid = u16::from_le_bytes([d[0], d[1]]);
                 if domid == DOMID_SELF || domid == 0 {
                     Ok(env.ram_pages() as i64)
@@ -370,9 +375,13 @@ fn memory_op(env: &Env<'_>, a: [u64; 5]) -> Outcome {
         }
         XENMEM_MEMORY_MAP => {
             // struct xen_memory_map { unsigned int nr_entries; (pad) XEN_GUEST_HANDLE buffer; }
-            let rc = res(env.read(a[1], 16).and_then(|m| {
+            let rc = res(env.read(a[1], MEMORY_MAP_SIZE).and_then(|m| {
                 let cap = u32::from_le_bytes([m[0], m[1], m[2], m[3]]) as usize;
-                let buf = u64::from_le_bytes(m[8..16].try_into().unwrap_or([0; 8]));
+                let buf = u64::from_le_bytes(
+                    m[MEMORY_MAP_BUFFER_OFFSET..MEMORY_MAP_BUFFER_OFFSET + 8]
+                        .try_into()
+                        .unwrap_or([0; 8]),
+                );
                 let n = env.memory_map.len().min(cap);
                 let mut bytes = Vec::with_capacity(n * E820_ENTRY_SIZE);
                 for e in &env.memory_map[..n] {
@@ -400,13 +409,15 @@ fn hvm_op(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outcome {
         HVMOP_GET_PARAM => "HVMOP_get_param",
         cmd => return out(ENOSYS, format!("hvm_op({cmd}) -> -ENOSYS")),
     };
-    let p = match env.read(a[1], 16) {
+    let p = match env.read(a[1], HVM_PARAM_SIZE) {
         Ok(p) => p,
         Err(e) => return out(e, format!("hvm_op({op}, {:#x}) -> -EFAULT", a[1])),
     };
     let domid = u16::from_le_bytes([p[0], p[1]]);
-    let index = u32::from_le_bytes([p[4], p[5], p[6], p[7]]);
-    let value = u64::from_le_bytes(p[8..16].try_into().unwrap_or([0; 8]));
+    let i = HVM_PARAM_INDEX_OFFSET;
+    let index = u32::from_le_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
+    let v = HVM_PARAM_VALUE_OFFSET;
+    let value = u64::from_le_bytes(p[v..v + 8].try_into().unwrap_or([0; 8]));
     if domid != DOMID_SELF && domid != 0 {
         return out(ESRCH, format!("hvm_op({op}, dom {domid:#x}) -> -ESRCH"));
     }
@@ -421,7 +432,12 @@ fn hvm_op(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outcome {
         )
     } else {
         let v = state.params.get(&index).copied().unwrap_or(0);
-        let rc = res(env.write(a[1].wrapping_add(8), &v.to_le_bytes()).map(|_| 0));
+        let rc = res(env
+            .write(
+                a[1].wrapping_add(HVM_PARAM_VALUE_OFFSET as u64),
+                &v.to_le_bytes(),
+            )
+            .map(|_| 0));
         out(
             rc,
             format!(

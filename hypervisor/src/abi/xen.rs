@@ -91,3 +91,23 @@ pub const EFAULT: i64 = -14;
 pub const EINVAL: i64 = -22;
 /// -ESRCH.
 pub const ESRCH: i64 = -3;
+
+/// `struct xen_feature_info { unsigned int submap_idx; uint32_t submap; }`: offset of
+/// `submap` (and size of `submap_idx`).
+pub const FEATURE_INFO_SUBMAP_OFFSET: u64 = 4;
+/// `struct sched_shutdown { unsigned int reason; }`: size.
+pub const SCHED_SHUTDOWN_SIZE: usize = 4;
+/// `domid_t`: size (the XENMEM reservation queries read it first).
+pub const DOMID_SIZE: usize = 2;
+/// `struct xen_memory_map { unsigned int nr_entries; XEN_GUEST_HANDLE buffer; }`: size.
+pub const MEMORY_MAP_SIZE: usize = 16;
+/// `struct xen_memory_map`: offset of `buffer`.
+pub const MEMORY_MAP_BUFFER_OFFSET: usize = 8;
+/// `struct xen_hvm_param { domid_t domid; uint32_t index; uint64_t value; }`: size.
+pub const HVM_PARAM_SIZE: usize = 16;
+/// `struct xen_hvm_param`: offset of `index`.
+pub const HVM_PARAM_INDEX_OFFSET: usize = 4;
+/// `struct xen_hvm_param`: offset of `value`.
+pub const HVM_PARAM_VALUE_OFFSET: usize = 8;
+/// XENVER_extraversion: size of the caller's buffer.
+pub const EXTRAVERSION_SIZE: usize = 16;

@@ -1,7 +1,7 @@
 //! COM1: the 8250 UART of `vm-superio` at ports 0x3f8..=0x3ff, IRQ 4 through an irqfd, its
-//! output into the VM's console (`src/console.rs`). A 16/32-bit access is one byte access per port, as on
-//! the ISA bus: byte i goes to (or comes from) port + i; bytes past COM1's 8 ports are
-//! unclaimed (writes dropped and counted by the caller, reads all-ones).
+//! output into the VM's console (`src/console.rs`). A 16/32-bit access is one byte access
+//! per port, as on the ISA bus: byte i goes to (or comes from) port + i; bytes past COM1's 8
+//! ports are unclaimed (writes dropped and counted by the caller, reads all-ones).
 use crate::console::Console;
 use crate::devices::port_bus::{PortDevice, PortRead, PortWrite};
 use vm_superio::serial::NoEvents;
