@@ -3,6 +3,8 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+#[allow(dead_code)] // `hvcert initramfs` calls initramfs::build later (issue 11).
+mod initramfs;
 mod probe_report;
 
 #[derive(Parser)]
