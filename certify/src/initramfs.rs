@@ -661,8 +661,17 @@ mod tests {
         (tmp, spec)
     }
 
-    /// Every entry of a newc archive: (name, mode, ino, rdev, data).
-    fn entries(archive: &[u8]) -> Vec<(String, u32, u32, (u32, u32), Vec<u8>)> {
+    /// One entry read back from an archive.
+    struct Parsed {
+        name: String,
+        mode: u32,
+        ino: u32,
+        rdev: (u32, u32),
+        data: Vec<u8>,
+    }
+
+    /// Every entry of a newc archive, read with the cpio crate's reader.
+    fn entries(archive: &[u8]) -> Vec<Parsed> {
         let mut out = Vec::new();
         let mut rest = archive;
         loop {
@@ -680,18 +689,21 @@ mod tests {
             assert_eq!((e.uid(), e.gid(), e.mtime()), (0, 0, 0), "{}", meta.0);
             let mut data = Vec::new();
             r.read_to_end(&mut data).unwrap();
-            out.push((meta.0, meta.1, meta.2, meta.3, data));
+            out.push(Parsed {
+                name: meta.0,
+                mode: meta.1,
+                ino: meta.2,
+                rdev: meta.3,
+                data,
+            });
             rest = r.finish().unwrap();
         }
         out
     }
 
-    fn file<'a>(
-        es: &'a [(String, u32, u32, (u32, u32), Vec<u8>)],
-        name: &str,
-    ) -> &'a (String, u32, u32, (u32, u32), Vec<u8>) {
+    fn file<'a>(es: &'a [Parsed], name: &str) -> &'a Parsed {
         es.iter()
-            .find(|e| e.0 == name)
+            .find(|e| e.name == name)
             .unwrap_or_else(|| panic!("{name} not in the archive"))
     }
 
@@ -713,7 +725,7 @@ mod tests {
     fn check_dependency_order(with_dep: bool) {
         let (_tmp, spec) = fake_package(with_dep);
         let es = entries(&build(&spec).unwrap());
-        let list = String::from_utf8(file(&es, "etc/hvcert/modules").4.clone()).unwrap();
+        let list = String::from_utf8(file(&es, "etc/hvcert/modules").data.clone()).unwrap();
         let lines: Vec<&str> = list.lines().collect();
         assert_eq!(lines.len(), DEFAULT_MODULES.len(), "{list}");
         for (line, want) in lines.iter().zip(DEFAULT_MODULES) {
@@ -739,17 +751,17 @@ mod tests {
         // Each module's file once, under its kernel name.
         let mods: Vec<&str> = es
             .iter()
-            .filter_map(|e| e.0.strip_prefix("lib/modules/"))
+            .filter_map(|e| e.name.strip_prefix("lib/modules/"))
             .collect();
         assert_eq!(mods.len(), MODULES.len(), "{mods:?}");
-        let blk = &file(&es, "lib/modules/virtio_blk.ko").4;
+        let blk = &file(&es, "lib/modules/virtio_blk.ko").data;
         if with_dep {
             assert_eq!(blk, b"fake module virtio_blk\n");
         } else {
             assert!(blk.starts_with(b"\x7fELF"));
         }
         assert_eq!(
-            String::from_utf8(file(&es, "etc/hvcert/release").4.clone()).unwrap(),
+            String::from_utf8(file(&es, "etc/hvcert/release").data.clone()).unwrap(),
             format!("{RELEASE}\n")
         );
     }
@@ -864,7 +876,7 @@ mod tests {
         let (_tmp, mut spec) = fake_package(false);
         spec.modules = vec!["virtio_blk".into(), "ext4".into()];
         let es = entries(&build(&spec).unwrap());
-        let list = String::from_utf8(file(&es, "etc/hvcert/modules").4.clone()).unwrap();
+        let list = String::from_utf8(file(&es, "etc/hvcert/modules").data.clone()).unwrap();
         assert_eq!(list, "virtio_blk: virtio virtio_ring virtio_blk\next4:\n");
     }
 
@@ -896,12 +908,12 @@ mod tests {
         assert!(archive.starts_with(b"070701"));
         assert_eq!(archive.len() % 4, 0);
         let es = entries(&archive);
-        let names: Vec<&str> = es.iter().map(|e| e.0.as_str()).collect();
+        let names: Vec<&str> = es.iter().map(|e| e.name.as_str()).collect();
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(names, sorted);
         // Inode numbers 1, 2, 3, ... in archive order: unique, host inodes not used.
-        let inos: Vec<u32> = es.iter().map(|e| e.2).collect();
+        let inos: Vec<u32> = es.iter().map(|e| e.ino).collect();
         assert_eq!(inos, (1..=es.len() as u32).collect::<Vec<_>>());
         // Every parent directory comes before its entries.
         for (i, n) in names.iter().enumerate() {
@@ -911,22 +923,22 @@ mod tests {
             }
         }
         let init = file(&es, "init");
-        assert_eq!(init.1, 0o100755);
-        assert_eq!(init.4, INIT_SCRIPT.as_bytes());
+        assert_eq!(init.mode, 0o100755);
+        assert_eq!(init.data, INIT_SCRIPT.as_bytes());
         assert!(INIT_SCRIPT.starts_with("#!/bin/sh\n"));
-        assert_eq!(file(&es, "bin/busybox").1, 0o100755);
-        assert_eq!(file(&es, "bin/busybox").4, b"\x7fELF fake busybox");
+        assert_eq!(file(&es, "bin/busybox").mode, 0o100755);
+        assert_eq!(file(&es, "bin/busybox").data, b"\x7fELF fake busybox");
         for applet in APPLETS {
             let e = file(&es, &format!("bin/{applet}"));
             assert_eq!(
-                (e.1, e.4.as_slice()),
+                (e.mode, e.data.as_slice()),
                 (0o120777, &b"busybox"[..]),
                 "{applet}"
             );
         }
         let console = file(&es, "dev/console");
-        assert_eq!((console.1, console.3), (0o020600, (5, 1)));
-        assert_eq!(file(&es, "dev/null").3, (1, 3));
+        assert_eq!((console.mode, console.rdev), (0o020600, (5, 1)));
+        assert_eq!(file(&es, "dev/null").rdev, (1, 3));
         for d in [
             "bin",
             "dev",
@@ -936,9 +948,9 @@ mod tests {
             "etc/hvcert",
             "lib/modules",
         ] {
-            assert_eq!(file(&es, d).1, 0o040755, "{d}");
+            assert_eq!(file(&es, d).mode, 0o040755, "{d}");
         }
-        assert_eq!(file(&es, "lib/modules/hv_netvsc.ko").1, 0o100644);
+        assert_eq!(file(&es, "lib/modules/hv_netvsc.ko").mode, 0o100644);
     }
 
     #[test]
@@ -974,7 +986,7 @@ mod tests {
         let took = t.elapsed();
         assert_eq!(build(&spec).unwrap(), archive, "not reproducible");
         let es = entries(&archive);
-        let list = String::from_utf8(file(&es, "etc/hvcert/modules").4.clone()).unwrap();
+        let list = String::from_utf8(file(&es, "etc/hvcert/modules").data.clone()).unwrap();
         eprintln!(
             "initramfs: {} bytes, {} entries, built in {took:?}\n{list}",
             archive.len(),
@@ -983,7 +995,7 @@ mod tests {
         for m in DEFAULT_MODULES {
             assert!(
                 file(&es, &format!("lib/modules/{m}.ko"))
-                    .4
+                    .data
                     .starts_with(b"\x7fELF"),
                 "{m}"
             );
