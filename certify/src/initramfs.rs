@@ -970,7 +970,8 @@ mod tests {
 
     /// The real packages: set HVCERT_INITRAMFS_KERNEL_TREE to an extracted
     /// `linux-image-*-cloud-amd64` package and HVCERT_INITRAMFS_BUSYBOX to `bin/busybox` of
-    /// an extracted `busybox-static`. Skips (with the reason) when they are not set.
+    /// an extracted `busybox-static`. Skips (with the reason) when they are not set. With
+    /// HVCERT_INITRAMFS_OUT set, the archive is also written there (for a boot by hand).
     #[test]
     fn real_debian_packages() {
         let (Some(tree), Some(busybox)) = (
@@ -985,6 +986,9 @@ mod tests {
         let archive = build(&spec).unwrap();
         let took = t.elapsed();
         assert_eq!(build(&spec).unwrap(), archive, "not reproducible");
+        if let Some(out) = std::env::var_os("HVCERT_INITRAMFS_OUT") {
+            fs::write(out, &archive).unwrap();
+        }
         let es = entries(&archive);
         let list = String::from_utf8(file(&es, "etc/hvcert/modules").data.clone()).unwrap();
         eprintln!(

@@ -52,7 +52,7 @@ modparams() {
 oneline() { echo "$*" | tr '\n' ' ' | sed 's/ *$//'; }
 
 # lastlog: the kernel's last message, for the reason of a failed case.
-lastlog() { dmesg | tail -n 1 | sed 's/^\[[^]]*\] *//'; }
+lastlog() { dmesg 2>/dev/null | tail -n 1 | sed 's/^\[[^]]*\] *//'; }
 
 # waitfor PATH: wait up to hvcert.wait seconds for PATH to exist.
 waitfor() {
@@ -109,8 +109,8 @@ ok "booted to user space"
 echo "# kernel $(uname -r), uptime $(cut -d' ' -f1 /proc/uptime) s"
 
 # 2. The hypervisor the kernel detected.
-HV=$(dmesg | grep -m 1 'Hypervisor detected:' | sed 's/.*Hypervisor detected: *//')
-[ -n "$HV" ] || HV=$(dmesg | grep -m 1 -o 'Xen HVM')
+HV=$(dmesg 2>/dev/null | grep -m 1 'Hypervisor detected:' | sed 's/.*Hypervisor detected: *//')
+[ -n "$HV" ] || HV=$(dmesg 2>/dev/null | grep -m 1 -o 'Xen HVM')
 [ -n "$HV" ] || HV=none
 case "$(param hv any)" in
 any) ok "hypervisor detected: $HV" ;;
@@ -150,7 +150,7 @@ fi
 
 # Modules, in load order.
 for m in $MISSING; do
-    notok "insmod $m" "not in this initramfs (built with: $(cut -d: -f1 /etc/hvcert/modules | tr '\n' ' '))"
+    notok "insmod $m" "not in this initramfs (built with: $(oneline "$(cut -d: -f1 /etc/hvcert/modules)"))"
 done
 for m in $BUILTIN; do
     ok "module $m built into the kernel"
@@ -172,7 +172,10 @@ if [ "$DISK" != none ]; then
         ok "disk $DISK seen by ${DRV:-no driver}, $(cat "/sys/block/$DISK/size") sectors"
         SECTOR=$(param sector 0)
         echo "HVCERT $(param pattern hvcert)" >/tmp/pattern
-        if ! err=$(dd if=/tmp/pattern of="/dev/$DISK" bs=512 seek="$SECTOR" count=1 conv=sync,fsync 2>&1); then
+        if [ ! -b "/dev/$DISK" ]; then
+            # dd would write a regular file and read it back: no proof of the disk.
+            notok "disk $DISK pattern written and read back" "/dev/$DISK is not a block device (no devtmpfs?)"
+        elif ! err=$(dd if=/tmp/pattern of="/dev/$DISK" bs=512 seek="$SECTOR" count=1 conv=sync,fsync 2>&1); then
             notok "disk $DISK pattern written and read back" "write: $err; kernel: $(lastlog)"
         else
             sync
