@@ -295,6 +295,9 @@ impl ModuleIndex {
         let mut per_root = Vec::new();
         for root in roots {
             let root = normalize(root);
+            if per_root.iter().any(|(r, _)| *r == root) {
+                continue;
+            }
             let mut mine = Vec::new();
             self.visit(&root, None, &mut state, &mut order, &mut mine)?;
             per_root.push((root, mine));
@@ -410,6 +413,35 @@ fn modinfo_depends(elf: &[u8]) -> std::result::Result<Vec<String>, String> {
                 .collect()
         })
         .unwrap_or_default())
+}
+
+/// The pattern `/init` writes when the command line has no `hvcert.pattern=`.
+pub const DEFAULT_PATTERN: &str = "hvcert";
+
+/// The 512-byte block `/init` writes at sector `hvcert.sector=` (default 0) of the disk
+/// for `hvcert.pattern=<pattern>`: `HVCERT <pattern>\n`, zero-padded. The host compares the
+/// disk image with it after the VM ends. `None` when the text does not fit one sector.
+pub fn disk_block(pattern: &str) -> Option<Vec<u8>> {
+    let mut block = format!("HVCERT {pattern}\n").into_bytes();
+    if block.len() > 512 {
+        return None;
+    }
+    block.resize(512, 0);
+    Some(block)
+}
+
+/// The status `/init` printed before powering off (its line `# hvcert status N (…)`: the
+/// number of failed cases), from the console output; `None` if the line is not there
+/// (the guest never got that far).
+pub fn console_status(console: &str) -> Option<u32> {
+    console.lines().rev().find_map(|l| {
+        l.trim_end_matches('\r')
+            .strip_prefix("# hvcert status ")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
 }
 
 /// One archive entry's type and content.
@@ -951,6 +983,41 @@ mod tests {
             assert_eq!(file(&es, d).mode, 0o040755, "{d}");
         }
         assert_eq!(file(&es, "lib/modules/hv_netvsc.ko").mode, 0o100644);
+    }
+
+    #[test]
+    fn disk_block_and_console_status_match_the_init_script() {
+        // The script writes `echo "HVCERT $(param pattern hvcert)"` padded by dd conv=sync.
+        assert!(INIT_SCRIPT.contains(r#"echo "HVCERT $(param pattern hvcert)" >/tmp/pattern"#));
+        assert!(INIT_SCRIPT.contains("conv=sync,fsync"));
+        let block = disk_block(DEFAULT_PATTERN).unwrap();
+        assert_eq!(block.len(), 512);
+        assert_eq!(&block[..14], b"HVCERT hvcert\n");
+        assert!(block[14..].iter().all(|b| *b == 0));
+        assert_eq!(disk_block(&"x".repeat(505)), None);
+        assert!(
+            INIT_SCRIPT.contains(r##"echo "# hvcert status $FAILED ($N cases, $FAILED failed)""##)
+        );
+        // Console output of this /init run in a container (no modules, no disk, no NIC).
+        let console = "KTAP version 1\r\n1..14\r\nok 1 - booted to user space\r\n\
+            not ok 13 - nic lo frames out: 0 # tx_packets did not move; kernel:\r\n\
+            # hvcert status 8 (14 cases, 8 failed)\r\n[  461.2] reboot: Power down\r\n";
+        assert_eq!(console_status(console), Some(8));
+        assert_eq!(
+            console_status("# hvcert status 0 (14 cases, 0 failed)\n"),
+            Some(0)
+        );
+        assert_eq!(console_status("ok 1 - booted to user space\n"), None);
+        assert_eq!(console_status("# hvcert status x\n"), None);
+    }
+
+    #[test]
+    fn repeated_modules_are_listed_once() {
+        let (_tmp, mut spec) = fake_package(false);
+        spec.modules = vec!["virtio_blk".into(), "virtio-blk".into()];
+        let es = entries(&build(&spec).unwrap());
+        let list = String::from_utf8(file(&es, "etc/hvcert/modules").data.clone()).unwrap();
+        assert_eq!(list, "virtio_blk: virtio virtio_ring virtio_blk\n");
     }
 
     #[test]
