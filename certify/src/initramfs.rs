@@ -1063,6 +1063,16 @@ mod tests {
             archive.len(),
             es.len()
         );
+        // Per-profile archives are smaller: each profile's modules only.
+        for profile in [
+            &["virtio_mmio", "virtio_blk", "virtio_net"][..],
+            &["hv_vmbus", "hv_storvsc", "sd_mod", "hv_netvsc"],
+            &["xen_blkfront", "xen_netfront"],
+        ] {
+            let mut one = spec.clone();
+            one.modules = profile.iter().map(|m| m.to_string()).collect();
+            eprintln!("{profile:?}: {} bytes", build(&one).unwrap().len());
+        }
         for m in DEFAULT_MODULES {
             assert!(
                 file(&es, &format!("lib/modules/{m}.ko"))
