@@ -4,6 +4,7 @@
 //! binary (src/main.rs, src/cmd/) only parses arguments and prints.
 pub mod build_info;
 pub mod guest;
+pub mod initramfs;
 pub mod ktap;
 pub mod probe_report;
 pub mod profile;
