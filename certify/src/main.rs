@@ -3,7 +3,6 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
-mod probe_report;
 
 #[derive(Parser)]
 #[command(

@@ -51,7 +51,9 @@ const EXIT_US_TOLERANCE_PCT: f64 = 50.0;
 /// Which features the supported-server lists require or recommend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Requirements {
+    /// Facts (probe feature keys) a supported server must have.
     pub required: Vec<String>,
+    /// Facts a supported server should have (a warning when absent).
     pub recommended: Vec<String>,
     /// Where these come from: "lists" (the lists the probe used), "built-in sample list"
     /// or "inferred from the verdict" (see [`Requirements::for_saved`]).
@@ -124,7 +126,7 @@ impl Requirements {
 /// The identity of a report made by this process (`hvcert probe --report`).
 pub fn current_identity() -> Identity {
     Identity::current("probe", env!("CARGO_PKG_VERSION"))
-        .with_git_revision(crate::cmd::certify::suite::git_revision())
+        .with_git_revision(crate::build_info::GIT_REVISION)
 }
 
 /// Converts a probe result. `identity` names the run (its host facts are set here to the
@@ -184,6 +186,11 @@ pub fn to_report(
         "score": p.verdict.score,
         "matched": p.verdict.matched,
     });
+    if !p.verdict.qualifiers.is_empty() {
+        // Only when there are any, as in the probe's own JSON: reports without them read
+        // exactly as before.
+        suite.config["qualifiers"] = serde_json::json!(p.verdict.qualifiers);
+    }
     suite.cases = cases;
     report.refresh_summary();
     report
@@ -373,7 +380,7 @@ fn verdict_case(p: &ProbeReport, wall: Option<Duration>) -> Case {
         Outcome::Pass
     };
     let mut case = Case::new("verdict", outcome)
-        .reason(format!("{} (score {}/100)", v.class.as_str(), v.score))
+        .reason(format!("{} (score {}/100)", v.label(), v.score))
         .measurement(Measurement::higher_is_better(
             "score",
             f64::from(v.score),
@@ -424,7 +431,7 @@ fn describe_host(p: &ProbeReport) -> String {
     parts.extend(cpu);
     parts.push(format!(
         "{}, score {}/100",
-        p.verdict.class.as_str(),
+        p.verdict.label(),
         p.verdict.score
     ));
     format!("hvcert probe: {}", parts.join(" · "))
@@ -575,6 +582,23 @@ mod tests {
     }
 
     #[test]
+    fn a_provisional_verdict_says_so_in_the_report() {
+        // The R710 snapshot pairs a Nehalem-EP CPUID dump with a Westmere-EP DMI record:
+        // the probe qualifies its verdict, and the run report must carry that wording.
+        let p = fixture("dell-r710-nehalem-ep");
+        assert!(!p.verdict.qualifiers.is_empty());
+        let r = convert(&p);
+        let c = r.case(SUITE, "verdict").unwrap();
+        assert!(c.reasons[0].contains("provisional"), "{:?}", c.reasons);
+        assert!(r.suites[0].description.contains("provisional"));
+        assert!(r.suites[0].config.get("qualifiers").is_some());
+        // A host without qualifiers keeps the plain class and no qualifiers key.
+        let p = fixture("dell-r630-haswell-ep");
+        let r = convert(&p);
+        assert!(r.suites[0].config.get("qualifiers").is_none());
+    }
+
+    #[test]
     fn required_feature_disabled_in_firmware_is_a_blocker_failure() {
         let p = fixture("dell-r630-vtx-disabled-in-firmware");
         let r = convert(&p);
@@ -690,8 +714,8 @@ mod tests {
 
     #[test]
     fn load_converts_probe_json_and_keeps_other_errors() {
-        let dir = std::env::temp_dir().join(format!("hvcert-probe-report-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let p = fixture("intel-harpertown-xd-disabled");
         let f = dir.join("probe.json");
         std::fs::write(&f, serde_json::to_string_pretty(&p).unwrap()).unwrap();
@@ -719,6 +743,5 @@ mod tests {
             e.contains("unsupported schema \"hvcert.probe/v9\"") && e.contains("hvcert.probe/v1"),
             "{e}"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

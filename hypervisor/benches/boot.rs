@@ -3,8 +3,11 @@
 //! - port-I/O exit, hypercall round trip (Hyper-V page, Xen stub) through our exit loop,
 //! - process spawn -> exit for `hvcert run` and QEMU microvm booting the same minimal guest.
 //!
-//! Compare with `cc -O2 -o /tmp/kvm-floor ../shared/tools/kvm-floor.c && /tmp/kvm-floor`
-//! run in the same session.
+//! Compare with kvm-floor, a C program outside this repository (`../shared/tools/kvm-floor.c`,
+//! relative to the repository root): `cc -O2 -o /tmp/kvm-floor ../shared/tools/kvm-floor.c &&
+//! /tmp/kvm-floor`, run in the same session (`-- compare` does that itself).
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "../tests/guests/mod.rs"]
 mod guests;
 
@@ -220,7 +223,7 @@ fn run_c(bin: &std::path::Path, args: &[&str]) -> BTreeMap<String, f64> {
 }
 
 /// `-- compare [ROUNDS]`: hvcert's start and hypercall figures alternating, round by round,
-/// with kvm-floor (`../shared/tools/kvm-floor.c`) and `tools/kvm-floor-shaped.c`, both
+/// with kvm-floor (`../shared/tools/kvm-floor.c` relative to the repository root) and `tools/kvm-floor-shaped.c`, both
 /// built here with cc; prints the median of each round's ratio (the host's noise moves all
 /// figures of a round together, so ratios within a round are the stable figures).
 fn compare(rounds: usize) {
@@ -281,8 +284,7 @@ fn compare(rounds: usize) {
 }
 
 fn main() {
-    if !std::path::Path::new("/dev/kvm").exists() {
-        eprintln!("SKIP: /dev/kvm is absent");
+    if !common::kvm_or_skip("boot bench") {
         return;
     }
     if std::env::var_os("HVCERT_LOG").is_some() {

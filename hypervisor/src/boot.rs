@@ -19,17 +19,26 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryMode {
     /// 32-bit protected mode, paging off, EBX = hvm_start_info (PVH boot ABI).
-    Pvh { entry: u64 },
+    Pvh {
+        /// The PVH entry point (XEN_ELFNOTE_PHYS32_ENTRY).
+        entry: u64,
+    },
     /// 64-bit long mode with the first 1 GiB identity-mapped, RSI = boot_params
     /// (Linux 64-bit boot protocol), entry = load address + 0x200.
-    Linux64 { entry: u64 },
+    Linux64 {
+        /// The 64-bit entry point.
+        entry: u64,
+    },
 }
 
 /// Result of loading a kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Loaded {
+    /// How the boot vCPU enters the kernel.
     pub mode: EntryMode,
+    /// First guest-physical address past the loaded kernel image.
     pub kernel_end: u64,
+    /// Where the initrd was placed: (guest-physical address, size), if there is one.
     pub initrd: Option<(u64, u64)>,
 }
 

@@ -17,22 +17,15 @@
 use crate::Interface;
 use kvm_bindings::kvm_cpuid_entry2;
 
-pub const HV_MAX_LEAF: u32 = 0x4000_000A;
-/// "hvcertHyperV": our vendor signature in leaf 0x40000000 (Linux keys on "Hv#1" in 0x40000001).
-pub const HV_VENDOR: &[u8; 12] = b"hvcertHyperV";
-pub const HV_INTERFACE_SIG: u32 = 0x3123_7648; // "Hv#1"
-/// Partition privileges (leaf 0x40000003 EAX): AccessPartitionReferenceCounter (1),
-/// AccessHypercallMsrs (5), AccessVpIndex (6).
-pub const HV_PRIV_EAX: u32 = (1 << 1) | (1 << 5) | (1 << 6);
-/// Leaf 0x40000003 EBX: Debugging (11) = HvCallPostDebugData / HvCallRetrieveDebugData.
-pub const HV_PRIV_EBX: u32 = 1 << 11;
-/// Recommendations (leaf 0x40000004 EAX): hypercall for local (1) and remote (2) TLB flush.
-pub const HV_RECOMMEND_EAX: u32 = (1 << 1) | (1 << 2);
-/// Spin-wait retries before HvCallNotifyLongSpinWait (leaf 0x40000004 EBX).
-pub const HV_SPIN_RETRIES: u32 = 0x1000;
-pub const XEN_VENDOR: &[u8; 12] = b"XenVMMXenVMM";
-/// The Xen version we report: 4.16.
-pub const XEN_VERSION: u32 = (4 << 16) | 16;
+use crate::abi::{hv, xen, CPUID_HYPERVISOR_FIRST, CPUID_HYPERVISOR_LAST};
+
+// Kept at their old paths for callers of `hypervisor::cpuid::*`.
+pub use crate::abi::hv::{
+    CPUID_MAX_LEAF as HV_MAX_LEAF, INTERFACE_SIG as HV_INTERFACE_SIG, PRIV_EAX as HV_PRIV_EAX,
+    PRIV_EBX as HV_PRIV_EBX, RECOMMEND_EAX as HV_RECOMMEND_EAX, SPIN_RETRIES as HV_SPIN_RETRIES,
+    VENDOR as HV_VENDOR,
+};
+pub use crate::abi::xen::{VENDOR as XEN_VENDOR, VERSION as XEN_VERSION};
 
 fn sig(s: &[u8; 12]) -> (u32, u32, u32) {
     let w = |i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
@@ -65,7 +58,10 @@ pub fn build(
 ) -> Vec<kvm_cpuid_entry2> {
     let mut out: Vec<kvm_cpuid_entry2> = host
         .iter()
-        .filter(|e| !(0x4000_0000..=0x4FFF_FFFF).contains(&e.function) && e.function != 0xD)
+        .filter(|e| {
+            !(CPUID_HYPERVISOR_FIRST..=CPUID_HYPERVISOR_LAST).contains(&e.function)
+                && e.function != 0xD
+        })
         .copied()
         .collect();
     for e in out.iter_mut() {
@@ -94,24 +90,49 @@ pub fn build(
 pub fn hypervisor_leaves(iface: Interface) -> Vec<kvm_cpuid_entry2> {
     let mut v = Vec::new();
     if iface.has_hyperv() {
-        let (b, c, d) = sig(HV_VENDOR);
-        v.push(leaf(0x4000_0000, HV_MAX_LEAF, b, c, d));
-        v.push(leaf(0x4000_0001, HV_INTERFACE_SIG, 0, 0, 0));
+        let (b, c, d) = sig(hv::VENDOR);
+        v.push(leaf(hv::CPUID_VENDOR_AND_MAX, hv::CPUID_MAX_LEAF, b, c, d));
+        v.push(leaf(hv::CPUID_INTERFACE, hv::INTERFACE_SIG, 0, 0, 0));
         // Build 1, version 10.0, service pack 0.
-        v.push(leaf(0x4000_0002, 1, 0x000A_0000, 0, 0));
-        v.push(leaf(0x4000_0003, HV_PRIV_EAX, HV_PRIV_EBX, 0, 0));
-        v.push(leaf(0x4000_0004, HV_RECOMMEND_EAX, HV_SPIN_RETRIES, 0, 0));
+        v.push(leaf(
+            hv::CPUID_VERSION,
+            hv::VERSION_BUILD,
+            hv::VERSION_MAJOR_MINOR,
+            0,
+            0,
+        ));
+        v.push(leaf(hv::CPUID_FEATURES, hv::PRIV_EAX, hv::PRIV_EBX, 0, 0));
+        v.push(leaf(
+            hv::CPUID_ENLIGHTENMENTS,
+            hv::RECOMMEND_EAX,
+            hv::SPIN_RETRIES,
+            0,
+            0,
+        ));
         // Limits: virtual processors, logical processors.
-        v.push(leaf(0x4000_0005, 255, 255, 0, 0));
-        for f in 0x4000_0006..=HV_MAX_LEAF {
+        v.push(leaf(
+            hv::CPUID_LIMITS,
+            hv::MAX_PROCESSORS,
+            hv::MAX_PROCESSORS,
+            0,
+            0,
+        ));
+        for f in hv::CPUID_FIRST_ZERO_LEAF..=hv::CPUID_MAX_LEAF {
             v.push(leaf(f, 0, 0, 0, 0));
         }
     }
     if let Some((base, msr)) = iface.xen_base() {
-        let (b, c, d) = sig(XEN_VENDOR);
-        v.push(leaf(base, base + 2, b, c, d));
-        v.push(leaf(base + 1, XEN_VERSION, 0, 0, 0));
-        v.push(leaf(base + 2, 1, msr, 0, 0));
+        let (b, c, d) = sig(xen::VENDOR);
+        let hypercall = base + xen::CPUID_HYPERCALL_OFFSET;
+        v.push(leaf(base, hypercall, b, c, d));
+        v.push(leaf(
+            base + xen::CPUID_VERSION_OFFSET,
+            xen::VERSION,
+            0,
+            0,
+            0,
+        ));
+        v.push(leaf(hypercall, xen::HYPERCALL_PAGES, msr, 0, 0));
     }
     v
 }

@@ -23,35 +23,31 @@
 //!   guest memory, so they are unit-tested without KVM.
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
-pub const MSR_GUEST_OS_ID: u32 = 0x4000_0000;
-pub const MSR_HYPERCALL: u32 = 0x4000_0001;
-pub const MSR_VP_INDEX: u32 = 0x4000_0002;
-pub const MSR_TIME_REF_COUNT: u32 = 0x4000_0020;
+use crate::abi::hv::*;
+use crate::abi::{OPCODE_INT3, OPCODE_OUT_IMM8_EAX, OPCODE_RET, PAGE_SIZE};
+use crate::layout::HV_HYPERCALL_PORT;
 
-pub const HV_STATUS_SUCCESS: u16 = 0;
-pub const HV_STATUS_INVALID_HYPERCALL_CODE: u16 = 2;
-pub const HV_STATUS_INVALID_HYPERCALL_INPUT: u16 = 3;
-pub const HV_STATUS_INVALID_ALIGNMENT: u16 = 4;
-pub const HV_STATUS_INVALID_PARAMETER: u16 = 5;
-
-pub const CALL_FLUSH_VA_SPACE: u16 = 0x0002;
-pub const CALL_FLUSH_VA_LIST: u16 = 0x0003;
-pub const CALL_NOTIFY_LONG_SPIN_WAIT: u16 = 0x0008;
-pub const CALL_POST_DEBUG_DATA: u16 = 0x0069;
-pub const CALL_RETRIEVE_DEBUG_DATA: u16 = 0x006A;
+// Kept at their old paths for callers of `hypervisor::hyperv::*`.
+pub use crate::abi::hv::{
+    CALL_FLUSH_VA_LIST, CALL_FLUSH_VA_SPACE, CALL_NOTIFY_LONG_SPIN_WAIT, CALL_POST_DEBUG_DATA,
+    CALL_RETRIEVE_DEBUG_DATA, HV_STATUS_INVALID_ALIGNMENT, HV_STATUS_INVALID_HYPERCALL_CODE,
+    HV_STATUS_INVALID_HYPERCALL_INPUT, HV_STATUS_INVALID_PARAMETER, HV_STATUS_SUCCESS,
+    INPUT_RSVD_MASK, MSR_GUEST_OS_ID, MSR_HYPERCALL, MSR_TIME_REF_COUNT, MSR_VP_INDEX,
+};
 
 /// Bytes of the hypercall page's code (the rest of the page is `int3`).
 pub const HYPERCALL_PAGE_CODE: [u8; 3] = [
-    0xe7, 0xf6, // out 0xf6, eax
-    0xc3, // ret
+    OPCODE_OUT_IMM8_EAX,
+    HV_HYPERCALL_PORT as u8, // out 0xf6, eax
+    OPCODE_RET,
 ];
 
 /// Offset of the `out` in the page.
 pub const HYPERCALL_OUT_OFFSET: u64 = 0;
 
 /// The whole 4 KiB hypercall page.
-pub fn hypercall_page() -> [u8; 4096] {
-    let mut p = [0xccu8; 4096];
+pub fn hypercall_page() -> [u8; PAGE_SIZE as usize] {
+    let mut p = [OPCODE_INT3; PAGE_SIZE as usize];
     p[..HYPERCALL_PAGE_CODE.len()].copy_from_slice(&HYPERCALL_PAGE_CODE);
     p
 }
@@ -59,15 +55,17 @@ pub fn hypercall_page() -> [u8; 4096] {
 /// A decoded hypercall input value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Input {
+    /// Call code (bits 15:0).
     pub code: u16,
+    /// Fast call: input in registers (bit 16).
     pub fast: bool,
+    /// Variable header size in qwords (bits 26:17).
     pub var_header_qwords: u16,
+    /// Rep count (bits 43:32).
     pub rep_count: u16,
+    /// Rep start index (bits 59:48).
     pub rep_start: u16,
 }
-
-/// RsvdZ bits of the input value: 31:27, 47:44, 63:60.
-pub const INPUT_RSVD_MASK: u64 = (0x1f << 27) | (0xf << 44) | (0xf << 60);
 
 /// Decodes an input value: code 15:0, fast 16, variable header size 26:17, rep count 43:32,
 /// rep start 59:48. Any RsvdZ bit set is HV_STATUS_INVALID_HYPERCALL_INPUT.
@@ -76,17 +74,17 @@ pub fn decode(input: u64) -> Result<Input, u16> {
         return Err(HV_STATUS_INVALID_HYPERCALL_INPUT);
     }
     Ok(Input {
-        code: (input & 0xffff) as u16,
-        fast: input & (1 << 16) != 0,
-        var_header_qwords: ((input >> 17) & 0x3ff) as u16,
-        rep_count: ((input >> 32) & 0xfff) as u16,
-        rep_start: ((input >> 48) & 0xfff) as u16,
+        code: (input & INPUT_CODE_MASK) as u16,
+        fast: input & INPUT_FAST != 0,
+        var_header_qwords: ((input >> INPUT_VAR_HEADER_SHIFT) & INPUT_VAR_HEADER_MASK) as u16,
+        rep_count: ((input >> INPUT_REP_COUNT_SHIFT) & REP_MASK) as u16,
+        rep_start: ((input >> INPUT_REP_START_SHIFT) & REP_MASK) as u16,
     })
 }
 
 /// Result value: status 15:0, reps completed 43:32.
 pub fn result_value(status: u16, reps_completed: u16) -> u64 {
-    u64::from(status) | (u64::from(reps_completed & 0xfff) << 32)
+    u64::from(status) | ((u64::from(reps_completed) & REP_MASK) << RESULT_REPS_SHIFT)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,8 +137,11 @@ pub fn call_name(code: u16) -> Option<&'static str> {
 /// A hypercall as the guest issued it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Call {
+    /// The input value (RCX).
     pub input: u64,
+    /// Input GPA (RDX), or the first input qword of a fast call.
     pub in_gpa: u64,
+    /// Output GPA (R8), or the second input qword of a fast call.
     pub out_gpa: u64,
 }
 
@@ -166,14 +167,11 @@ pub struct DispatchOptions {
     pub wrong_invalid_code_status: bool,
 }
 
-const FLUSH_FLAGS_VALID: u64 = 0xf;
-const DEBUG_DATA_MAX: u32 = 4096 - 16;
-
 /// Validates and executes a hypercall. Order of checks: call code, RsvdZ bits, rep/simple
 /// mismatch and fast-call support, variable header, alignment of input/output GPA, GPA
 /// ranges, then call-specific parameters.
 pub fn dispatch(mem: &GuestMemoryMmap, call: Call, opts: DispatchOptions) -> Outcome {
-    let code = (call.input & 0xffff) as u16;
+    let code = (call.input & INPUT_CODE_MASK) as u16;
     let Some(info) = CALLS.iter().find(|c| c.code == code) else {
         let status = if opts.wrong_invalid_code_status {
             HV_STATUS_INVALID_PARAMETER
@@ -207,7 +205,7 @@ pub fn dispatch(mem: &GuestMemoryMmap, call: Call, opts: DispatchOptions) -> Out
     if input.var_header_qwords != 0 {
         return fail(HV_STATUS_INVALID_HYPERCALL_INPUT);
     }
-    if !input.fast && (call.in_gpa & 7 != 0 || call.out_gpa & 7 != 0) {
+    if !input.fast && (call.in_gpa & GPA_ALIGN_MASK != 0 || call.out_gpa & GPA_ALIGN_MASK != 0) {
         return fail(HV_STATUS_INVALID_ALIGNMENT);
     }
     let ctx = Ctx { mem, call, input };
@@ -274,11 +272,11 @@ impl Ctx<'_> {
         let flags = if self.input.fast {
             self.call.out_gpa
         } else {
-            self.read_in_u64(8)?
+            self.read_in_u64(FLUSH_FLAGS_OFFSET)?
         };
         if !self.input.fast {
-            self.read_in_u64(0)?;
-            self.read_in_u64(16)?;
+            self.read_in_u64(FLUSH_ADDRESS_SPACE_OFFSET)?;
+            self.read_in_u64(FLUSH_PROCESSOR_MASK_OFFSET)?;
         }
         if flags & !FLUSH_FLAGS_VALID != 0 {
             return Err(HV_STATUS_INVALID_PARAMETER);
@@ -300,7 +298,7 @@ impl Ctx<'_> {
         }
         let mut done = self.input.rep_start;
         while done < self.input.rep_count {
-            if let Err(s) = self.read_in_u64(24 + 8 * u64::from(done)) {
+            if let Err(s) = self.read_in_u64(FLUSH_LIST_FIRST_RANGE_OFFSET + 8 * u64::from(done)) {
                 return (s, done, Vec::new());
             }
             done += 1;
@@ -311,8 +309,8 @@ impl Ctx<'_> {
     /// Reads the `len`-byte input header of a debug-data call (Count u32, Options u32, ...):
     /// Count must not exceed DEBUG_DATA_MAX and Options must be 0. Returns Count.
     fn debug_header(&self, len: usize) -> Result<u32, u16> {
-        let mut hdr = [0u8; 16];
-        let hdr = &mut hdr[..len.clamp(8, 16)];
+        let mut hdr = [0u8; RETRIEVE_DEBUG_HEADER_SIZE];
+        let hdr = &mut hdr[..len.clamp(POST_DEBUG_HEADER_SIZE, RETRIEVE_DEBUG_HEADER_SIZE)];
         self.read_in(0, hdr)?;
         let count = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
         let options = u32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
@@ -324,7 +322,7 @@ impl Ctx<'_> {
 
     /// Writes a debug-data call's 8-byte output (two u32 counts, both 0).
     fn write_zero_counts(&self) -> Result<(), u16> {
-        self.check_out(8)?;
+        self.check_out(DEBUG_DATA_OUTPUT_SIZE)?;
         self.mem
             .write_obj(0u64, GuestAddress(self.call.out_gpa))
             .map_err(|_| HV_STATUS_INVALID_PARAMETER)
@@ -334,9 +332,9 @@ impl Ctx<'_> {
     /// The data goes to the VM's console.
     fn post_debug_data(&self) -> Res {
         let run = || {
-            let count = self.debug_header(8)?;
+            let count = self.debug_header(POST_DEBUG_HEADER_SIZE)?;
             let mut data = vec![0u8; count as usize];
-            self.read_in(8, &mut data)?;
+            self.read_in(POST_DEBUG_HEADER_SIZE as u64, &mut data)?;
             self.write_zero_counts()?;
             Ok(data)
         };
@@ -349,7 +347,10 @@ impl Ctx<'_> {
     /// Input: Count u32, Options u32, Timeout u64. Output: RetrievedCount u32,
     /// RemainingCount u32, Data. No host-to-guest debug data exists, so 0 bytes come back.
     fn retrieve_debug_data(&self) -> Res {
-        match self.debug_header(16).and_then(|_| self.write_zero_counts()) {
+        match self
+            .debug_header(RETRIEVE_DEBUG_HEADER_SIZE)
+            .and_then(|_| self.write_zero_counts())
+        {
             Ok(()) => (HV_STATUS_SUCCESS, 0, Vec::new()),
             Err(s) => (s, 0, Vec::new()),
         }
@@ -359,13 +360,16 @@ impl Ctx<'_> {
 /// Partition-wide synthetic-MSR state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Partition {
+    /// HV_X64_MSR_GUEST_OS_ID as the guest wrote it.
     pub guest_os_id: u64,
+    /// HV_X64_MSR_HYPERCALL: page GPA, locked and enable bits.
     pub hypercall_msr: u64,
 }
 
 /// What an MSR write asks of the VMM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MsrWrite {
+    /// Nothing more to do.
     Done,
     /// Fill the hypercall page at this GPA.
     FillHypercallPage(u64),
@@ -378,11 +382,13 @@ pub struct Gp;
 impl Partition {
     /// Page GPA if the hypercall page is enabled.
     pub fn hypercall_page_gpa(&self) -> Option<u64> {
-        (self.hypercall_msr & 1 != 0).then_some(self.hypercall_msr & !0xfff)
+        (self.hypercall_msr & HYPERCALL_ENABLE != 0)
+            .then_some(self.hypercall_msr & !HYPERCALL_PAGE_OFFSET_MASK)
     }
 
+    /// Whether `msr` is in the Hyper-V synthetic range (0x40000000..=0x400000FF).
     pub fn handles(msr: u32) -> bool {
-        (0x4000_0000..=0x4000_00ff).contains(&msr)
+        (MSR_FIRST..=MSR_LAST).contains(&msr)
     }
 
     /// `time_ref_100ns`: time since VM creation in 100 ns units.
@@ -396,6 +402,7 @@ impl Partition {
         }
     }
 
+    /// Writes `msr`; `mem_size_ok(gpa)` says whether a page at `gpa` is guest RAM.
     pub fn wrmsr(
         &mut self,
         msr: u32,
@@ -405,14 +412,14 @@ impl Partition {
         match msr {
             MSR_GUEST_OS_ID => {
                 self.guest_os_id = value;
-                if value == 0 && self.hypercall_msr & 2 == 0 {
+                if value == 0 && self.hypercall_msr & HYPERCALL_LOCKED == 0 {
                     // Clearing the guest OS ID disables the (unlocked) hypercall page.
-                    self.hypercall_msr &= !1;
+                    self.hypercall_msr &= !HYPERCALL_ENABLE;
                 }
                 Ok(MsrWrite::Done)
             }
             MSR_HYPERCALL => {
-                if self.hypercall_msr & 2 != 0 {
+                if self.hypercall_msr & HYPERCALL_LOCKED != 0 {
                     // Locked: writes are ignored.
                     return Ok(MsrWrite::Done);
                 }
@@ -422,9 +429,9 @@ impl Partition {
                     return Ok(MsrWrite::Done);
                 }
                 // Bits 11:2 are reserved: keep only enable, locked and the page number.
-                let value = value & !0xffc;
-                let gpa = value & !0xfff;
-                if value & 1 != 0 {
+                let value = value & !HYPERCALL_RESERVED;
+                let gpa = value & !HYPERCALL_PAGE_OFFSET_MASK;
+                if value & HYPERCALL_ENABLE != 0 {
                     if !mem_size_ok(gpa) {
                         return Err(Gp);
                     }

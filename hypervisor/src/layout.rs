@@ -15,10 +15,15 @@
 
 /// GDT base and selectors.
 pub const GDT_ADDR: u64 = 0x500;
+/// GDT selector: 32-bit code (PVH entry).
 pub const SEL_CODE32: u16 = 0x08;
+/// GDT selector: 64-bit code.
 pub const SEL_CODE64: u16 = 0x10;
+/// GDT selector: flat data.
 pub const SEL_DATA: u16 = 0x18;
+/// GDT selector: the TSS.
 pub const SEL_TSS: u16 = 0x20;
+/// The boot GDT: null, code32, code64, data, TSS descriptors.
 pub const GDT: [u64; 5] = [
     0,
     0x00cf_9b00_0000_ffff, // 32-bit code, base 0, limit 4 GiB
@@ -27,28 +32,45 @@ pub const GDT: [u64; 5] = [
     0x0000_8b00_0000_0067, // 32/64-bit TSS (busy), base 0
 ];
 
+/// PVH hvm_start_info.
 pub const PVH_INFO_ADDR: u64 = 0x6000;
+/// PVH memory map (hvm_memmap_table_entry array).
 pub const PVH_MEMMAP_ADDR: u64 = 0x6100;
+/// PVH module list (the initrd).
 pub const PVH_MODLIST_ADDR: u64 = 0x6800;
+/// Linux boot_params (zero page).
 pub const ZERO_PAGE_ADDR: u64 = 0x7000;
+/// Initial stack pointer of the boot vCPU.
 pub const BOOT_STACK: u64 = 0x8ff0;
+/// Boot page tables: PML4.
 pub const PML4_ADDR: u64 = 0x9000;
+/// Boot page tables: PDPT.
 pub const PDPT_ADDR: u64 = 0xa000;
+/// Boot page tables: page directory (2 MiB pages, first 1 GiB).
 pub const PD_ADDR: u64 = 0xb000;
+/// The kernel command line.
 pub const CMDLINE_ADDR: u64 = 0x20000;
+/// Longest command line, including the NUL.
 pub const CMDLINE_MAX: usize = 4096;
+/// Where the kernel is loaded (1 MiB).
 pub const KERNEL_ADDR: u64 = 0x10_0000;
 /// End of conventional memory (EBDA and ROMs above, reserved up to 1 MiB).
 pub const LOW_RAM_END: u64 = 0x9_fc00;
+/// Start of the MMIO hole below 4 GiB (RAM continues at [`FOUR_GIB`]).
 pub const MMIO_HOLE_START: u64 = 0xc000_0000;
+/// 4 GiB.
 pub const FOUR_GIB: u64 = 0x1_0000_0000;
-/// Virtio-mmio devices, per CONTRACT.md.
+/// First virtio-mmio window: devices go from here upward, [`VIRTIO_MMIO_SIZE`] apart (the
+/// guest learns of them from the command line; see [`crate::devices::bus::MmioBus`]).
 pub const VIRTIO_MMIO_BASE: u64 = 0xd000_0000;
+/// Size of each virtio-mmio window.
 pub const VIRTIO_MMIO_SIZE: u64 = 0x1000;
+/// GSI of the first virtio-mmio device (then one per device).
 pub const VIRTIO_FIRST_GSI: u32 = 5;
 
 /// COM1 (8250 UART, IRQ 4).
 pub const COM1_BASE: u16 = 0x3f8;
+/// COM1's IRQ (GSI).
 pub const COM1_IRQ: u32 = 4;
 /// A write ends the VM with the written value as its status (isa-debug-exit placement).
 pub const STATUS_PORT: u16 = 0xf4;
@@ -60,17 +82,22 @@ pub const XEN_HYPERCALL_PORT: u16 = 0xf7;
 
 /// Smallest and largest memory sizes accepted.
 pub const MIN_MEMORY_MIB: u32 = 4;
+/// Largest guest RAM.
 pub const MAX_MEMORY_MIB: u32 = 64 * 1024;
 
 /// E820 / PVH memory-map entry types.
 pub const E820_RAM: u32 = 1;
+/// e820 type: reserved.
 pub const E820_RESERVED: u32 = 2;
 
 /// One memory-map entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemEntry {
+    /// First guest-physical address.
     pub addr: u64,
+    /// Size in bytes.
     pub size: u64,
+    /// e820 type ([`E820_RAM`] or [`E820_RESERVED`]).
     pub kind: u32,
 }
 

@@ -9,26 +9,37 @@ use vm_memory::{
 /// The paging-related control registers of a vCPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PagingMode {
+    /// CR0 (PG, WP).
     pub cr0: u64,
+    /// CR3: the top paging structure.
     pub cr3: u64,
+    /// CR4 (PAE, LA57).
     pub cr4: u64,
+    /// EFER (LMA).
     pub efer: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Why a guest-virtual address could not be translated.
 pub enum WalkError {
     /// A paging structure entry on the way is not present (level 4..1).
     NotPresent {
+        /// The level of the missing entry.
         level: u8,
+        /// The address being translated.
         va: u64,
     },
     /// A paging structure lies outside guest memory.
     OutsideMemory {
+        /// The structure's guest-physical address.
         gpa: u64,
     },
+    /// The address is not canonical.
     NonCanonical {
+        /// The address.
         va: u64,
     },
+    /// A paging mode the walker does not implement.
     Unsupported(&'static str),
 }
 
@@ -125,9 +136,11 @@ pub fn translate(mem: &GuestMemoryMmap, mode: PagingMode, va: u64) -> Result<u64
 /// Why a guest-virtual buffer could not be accessed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccessError {
+    /// The translation failed.
     Walk(WalkError),
     /// Translated, but the physical page is not guest RAM.
     NotRam {
+        /// The physical address.
         gpa: u64,
     },
 }

@@ -23,22 +23,17 @@ use crate::pagewalk::{read_virt, write_virt, PagingMode};
 use std::collections::BTreeMap;
 use vm_memory::GuestMemoryMmap;
 
-pub const HYPERVISOR_MEMORY_OP: u32 = 12;
-pub const HYPERVISOR_XEN_VERSION: u32 = 17;
-pub const HYPERVISOR_CONSOLE_IO: u32 = 18;
-pub const HYPERVISOR_SCHED_OP: u32 = 29;
-pub const HYPERVISOR_HVM_OP: u32 = 34;
+use crate::abi::xen::*;
+use crate::abi::{OPCODE_INT3, OPCODE_OUT_IMM8_EAX, OPCODE_RET, PAGE_SIZE};
 
-pub const ENOSYS: i64 = -38;
-pub const EFAULT: i64 = -14;
-pub const EINVAL: i64 = -22;
-pub const ESRCH: i64 = -3;
+// Kept at their old paths for callers of `hypervisor::xen::*`.
+pub use crate::abi::xen::{
+    DOMID_SELF, EFAULT, EINVAL, ENOSYS, ESRCH, HVM_NR_PARAMS, HYPERVISOR_CONSOLE_IO,
+    HYPERVISOR_HVM_OP, HYPERVISOR_MEMORY_OP, HYPERVISOR_SCHED_OP, HYPERVISOR_XEN_VERSION,
+};
 
-pub const DOMID_SELF: u16 = 0x7ff0;
-/// Parameters HVMOP_get/set_param accept (Xen's HVM_NR_PARAMS is 39 for 4.16).
-pub const HVM_NR_PARAMS: u32 = 39;
 /// XENVER_extraversion string (Xen's buffer is 16 bytes).
-pub const EXTRAVERSION: &[u8; 16] = b".0-hvcert\0\0\0\0\0\0\0";
+pub const EXTRAVERSION: &[u8; EXTRAVERSION_SIZE] = b".0-hvcert\0\0\0\0\0\0\0";
 /// Largest CONSOLEIO_write accepted in one call.
 pub const CONSOLE_WRITE_MAX: u64 = 1 << 20;
 
@@ -54,6 +49,7 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// Appends a line (or counts it once [`TRACE_MAX`] are kept).
     pub fn push(&mut self, line: String) {
         if self.lines.len() < TRACE_MAX {
             self.lines.push(line);
@@ -79,29 +75,31 @@ impl Trace {
 pub const STUB_OUT_OFFSET: u64 = 0;
 
 /// Stubs per page.
-pub const STUBS: usize = 4096 / 32;
+pub const STUBS: usize = (PAGE_SIZE / STUB_SIZE) as usize;
 
 /// One 32-byte stub (the same for every hypercall number: the VMM finds the number from
 /// the stub's place in the page).
-pub fn stub() -> [u8; 32] {
-    let mut s = [0xccu8; 32];
+pub fn stub() -> [u8; STUB_SIZE as usize] {
+    let mut s = [OPCODE_INT3; STUB_SIZE as usize];
     let code = [
-        0xe7,
+        OPCODE_OUT_IMM8_EAX,
         crate::layout::XEN_HYPERCALL_PORT as u8, // out 0xf7, eax
-        0xc3,                                    // ret
+        OPCODE_RET,
     ];
     s[..code.len()].copy_from_slice(&code);
     s
 }
 
-pub fn hypercall_page() -> [u8; 4096] {
-    let mut p = [0u8; 4096];
-    for chunk in p.chunks_exact_mut(32) {
+/// The whole 4 KiB hypercall page: [`STUBS`] copies of [`stub`].
+pub fn hypercall_page() -> [u8; PAGE_SIZE as usize] {
+    let mut p = [0u8; PAGE_SIZE as usize];
+    for chunk in p.chunks_exact_mut(STUB_SIZE as usize) {
         chunk.copy_from_slice(&stub());
     }
     p
 }
 
+/// The name a Xen hypercall number is counted under (`hypercall_N` for unknown numbers).
 pub fn name(nr: u32) -> String {
     match nr {
         HYPERVISOR_MEMORY_OP => "memory_op".into(),
@@ -118,19 +116,23 @@ pub fn name(nr: u32) -> String {
 pub struct XenState {
     /// GPA of the hypercall page, once written.
     pub page_gpa: Option<u64>,
+    /// HVM parameters set through HVMOP_set_param.
     pub params: BTreeMap<u32, u64>,
 }
 
 /// How a Xen call ends the VM, if it does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum XenEnd {
+    /// SCHEDOP_shutdown poweroff or reboot: the VM ends as a shutdown.
     Poweroff,
+    /// SCHEDOP_shutdown crash: the VM ends as a crash with this reason.
     Crash(String),
 }
 
 /// What one Xen hypercall did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
+    /// Value for RAX (0 or a negative errno).
     pub rax: i64,
     /// Trace line.
     pub trace: String,
@@ -138,13 +140,17 @@ pub struct Outcome {
     pub console: Vec<u8>,
     /// Native call this was translated to (counted under its own name too).
     pub native: Option<&'static str>,
+    /// Whether the call ends the VM.
     pub end: Option<XenEnd>,
 }
 
 /// The guest environment a call sees.
 pub struct Env<'a> {
+    /// Guest memory.
     pub mem: &'a GuestMemoryMmap,
+    /// The calling vCPU's paging mode (buffers are guest-virtual).
     pub paging: PagingMode,
+    /// The guest's e820 map.
     pub memory_map: &'a [MemEntry],
 }
 
@@ -211,14 +217,11 @@ fn errname(rc: i64) -> String {
 
 fn xen_version(env: &Env<'_>, a: [u64; 5]) -> Outcome {
     match a[0] {
-        0 => out(
-            i64::from(crate::cpuid::XEN_VERSION),
-            format!(
-                "xen_version(XENVER_version) -> {:#x}",
-                crate::cpuid::XEN_VERSION
-            ),
+        XENVER_VERSION => out(
+            i64::from(VERSION),
+            format!("xen_version(XENVER_version) -> {VERSION:#x}"),
         ),
-        1 => {
+        XENVER_EXTRAVERSION => {
             let rc = res(env.write(a[1], EXTRAVERSION).map(|_| 0));
             out(
                 rc,
@@ -229,14 +232,19 @@ fn xen_version(env: &Env<'_>, a: [u64; 5]) -> Outcome {
                 ),
             )
         }
-        6 => {
+        XENVER_GET_FEATURES => {
             // struct xen_feature_info { unsigned int submap_idx; uint32_t submap; }
-            let rc = res(env.read(a[1], 4).and_then(|idx| {
-                let _idx = u32::from_le_bytes([idx[0], idx[1], idx[2], idx[3]]);
-                // No optional Xen features are offered: every submap is 0.
-                env.write(a[1].wrapping_add(4), &0u32.to_le_bytes())
+            let rc = res(env
+                .read(a[1], FEATURE_INFO_SUBMAP_OFFSET as usize)
+                .and_then(|idx| {
+                    let _idx = u32::from_le_bytes([idx[0], idx[1], idx[2], idx[3]]);
+                    // No optional Xen features are offered: every submap is 0.
+                    env.write(
+                        a[1].wrapping_add(FEATURE_INFO_SUBMAP_OFFSET),
+                        &0u32.to_le_bytes(),
+                    )
                     .map(|_| 0)
-            }));
+                }));
             out(
                 rc,
                 format!(
@@ -252,7 +260,7 @@ fn xen_version(env: &Env<'_>, a: [u64; 5]) -> Outcome {
 
 fn console_io(env: &Env<'_>, a: [u64; 5]) -> Outcome {
     match a[0] {
-        0 => {
+        CONSOLEIO_WRITE => {
             let count = a[1];
             if count > CONSOLE_WRITE_MAX {
                 return out(
@@ -278,15 +286,15 @@ fn console_io(env: &Env<'_>, a: [u64; 5]) -> Outcome {
                 ),
             }
         }
-        1 => out(0, "console_io(CONSOLEIO_read) -> 0".into()),
+        CONSOLEIO_READ => out(0, "console_io(CONSOLEIO_read) -> 0".into()),
         cmd => out(ENOSYS, format!("console_io({cmd}) -> -ENOSYS")),
     }
 }
 
 fn sched_op(env: &Env<'_>, a: [u64; 5]) -> Outcome {
     match a[0] {
-        0 | 1 => {
-            let what = if a[0] == 0 {
+        SCHEDOP_YIELD | SCHEDOP_BLOCK => {
+            let what = if a[0] == SCHEDOP_YIELD {
                 "SCHEDOP_yield"
             } else {
                 "SCHEDOP_block"
@@ -298,9 +306,9 @@ fn sched_op(env: &Env<'_>, a: [u64; 5]) -> Outcome {
             o.native = Some("HvCallNotifyLongSpinWait");
             o
         }
-        2 => {
+        SCHEDOP_SHUTDOWN => {
             // struct sched_shutdown { unsigned int reason; }
-            let reason = match env.read(a[1], 4) {
+            let reason = match env.read(a[1], SCHED_SHUTDOWN_SIZE) {
                 Ok(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
                 Err(e) => {
                     return out(
@@ -310,13 +318,17 @@ fn sched_op(env: &Env<'_>, a: [u64; 5]) -> Outcome {
                 }
             };
             match reason {
-                0 | 1 => {
-                    let what = if reason == 0 { "poweroff" } else { "reboot" };
+                SHUTDOWN_POWEROFF | SHUTDOWN_REBOOT => {
+                    let what = if reason == SHUTDOWN_POWEROFF {
+                        "poweroff"
+                    } else {
+                        "reboot"
+                    };
                     let mut o = out(0, format!("sched_op(SCHEDOP_shutdown, {what}) -> VM ends"));
                     o.end = Some(XenEnd::Poweroff);
                     o
                 }
-                3 => {
+                SHUTDOWN_CRASH => {
                     let mut o = out(
                         0,
                         "sched_op(SCHEDOP_shutdown, crash) -> VM ends as a crash".into(),
@@ -338,20 +350,20 @@ fn sched_op(env: &Env<'_>, a: [u64; 5]) -> Outcome {
 
 fn memory_op(env: &Env<'_>, a: [u64; 5]) -> Outcome {
     match a[0] {
-        2 => {
+        XENMEM_MAXIMUM_RAM_PAGE => {
             let pfn = env.max_ram_pfn() as i64;
             out(
                 pfn,
                 format!("memory_op(XENMEM_maximum_ram_page) -> {pfn:#x}"),
             )
         }
-        3 | 4 => {
-            let what = if a[0] == 3 {
+        XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
+            let what = if a[0] == XENMEM_CURRENT_RESERVATION {
                 "current_reservation"
             } else {
                 "maximum_reservation"
             };
-            let rc = res(env.read(a[1], 2).and_then(|d| {
+            let rc = res(env.read(a[1], DOMID_SIZE).and_then(|d| {
                 let domid = u16::from_le_bytes([d[0], d[1]]);
                 if domid == DOMID_SELF || domid == 0 {
                     Ok(env.ram_pages() as i64)
@@ -361,13 +373,17 @@ fn memory_op(env: &Env<'_>, a: [u64; 5]) -> Outcome {
             }));
             out(rc, format!("memory_op(XENMEM_{what}) -> {}", errname(rc)))
         }
-        9 => {
+        XENMEM_MEMORY_MAP => {
             // struct xen_memory_map { unsigned int nr_entries; (pad) XEN_GUEST_HANDLE buffer; }
-            let rc = res(env.read(a[1], 16).and_then(|m| {
+            let rc = res(env.read(a[1], MEMORY_MAP_SIZE).and_then(|m| {
                 let cap = u32::from_le_bytes([m[0], m[1], m[2], m[3]]) as usize;
-                let buf = u64::from_le_bytes(m[8..16].try_into().unwrap_or([0; 8]));
+                let buf = u64::from_le_bytes(
+                    m[MEMORY_MAP_BUFFER_OFFSET..MEMORY_MAP_BUFFER_OFFSET + 8]
+                        .try_into()
+                        .unwrap_or([0; 8]),
+                );
                 let n = env.memory_map.len().min(cap);
-                let mut bytes = Vec::with_capacity(n * 20);
+                let mut bytes = Vec::with_capacity(n * E820_ENTRY_SIZE);
                 for e in &env.memory_map[..n] {
                     bytes.extend_from_slice(&e.addr.to_le_bytes());
                     bytes.extend_from_slice(&e.size.to_le_bytes());
@@ -389,24 +405,26 @@ fn memory_op(env: &Env<'_>, a: [u64; 5]) -> Outcome {
 fn hvm_op(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outcome {
     // struct xen_hvm_param { domid_t domid; (pad) uint32_t index; uint64_t value; }
     let op = match a[0] {
-        0 => "HVMOP_set_param",
-        1 => "HVMOP_get_param",
+        HVMOP_SET_PARAM => "HVMOP_set_param",
+        HVMOP_GET_PARAM => "HVMOP_get_param",
         cmd => return out(ENOSYS, format!("hvm_op({cmd}) -> -ENOSYS")),
     };
-    let p = match env.read(a[1], 16) {
+    let p = match env.read(a[1], HVM_PARAM_SIZE) {
         Ok(p) => p,
         Err(e) => return out(e, format!("hvm_op({op}, {:#x}) -> -EFAULT", a[1])),
     };
     let domid = u16::from_le_bytes([p[0], p[1]]);
-    let index = u32::from_le_bytes([p[4], p[5], p[6], p[7]]);
-    let value = u64::from_le_bytes(p[8..16].try_into().unwrap_or([0; 8]));
+    let i = HVM_PARAM_INDEX_OFFSET;
+    let index = u32::from_le_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
+    let v = HVM_PARAM_VALUE_OFFSET;
+    let value = u64::from_le_bytes(p[v..v + 8].try_into().unwrap_or([0; 8]));
     if domid != DOMID_SELF && domid != 0 {
         return out(ESRCH, format!("hvm_op({op}, dom {domid:#x}) -> -ESRCH"));
     }
     if index >= HVM_NR_PARAMS {
         return out(EINVAL, format!("hvm_op({op}, {index}) -> -EINVAL"));
     }
-    if a[0] == 0 {
+    if a[0] == HVMOP_SET_PARAM {
         state.params.insert(index, value);
         out(
             0,
@@ -414,7 +432,12 @@ fn hvm_op(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outcome {
         )
     } else {
         let v = state.params.get(&index).copied().unwrap_or(0);
-        let rc = res(env.write(a[1].wrapping_add(8), &v.to_le_bytes()).map(|_| 0));
+        let rc = res(env
+            .write(
+                a[1].wrapping_add(HVM_PARAM_VALUE_OFFSET as u64),
+                &v.to_le_bytes(),
+            )
+            .map(|_| 0));
         out(
             rc,
             format!(

@@ -37,12 +37,14 @@
 //! (status port, shutdown hypercall, LAPIC/IOAPIC writes, random code, recursive page
 //! tables, ...). Those must run to their end and exit with the interpreter's status 0x600d:
 //! anything else is a wrong end reason. A quarter of them run without a timeout.
+mod common;
 #[path = "guests/mod.rs"]
 mod guests;
 
+use common::kvm_or_skip;
 use hypervisor::{DiskConfig, Interface, NetConfig, Vm, VmConfig, VmEnd};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -65,17 +67,6 @@ const RANDOM_CODE_TIMEOUT: Duration = Duration::from_millis(100);
 const SLACK: Duration = Duration::from_millis(1500);
 /// How long a VM without a timeout may take (only scripts that must end get none).
 const NO_TIMEOUT_LIMIT: Duration = Duration::from_secs(10);
-
-fn kvm_or_skip(test: &str) -> bool {
-    if Path::new("/dev/kvm").exists() {
-        return true;
-    }
-    if std::env::var_os("HVCERT_REQUIRE_KVM").is_some() {
-        panic!("{test}: /dev/kvm is absent but HVCERT_REQUIRE_KVM is set");
-    }
-    eprintln!("SKIP {test}: /dev/kvm is absent");
-    false
-}
 
 /// SplitMix64: tiny, seedable, good enough to pick fuzz inputs (proptest's shrinking is of
 /// little use when each case is a whole VM; the seed is the reproducer).
@@ -1038,7 +1029,8 @@ fn settle(full: bool) -> Result<(), String> {
 }
 
 struct Env {
-    dir: PathBuf,
+    /// Scratch directory (removed when the run ends).
+    dir: tempfile::TempDir,
     disk: PathBuf,
     raw: PathBuf,
     chaos: PathBuf,
@@ -1046,10 +1038,8 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("hvcert-chaos-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let disk = dir.join("disk.img");
+        let dir = common::scratch_dir("chaos");
+        let disk = dir.path().join("disk.img");
         Env {
             raw: guests::guest("chaos_raw"),
             chaos: guests::guest("chaos"),
@@ -1074,11 +1064,11 @@ struct Stats {
 /// Runs one case; Err describes a VMM failure. `what` names the case and its seed.
 fn run_case(env: &Env, what: &str, case: &Case, stats: &mut Stats) -> Result<(), String> {
     let kind = case.kind;
-    let script = env.dir.join("script");
+    let script = env.dir.path().join("script");
     std::fs::write(&script, case.script.bytes()).map_err(|e| e.to_string())?;
     let kernel = match kind {
         Kind::Raw32 if case.bz => {
-            let bz = env.dir.join("bz.img");
+            let bz = env.dir.path().join("bz.img");
             std::fs::write(&bz, guests::bzimage(&case.script.data)).map_err(|e| e.to_string())?;
             bz
         }
@@ -1341,7 +1331,6 @@ fn hostile_guests_end_cleanly() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let threads_after = thread_count();
-    let _ = std::fs::remove_dir_all(&env.dir);
     eprintln!(
         "chaos: {} VMs in {:?} (longest {:?}); hypercalls {} native, {} Xen; {} unclaimed accesses; ops by kind {:?}",
         stats.vms,

@@ -2,6 +2,7 @@
 //! the hypervisor's boot.inc) drive the virtio-mmio devices through the real exit loop,
 //! ioeventfds and irqfds; the host then checks the image file.
 
+mod common;
 mod virtio_guests;
 mod virtio_util;
 
@@ -11,17 +12,10 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::kvm_or_skip;
 use hypervisor::{DiskBus, DiskConfig, NetConfig, Vm, VmConfig, VmEnd};
 use virtio_guests::guest;
 use virtio_util::TempFile;
-
-fn kvm_or_skip(name: &str) -> bool {
-    if Path::new("/dev/kvm").exists() || std::env::var_os("HVCERT_REQUIRE_KVM").is_some() {
-        return true;
-    }
-    eprintln!("skipping {name}: /dev/kvm absent (set HVCERT_REQUIRE_KVM=1 to fail instead)");
-    false
-}
 
 /// Console that keeps every byte with its arrival time.
 #[derive(Clone, Default)]

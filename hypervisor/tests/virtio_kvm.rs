@@ -1,30 +1,29 @@
 //! Wiring virtio devices into a KVM VM: placement, ioeventfd/irqfd registration, limits.
 
+mod common;
 mod virtio_util;
 
 use hypervisor::bus::MmioBus;
 use hypervisor::virtio::{attach, DiskBus, DiskConfig, Error, NetConfig, MMIO_BASE};
 use virtio_util::*;
 
-fn kvm_vm() -> Option<kvm_ioctls::VmFd> {
-    let required = std::env::var_os("HVCERT_REQUIRE_KVM").is_some();
-    match kvm_ioctls::Kvm::new() {
-        Ok(kvm) => {
-            let vm = kvm.create_vm().expect("KVM_CREATE_VM");
-            vm.create_irq_chip().expect("KVM_CREATE_IRQCHIP");
-            Some(vm)
-        }
-        Err(e) if !required && !std::path::Path::new("/dev/kvm").exists() => {
-            eprintln!("skipping: /dev/kvm absent ({e})");
-            None
-        }
-        Err(e) => panic!("cannot open /dev/kvm: {e}"),
+/// A VM with an in-kernel irqchip, or `None` when the test is skipped (see
+/// [`common::kvm_or_skip`]).
+fn kvm_vm(test: &str) -> Option<kvm_ioctls::VmFd> {
+    if !common::kvm_or_skip(test) {
+        return None;
     }
+    let kvm = kvm_ioctls::Kvm::new().expect("open /dev/kvm");
+    let vm = kvm.create_vm().expect("KVM_CREATE_VM");
+    vm.create_irq_chip().expect("KVM_CREATE_IRQCHIP");
+    Some(vm)
 }
 
 #[test]
 fn attach_places_and_wires_devices() {
-    let Some(vm) = kvm_vm() else { return };
+    let Some(vm) = kvm_vm("attach_places_and_wires_devices") else {
+        return;
+    };
     let mem = memory();
     let img = TempFile::new("attach", &vec![0u8; 8192]);
     let disk = DiskConfig {
@@ -69,7 +68,9 @@ fn attach_places_and_wires_devices() {
 
 #[test]
 fn attach_refuses_more_devices_than_allowed() {
-    let Some(vm) = kvm_vm() else { return };
+    let Some(vm) = kvm_vm("attach_refuses_more_devices_than_allowed") else {
+        return;
+    };
     let mem = memory();
     let img = TempFile::new("limit", &vec![0u8; 4096]);
     let disk = DiskConfig {
@@ -114,7 +115,7 @@ fn attach_refuses_more_devices_than_allowed() {
     .expect("refused");
     assert!(err.to_string().contains("network adapters"), "{err}");
     // A SCSI controller counts as the storage controller too; raised limits are honoured.
-    let vm2 = kvm_vm().unwrap();
+    let vm2 = kvm_vm("attach_refuses_more_devices_than_allowed").unwrap();
     let mut bus = MmioBus::new();
     let devs = attach(&vm2, &mem, &mut bus, &[disk], DiskBus::Scsi, &[], 1, 1).unwrap();
     assert_eq!((devs[0].kind, devs[0].gsi), ("scsi", 5));

@@ -1,22 +1,13 @@
 //! Boots small assembled guests on KVM through the public API.
+mod common;
 #[path = "guests/mod.rs"]
 mod guests;
 
+use common::{kvm_or_skip, scratch_dir};
 use hypervisor::{Interface, RunOutcome, Vm, VmConfig, VmEnd};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn kvm_or_skip(test: &str) -> bool {
-    if std::path::Path::new("/dev/kvm").exists() {
-        return true;
-    }
-    if std::env::var_os("HVCERT_REQUIRE_KVM").is_some() {
-        panic!("{test}: /dev/kvm is absent but HVCERT_REQUIRE_KVM is set");
-    }
-    eprintln!("SKIP {test}: /dev/kvm is absent");
-    false
-}
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -91,9 +82,8 @@ fn pvh_initrd_is_module_zero() {
     if !kvm_or_skip("pvh_initrd_is_module_zero") {
         return;
     }
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("hvcert-pvh-initrd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = scratch_dir("pvh-initrd");
+    let dir = scratch.path();
     let initrd = dir.join("initrd");
     std::fs::write(&initrd, b"RAMDISK1 and the rest").unwrap();
     let mut c = cfg(guests::guest("hello"), "x");
@@ -107,7 +97,6 @@ fn pvh_initrd_is_module_zero() {
     c.initrd = Some(initrd);
     let e = Vm::new(c).err().expect("40 MiB initrd in 32 MiB of memory");
     assert!(e.to_string().contains("initrd"), "{e}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -263,9 +252,8 @@ fn bzimage_boot_protocol_and_initrd() {
     if !kvm_or_skip("bzimage_boot_protocol_and_initrd") {
         return;
     }
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("hvcert-bz-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = scratch_dir("bz");
+    let dir = scratch.path();
     let kernel = dir.join("bzImage");
     std::fs::write(&kernel, guests::bzimage(&guests::flat("bz"))).unwrap();
     let initrd = dir.join("initrd");
@@ -279,7 +267,6 @@ fn bzimage_boot_protocol_and_initrd() {
         "{text}"
     );
     assert!(text.contains("initrd=INITRD!!"), "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A real distribution kernel (HVCERT_TEST_KERNEL, else /boot/vmlinuz-*), if this machine
@@ -341,9 +328,8 @@ fn bad_kernels_are_errors_not_panics() {
     if !kvm_or_skip("bad_kernels_are_errors_not_panics") {
         return;
     }
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("hvcert-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = scratch_dir("bad");
+    let dir = scratch.path();
     let junk = dir.join("junk");
     std::fs::write(&junk, vec![0x55u8; 8192]).unwrap();
     let e = Vm::new(cfg(junk.clone(), ""))
@@ -360,7 +346,6 @@ fn bad_kernels_are_errors_not_panics() {
     let mut c = cfg(guests::guest("hello"), "");
     c.cpus = 0;
     assert!(Vm::new(c).is_err());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

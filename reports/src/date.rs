@@ -10,8 +10,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// A calendar date (proleptic Gregorian, no time zone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date {
+    /// Year, e.g. 2026.
     pub year: i32,
+    /// Month, 1..=12.
     pub month: u8,
+    /// Day of the month, 1..=31 (valid for the month).
     pub day: u8,
 }
 

@@ -46,35 +46,55 @@ impl Default for GateOptions<'_> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// Passed before, now has a failing or skip outcome.
-    Outcome { before: Outcome, now: Outcome },
+    Outcome {
+        /// Its outcome in the baseline.
+        before: Outcome,
+        /// Its outcome now.
+        now: Outcome,
+    },
     /// Passed before, absent now.
     Missing,
     /// A figure got worse than its tolerance.
     FigureWorse {
+        /// The figure's name.
         name: String,
+        /// Its value in the baseline.
         before: f64,
+        /// Its value now.
         now: f64,
+        /// Its unit.
         unit: String,
+        /// Which way is better.
         direction: Direction,
         /// How much worse in percent (infinite when the baseline was 0).
         worse_pct: f64,
+        /// How much worse it may get, in percent.
         tolerance_pct: f64,
     },
     /// A figure is reported in a different unit: not comparable.
     FigureUnitChanged {
+        /// The figure's name.
         name: String,
+        /// Its unit in the baseline.
         before: String,
+        /// Its unit now.
         now: String,
     },
     /// A gated figure of the baseline is absent now.
-    FigureMissing { name: String },
+    FigureMissing {
+        /// The figure's name.
+        name: String,
+    },
 }
 
 /// One finding: a case (suite/id) and what changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
+    /// The suite (profile) of the case.
     pub suite: String,
+    /// The case's id.
     pub case: String,
+    /// What changed.
     pub change: Change,
     /// The waiver's reason when the case is waived.
     pub waiver: Option<String>,
@@ -94,6 +114,7 @@ pub struct GateResult {
 }
 
 impl GateResult {
+    /// No regression: the gate lets the run through.
     pub fn passed(&self) -> bool {
         self.regressions.is_empty()
     }

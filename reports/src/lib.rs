@@ -33,9 +33,13 @@ pub use waivers::{Waiver, WaiverOutcome, Waivers};
 /// Output formats of [`render`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// The report model itself ([`SCHEMA`]), pretty-printed.
     Json,
+    /// JUnit XML, for CI systems.
     Junit,
+    /// A self-contained HTML page.
     Html,
+    /// Markdown, for pull requests and chat.
     Markdown,
 }
 
@@ -81,26 +85,55 @@ impl std::str::FromStr for Format {
 /// Errors reading reports and waivers. Every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The file could not be read (or written).
     #[error("{}: cannot read: {err}", path.display())]
-    Io { path: PathBuf, err: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        err: std::io::Error,
+    },
+    /// The file is not JSON.
     #[error("{}:{line}:{column}: not valid JSON: {msg}", path.display())]
     Syntax {
+        /// The file.
         path: PathBuf,
+        /// Line of the error, from 1.
         line: usize,
+        /// Column of the error, from 1.
         column: usize,
+        /// What the parser said.
         msg: String,
     },
+    /// The JSON is not a report of this schema (not an object, another or no `schema`),
+    /// or its content is inconsistent (e.g. a case id used twice).
     #[error("{}: {msg}", path.display())]
-    Schema { path: PathBuf, msg: String },
+    Schema {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with a hint when the file is another kind of report.
+        msg: String,
+    },
+    /// The JSON has the right schema but not its shape (a missing or unknown field, ...).
     #[error("{}:{line}:{column}: not a valid {}: {msg}", path.display(), SCHEMA)]
     Invalid {
+        /// The file.
         path: PathBuf,
+        /// Line of the error, from 1.
         line: usize,
+        /// Column of the error, from 1.
         column: usize,
+        /// What does not fit.
         msg: String,
     },
+    /// The waivers file is malformed.
     #[error("{}: invalid waivers file: {msg}", path.display())]
-    Waivers { path: PathBuf, msg: String },
+    Waivers {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line when known.
+        msg: String,
+    },
 }
 
 /// Reads a report written by [`render`] with [`Format::Json`] (or [`save`]).

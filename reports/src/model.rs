@@ -24,10 +24,12 @@ pub const LOG_EXCERPT_MAX_BYTES: usize = 8 * 1024;
 pub struct Report {
     /// Always [`SCHEMA`].
     pub schema: String,
+    /// Who produced the run, on what, how.
     pub identity: Identity,
     /// Derived from the cases; see [`Report::refresh_summary`].
     #[serde(default)]
     pub summary: Summary,
+    /// Results, one suite per profile (or probe check group).
     #[serde(default)]
     pub suites: Vec<Suite>,
     /// Waivers that matched this run but had expired, so were not applied.
@@ -43,10 +45,12 @@ pub struct Identity {
     pub command: String,
     /// hvcert version (the `CARGO_PKG_VERSION` of the binary).
     pub version: String,
+    /// Git revision `hvcert` was built from, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_revision: Option<String>,
     /// RFC 3339 UTC date of the run, e.g. "2026-11-25T14:57:18Z".
     pub date: String,
+    /// The process's command line.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command_line: Vec<String>,
     /// Host facts (the probe's JSON), opaque to this crate.
@@ -61,12 +65,15 @@ pub struct Identity {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Suite {
+    /// The profile's (or check group's) name, unique in the report.
     pub name: String,
+    /// One line on what the suite is.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// Per-suite configuration (e.g. the guest profile), opaque to this crate.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub config: serde_json::Value,
+    /// The cases, in run order.
     #[serde(default)]
     pub cases: Vec<Case>,
 }
@@ -75,14 +82,19 @@ pub struct Suite {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Case {
+    /// The case's id, unique in its suite.
     pub id: String,
+    /// How the case ended.
     pub outcome: Outcome,
     /// Declared blocker: a failure fails the run unless a waiver applies.
     pub blocker: bool,
+    /// How long the case took.
     #[serde(default)]
     pub duration_ms: u64,
+    /// The tail of the case's log ([`Case::log`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub log_excerpt: String,
+    /// Figures measured by the case.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub measurements: Vec<Measurement>,
     /// Why the case ended as it did (failed assertions, crash reason, skip reason, ...).
@@ -93,18 +105,27 @@ pub struct Case {
     pub waiver: Option<AppliedWaiver>,
 }
 
+/// How a case ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// It ran and met every expectation.
     Pass,
+    /// It ran and an expectation failed.
     Fail,
+    /// It ran and decided it does not apply (e.g. a feature the host lacks).
     Skip,
+    /// The guest (or the check) broke: an exception, a triple fault, a panic.
     Crash,
+    /// It did not finish in time.
     Timeout,
+    /// It was not run (known not runnable yet). Spelled "not run" for people and
+    /// `not_run` in JSON.
     NotRun,
 }
 
 impl Outcome {
+    /// Every outcome, in report order.
     pub const ALL: [Outcome; 6] = [
         Outcome::Pass,
         Outcome::Fail,
@@ -122,6 +143,7 @@ impl Outcome {
         )
     }
 
+    /// How the outcome is written for people ("not run" with a space).
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Pass => "pass",
@@ -144,13 +166,16 @@ impl std::fmt::Display for Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    /// Smaller values are better (latencies, durations).
     LowerIsBetter,
+    /// Larger values are better (throughput).
     HigherIsBetter,
     /// Recorded, never gated.
     Info,
 }
 
 impl Direction {
+    /// How the direction is written for people.
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::LowerIsBetter => "lower is better",
@@ -164,9 +189,13 @@ impl Direction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Measurement {
+    /// The figure's name, unique in its case.
     pub name: String,
+    /// The value, in `unit`.
     pub value: f64,
+    /// The unit, e.g. "µs".
     pub unit: String,
+    /// Which way is better, and whether the gate compares it.
     pub direction: Direction,
     /// Allowed worsening in percent for the gate; when absent the gate's `--tolerance`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +208,7 @@ pub struct Measurement {
 pub struct AppliedWaiver {
     /// The case-id pattern that matched.
     pub pattern: String,
+    /// Why the case is waived.
     pub reason: String,
     /// "YYYY-MM-DD", last day the waiver applies.
     pub expires: String,
@@ -188,10 +218,14 @@ pub struct AppliedWaiver {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WaiverNote {
+    /// The case-id pattern of the waiver.
     pub pattern: String,
+    /// The suite pattern ("*" or empty: any suite).
     #[serde(default, skip_serializing_if = "is_star")]
     pub suite: String,
+    /// Why the case was to be waived.
     pub reason: String,
+    /// "YYYY-MM-DD", the last day the waiver applied.
     pub expires: String,
     /// "suite/case" of the cases it would have waived.
     #[serde(default)]
@@ -206,13 +240,21 @@ fn is_star(s: &str) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Summary {
+    /// The overall verdict.
     pub verdict: Verdict,
+    /// Cases in the run.
     pub total: usize,
+    /// Cases that passed.
     pub pass: usize,
+    /// Cases that failed.
     pub fail: usize,
+    /// Cases skipped.
     pub skip: usize,
+    /// Cases that crashed.
     pub crash: usize,
+    /// Cases that timed out.
     pub timeout: usize,
+    /// Cases that did not run.
     pub not_run: usize,
     /// Failing (fail/crash/timeout/not run) blocker cases without a waiver.
     pub blocker_failures: usize,
@@ -220,10 +262,12 @@ pub struct Summary {
     pub non_blocker_failures: usize,
     /// Failing blocker cases covered by a waiver.
     pub waived_failures: usize,
+    /// Sum of the cases' durations.
     pub duration_ms: u64,
 }
 
 impl Summary {
+    /// How many cases ended with `o`.
     pub fn count(&self, o: Outcome) -> usize {
         match o {
             Outcome::Pass => self.pass,
@@ -453,6 +497,7 @@ impl Identity {
         }
     }
 
+    /// Records the git revision the binary was built from.
     pub fn with_git_revision(mut self, rev: impl Into<String>) -> Self {
         self.git_revision = Some(rev.into());
         self
@@ -464,11 +509,13 @@ impl Identity {
         self
     }
 
+    /// Records the run configuration (opaque to this crate).
     pub fn with_config(mut self, config: serde_json::Value) -> Self {
         self.config = config;
         self
     }
 
+    /// Records the process's command line.
     pub fn with_command_line<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -480,6 +527,7 @@ impl Identity {
 }
 
 impl Suite {
+    /// An empty suite named `name`.
     pub fn new(name: &str) -> Self {
         Suite {
             name: name.to_string(),
@@ -489,6 +537,7 @@ impl Suite {
         }
     }
 
+    /// Counts and verdict of this suite alone.
     pub fn summary(&self) -> Summary {
         Summary::of(self.cases.iter())
     }
@@ -509,21 +558,25 @@ impl Case {
         }
     }
 
+    /// Makes the case a non-blocker: its failure does not fail the run.
     pub fn non_blocker(mut self) -> Self {
         self.blocker = false;
         self
     }
 
+    /// Sets whether the case is a blocker.
     pub fn blocker(mut self, blocker: bool) -> Self {
         self.blocker = blocker;
         self
     }
 
+    /// Sets the duration (saturating at `u64::MAX` ms).
     pub fn duration(mut self, d: Duration) -> Self {
         self.duration_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         self
     }
 
+    /// Sets the duration in milliseconds.
     pub fn duration_ms(mut self, ms: u64) -> Self {
         self.duration_ms = ms;
         self
@@ -536,11 +589,13 @@ impl Case {
         self
     }
 
+    /// Adds a reason (why the case ended as it did).
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
         self.reasons.push(reason.into());
         self
     }
 
+    /// Adds a measured figure.
     pub fn measurement(mut self, m: Measurement) -> Self {
         self.measurements.push(m);
         self
@@ -556,12 +611,14 @@ impl Case {
         self.blocker && self.waiver.is_none()
     }
 
+    /// The figure named `name`, if the case measured it.
     pub fn measurement_named(&self, name: &str) -> Option<&Measurement> {
         self.measurements.iter().find(|m| m.name == name)
     }
 }
 
 impl Measurement {
+    /// A figure with the given direction and no tolerance of its own.
     pub fn new(
         name: impl Into<String>,
         value: f64,
@@ -577,14 +634,17 @@ impl Measurement {
         }
     }
 
+    /// A figure where smaller is better.
     pub fn lower_is_better(name: impl Into<String>, value: f64, unit: impl Into<String>) -> Self {
         Self::new(name, value, unit, Direction::LowerIsBetter)
     }
 
+    /// A figure where larger is better.
     pub fn higher_is_better(name: impl Into<String>, value: f64, unit: impl Into<String>) -> Self {
         Self::new(name, value, unit, Direction::HigherIsBetter)
     }
 
+    /// A figure that is recorded and never gated.
     pub fn info(name: impl Into<String>, value: f64, unit: impl Into<String>) -> Self {
         Self::new(name, value, unit, Direction::Info)
     }
@@ -683,6 +743,33 @@ mod tests {
         let mut r = Report::new(Identity::new("certify", "0.1.0", "x"));
         r.add_case("p", Case::new("a", Outcome::Skip));
         assert_eq!(r.summary.verdict, Verdict::NoResults);
+    }
+
+    /// The one Outcome of reports and certify: which outcomes fail a blocker, and how
+    /// "not run" is spelled for people and in JSON.
+    #[test]
+    fn failure_outcomes_and_not_run_spellings() {
+        let failing: Vec<Outcome> = Outcome::ALL
+            .into_iter()
+            .filter(|o| o.is_failure())
+            .collect();
+        // A blocker that did not run leaves the guest uncertified, as a failure does.
+        assert_eq!(
+            failing,
+            [
+                Outcome::Fail,
+                Outcome::Crash,
+                Outcome::Timeout,
+                Outcome::NotRun
+            ]
+        );
+        assert_eq!(Outcome::NotRun.to_string(), "not run");
+        assert_eq!(
+            serde_json::to_string(&Outcome::NotRun).unwrap(),
+            "\"not_run\""
+        );
+        let back: Outcome = serde_json::from_str("\"not_run\"").unwrap();
+        assert_eq!(back, Outcome::NotRun);
     }
 
     #[test]

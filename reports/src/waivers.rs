@@ -21,15 +21,20 @@ use crate::Error;
 /// One waiver from the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiver {
+    /// Case-id pattern (`*` matches any run of characters, `?` any one).
     pub case: String,
+    /// Suite pattern (`*` for any suite).
     pub suite: String,
+    /// Why the failure is accepted (shown in reports).
     pub reason: String,
+    /// The last day the waiver applies.
     pub expires: Date,
 }
 
 /// A parsed waivers file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Waivers {
+    /// The waivers, in file order.
     pub waivers: Vec<Waiver>,
     /// Where it was read from (for messages).
     pub source: Option<PathBuf>,
@@ -210,6 +215,7 @@ impl Waiver {
         today > self.expires
     }
 
+    /// Whether the waiver's patterns match this suite and case.
     pub fn matches(&self, suite: &str, case: &str) -> bool {
         glob_match(&self.suite, suite) && glob_match(&self.case, case)
     }

@@ -50,8 +50,8 @@ fn junitparser_reads_every_fixture() {
         return;
     }
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/reports");
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("junit_consumer");
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tmp.path();
     for name in [
         "all-pass",
         "blocker-failure",

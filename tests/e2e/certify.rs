@@ -3,14 +3,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use common::hvcert;
-
-fn scratch(name: &str) -> PathBuf {
-    common::scratch("certify", name)
-}
 
 /// run.json: the certify run record (every detail of every VM).
 fn report(out: &Path) -> serde_json::Value {
@@ -23,11 +19,12 @@ fn full_suite_passes_on_kvm() {
     if !common::kvm_available_or_skip("full_suite_passes_on_kvm") {
         return;
     }
-    let out = scratch("full");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
     let t0 = Instant::now();
     let res = hvcert()
         .args(["certify", "--jobs", "2", "--seed", "42", "--out"])
-        .arg(&out)
+        .arg(out)
         .output()
         .expect("run hvcert certify");
     let wall = t0.elapsed();
@@ -91,7 +88,7 @@ fn full_suite_passes_on_kvm() {
         String::from_utf8_lossy(&gate.stdout)
     );
 
-    let r = report(&out);
+    let r = report(out);
     assert_eq!(r["seed"], 42);
     assert_eq!(r["summary"]["certified"], true);
     assert!(r["git_revision"].as_str().is_some_and(|s| !s.is_empty()));
@@ -178,7 +175,8 @@ fn failing_blocker_exits_nonzero() {
     if !common::kvm_available_or_skip("failing_blocker_exits_nonzero") {
         return;
     }
-    let dir = scratch("blocker");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let profile = |blocker: bool| {
         format!(
             "name = \"bare\"\ndescription = \"no enlightenments\"\ninterface = \"none\"\nmemory_mib = 32\n\
@@ -224,7 +222,8 @@ fn failing_blocker_exits_nonzero() {
 
 #[test]
 fn bad_profile_is_reported_with_file_and_line() {
-    let dir = scratch("badprofile");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("broken.toml");
     std::fs::write(
         &path,
@@ -247,7 +246,7 @@ fn bad_profile_is_reported_with_file_and_line() {
 fn unknown_case_filter_is_an_error() {
     let res = hvcert()
         .args(["certify", "--case", "hv_cpuidd", "--out"])
-        .arg(scratch("unknowncase"))
+        .arg(tempfile::tempdir().unwrap().path())
         .output()
         .expect("run hvcert certify");
     let stderr = String::from_utf8_lossy(&res.stderr);
@@ -280,7 +279,8 @@ fn crash_timeout_and_unknown_case_outcomes() {
     if !common::kvm_available_or_skip("crash_timeout_and_unknown_case_outcomes") {
         return;
     }
-    let dir = scratch("outcomes");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let path = dir.join("selftest.toml");
     std::fs::write(
         &path,
@@ -330,5 +330,54 @@ fn crash_timeout_and_unknown_case_outcomes() {
     assert!(
         stdout.contains("blocker cases failed: selftest/selftest_crash"),
         "{stdout}"
+    );
+}
+
+/// The binary does not depend on the tree it was built in: copied to a directory outside
+/// it and run from another working directory, it lists the built-in profiles, runs a
+/// couple of their cases, and records the git revision captured at build time.
+#[test]
+fn relocated_binary_lists_and_runs_the_builtin_profiles() {
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin = bin_dir.path().join("hvcert");
+    std::fs::copy(env!("CARGO_BIN_EXE_hvcert"), &bin).expect("copy hvcert");
+    let cwd = tempfile::tempdir().unwrap();
+    let list = std::process::Command::new(&bin)
+        .current_dir(cwd.path())
+        .args(["certify", "--list"])
+        .output()
+        .expect("run the copied hvcert");
+    common::assert_exit(&list, 0);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("sles10sp1-like") && text.contains("sles11sp1-like"),
+        "{text}"
+    );
+    if !common::kvm_available_or_skip("relocated_binary_lists_and_runs_the_builtin_profiles") {
+        return;
+    }
+    let res = std::process::Command::new(&bin)
+        .current_dir(cwd.path())
+        .args(["certify", "--no-probe", "--profile", "sles11sp1-like"])
+        .args(["--case", "boot", "--case", "hv_cpuid", "--out", "out"])
+        .output()
+        .expect("run the copied hvcert");
+    common::assert_exit(&res, 0);
+    let r = report(&cwd.path().join("out"));
+    let cases = r["suites"][0]["cases"].as_array().expect("cases");
+    let got: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap(), c["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, [("boot", "pass"), ("hv_cpuid", "pass")]);
+    assert_eq!(
+        r["suites"][0]["profile_path"],
+        "builtin:fixtures/guests/sles11sp1-like.toml"
+    );
+    let rev = r["git_revision"].as_str().expect("git_revision");
+    let hex = rev.trim_end_matches("-dirty");
+    assert!(
+        hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+        "{rev}"
     );
 }

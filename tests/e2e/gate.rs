@@ -25,15 +25,6 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("e2e-gate")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn same_run_passes() {
     let base = fixture("all-pass.json");
@@ -108,7 +99,8 @@ fn waivers_let_a_known_failure_through_and_expired_ones_are_reported() {
 
 #[test]
 fn missing_cases_and_worse_figures() {
-    let dir = scratch("figures");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("all-pass.json")).unwrap()).unwrap();
     // Drop a blocker case, slow the hypercall round trip by 20% (its own tolerance is
@@ -179,7 +171,8 @@ fn unreadable_input_exits_2() {
         assert!(err.contains(expected), "{err}");
     }
     // A broken waivers file names its line.
-    let dir = scratch("bad-waivers");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let w = dir.join("w.toml");
     std::fs::write(
         &w,

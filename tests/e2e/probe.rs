@@ -89,10 +89,11 @@ fn probe_from_fixture_and_capture_round_trip() {
     assert_eq!(v["platform"]["product"], "PowerEdge R630");
     assert_eq!(v["features"]["slat"]["kind"], "ept");
 
-    let dir = scratch("capture");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let out = hvcert()
         .args(["probe", "--no-kvm", "--json", "--capture"])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     let live = json(&out);
@@ -100,13 +101,12 @@ fn probe_from_fixture_and_capture_round_trip() {
     let replay = json(
         &hvcert()
             .args(["probe", "--json", "--from"])
-            .arg(&dir)
+            .arg(dir)
             .output()
             .unwrap(),
     );
     assert_eq!(live["features"], replay["features"]);
     assert_eq!(live["cpu"], replay["cpu"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -128,7 +128,8 @@ fn probe_imports_combine() {
 
 #[test]
 fn malformed_list_fails_naming_file_line_and_field() {
-    let dir = scratch("hcl");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let list = dir.join("bad.toml");
     std::fs::write(
         &list,
@@ -143,14 +144,9 @@ fn malformed_list_fails_naming_file_line_and_field() {
     assert_eq!(out.status.code(), Some(2), "a probe failure exits non-zero");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:8") && err.contains("modle"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---- `hvcert probe --report`: the probe's result as a run report (hvcert.report/v1) ----
-
-fn scratch(test: &str) -> std::path::PathBuf {
-    common::scratch("probe", test)
-}
 
 fn host(name: &str) -> std::path::PathBuf {
     common::workspace_root().join("fixtures/hosts").join(name)
@@ -194,7 +190,8 @@ fn case<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
 
 #[test]
 fn probe_report_json_and_html_on_a_fixture_host() {
-    let dir = scratch("json_and_html");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     // JSON (from the extension): the run-report schema, with the probe's facts inside.
     let json_file = dir.join("r630.json");
     let stdout = probe_report("dell-r630-haswell-ep", &json_file, &[]);
@@ -297,7 +294,8 @@ fn probe_report_to_stdout() {
 
 #[test]
 fn gate_on_probe_reports_certified_vs_unsupported() {
-    let dir = scratch("gate");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let certified = dir.join("certified.json");
     let unsupported = dir.join("unsupported.json");
     probe_report("dell-r630-haswell-ep", &certified, &[]);
@@ -347,7 +345,8 @@ fn gate_on_probe_reports_certified_vs_unsupported() {
 
 #[test]
 fn report_renders_a_saved_probe_json() {
-    let dir = scratch("saved_probe_json");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let saved = dir.join("probe.json");
     let out = hvcert()
         .args(["probe", "--json", "--from"])
@@ -415,7 +414,8 @@ fn report_renders_a_saved_probe_json() {
 #[test]
 fn probe_report_on_the_live_host_has_the_kvm_figures() {
     let kvm = common::kvm_available_or_skip("probe_report_on_the_live_host_has_the_kvm_figures");
-    let dir = scratch("live");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let file = dir.join("live.json");
     let mut cmd = hvcert();
     cmd.args(["probe", "--report"]).arg(&file);
@@ -502,7 +502,8 @@ fn probe_report_snapshot() {
 
 #[test]
 fn gate_reads_raw_probe_json_too() {
-    let dir = scratch("gate-raw");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let probe_json = |fixture: &str, name: &str| {
         let path = dir.join(name);
         let out = ok(&hvcert()

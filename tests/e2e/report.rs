@@ -15,23 +15,14 @@ fn fixture(name: &str) -> PathBuf {
     common::workspace_root().join("fixtures/reports").join(name)
 }
 
-/// A fresh scratch directory for one test.
-fn scratch(test: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("e2e-report")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
 #[test]
 fn renders_every_format_to_a_file_or_stdout() {
-    let dir = scratch("formats");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     for (flag, file, marker) in [
         ("html", "r.html", "<!DOCTYPE html>"),
         ("junit", "r.xml", "<testsuites name=\"hvcert certify\""),
@@ -234,7 +225,8 @@ fn html_report_in_headless_chromium() {
     if !chromium_available_or_skip("html_report_in_headless_chromium") {
         return;
     }
-    let dir = scratch("chromium");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
 
     // The detector itself: a page with a console error and an uncaught exception must be
     // caught, or a clean result below would prove nothing.
@@ -244,7 +236,7 @@ fn html_report_in_headless_chromium() {
         "<!DOCTYPE html><html><body><p>x</p><script>console.error('boom'); undefined_fn();</script></body></html>",
     )
     .unwrap();
-    let (_, problems) = dom_and_console(&dir, "profile-bad", &bad);
+    let (_, problems) = dom_and_console(dir, "profile-bad", &bad);
     assert!(
         problems.iter().any(|p| p.contains("boom"))
             && problems.iter().any(|p| p.contains("Uncaught")),
@@ -267,7 +259,7 @@ fn html_report_in_headless_chromium() {
         assert!(out.status.success(), "{}", text(&out.stderr));
 
         // It loads without console errors and shows the verdict first.
-        let (dom, problems) = dom_and_console(&dir, &format!("profile-dom-{slug}"), &page);
+        let (dom, problems) = dom_and_console(dir, &format!("profile-dom-{slug}"), &page);
         assert!(
             problems.is_empty(),
             "{fixture_name}: console problems: {problems:?}"
@@ -288,7 +280,7 @@ fn html_report_in_headless_chromium() {
         let png = dir.join(format!("{slug}.png"));
         let shot = format!("--screenshot={}", png.display());
         let out = chromium(
-            &dir,
+            dir,
             &format!("profile-shot-{slug}"),
             &[&shot, "--window-size=1200,1600"],
             &page,

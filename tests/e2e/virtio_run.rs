@@ -9,32 +9,32 @@ mod virtio_guests;
 
 use common::hvcert;
 
-/// A zero-filled image file, removed on drop (also when a test fails).
-struct Image(std::path::PathBuf);
+/// A zero-filled image file in its own temporary directory, removed on drop (also when a
+/// test fails).
+struct Image {
+    path: std::path::PathBuf,
+    /// Holds the directory (and so the image) until the test is done.
+    _dir: tempfile::TempDir,
+}
 
 impl AsRef<std::path::Path> for Image {
     fn as_ref(&self) -> &std::path::Path {
-        &self.0
+        &self.path
     }
 }
 
 impl AsRef<std::ffi::OsStr> for Image {
     fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.as_os_str()
-    }
-}
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        self.path.as_os_str()
     }
 }
 
 fn temp_image(tag: &str, len: usize) -> Image {
     // The blk guest checks that GET_ID (the image's file name) starts with "h".
-    let p = common::scratch("virtio_run", tag).join(format!("hvcert-{tag}.img"));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join(format!("hvcert-{tag}.img"));
     std::fs::write(&p, vec![0u8; len]).unwrap();
-    Image(p)
+    Image { path: p, _dir: dir }
 }
 
 /// Qword 1 of sector 8 of `img`: the blk and scsi guests write qword i = i * K from sector 8
@@ -71,7 +71,7 @@ fn run_with_read_only_disk_and_loopback_nic() {
         .args(["run", "--kernel"])
         .arg(virtio_guests::guest("blk"))
         .arg("--disk")
-        .arg(format!("{},ro", img.0.display()))
+        .arg(format!("{},ro", img.path.display()))
         .args(["--net", "loopback"])
         .output()
         .unwrap();

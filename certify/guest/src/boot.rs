@@ -143,18 +143,25 @@ pub const MAX_CPUS: usize = 16;
 #[no_mangle]
 static mut APSTACK: Stack<{ 1024 * MAX_CPUS }> = Stack([0; 1024 * MAX_CPUS]);
 
+/// An exception nobody armed a trap for, as the exception path saved it for
+/// `crash::user_crash`.
 #[derive(Clone, Copy)]
 #[repr(C)]
-struct Crash {
-    vector: u64,
-    error: u64,
-    rip: u64,
-    cs: u64,
-    rsp: u64,
+pub struct Crash {
+    /// Exception vector.
+    pub vector: u64,
+    /// Error code (0 for vectors without one).
+    pub error: u64,
+    /// Where it happened.
+    pub rip: u64,
+    /// The code segment then (its low bits: the privilege level).
+    pub cs: u64,
+    /// The stack pointer then.
+    pub rsp: u64,
     taken: u64,
 }
 #[no_mangle]
-static mut CRASH: Crash = Crash {
+pub static mut CRASH: Crash = Crash {
     vector: 0,
     error: 0,
     rip: 0,
@@ -724,14 +731,4 @@ extern "C" {
     /// `ud2; ret`: the gate (see the module docs); called only from inline asm.
     pub fn gate_stub();
     pub fn user_probe_call(target: u64, rcx: u64, rdx: u64, r8: u64) -> u64;
-}
-
-/// Ring 3, on its own stack, after an exception nobody armed a trap for: report it in KTAP
-/// on COM1 and end the VM.
-#[no_mangle]
-extern "C" fn user_crash() -> ! {
-    // SAFETY: written once by the exception path before it switched here.
-    let c = unsafe { core::ptr::read_volatile(&raw const CRASH) };
-    crate::ktap::report_exception(c.vector, c.error, c.rip, c.cs, c.rsp);
-    crate::sys::exit(crate::ktap::STATUS_CRASH)
 }

@@ -1,7 +1,7 @@
 //! KTAP output on COM1 (https://docs.kernel.org/dev-tools/ktap.html).
 use core::fmt::{self, Write};
 
-use crate::sys::{outb, COM1};
+use crate::port::{outb, COM1};
 
 /// Exit statuses (port 0xf4): all cases ok or skipped / some failed / an unexpected
 /// exception or panic ended the run.

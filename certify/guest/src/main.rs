@@ -13,7 +13,9 @@
 
 mod boot;
 mod cases;
+mod crash;
 mod ktap;
+mod port;
 mod sys;
 
 use ktap::Outcome;

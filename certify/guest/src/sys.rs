@@ -1,19 +1,8 @@
-//! Ring-3 primitives: port I/O (IOPL=3), the ud2 gate, CPUID, and the memory
-//! functions the compiler expects (no libc here).
+//! Ring-3 primitives: the ud2 gate, CPUID, the exit port, and the memory functions the
+//! compiler expects (no libc here). Port I/O itself is in port.rs.
 use core::arch::asm;
 
-pub const COM1: u16 = 0x3f8;
-pub const EXIT_PORT: u16 = 0xf4;
-
-pub fn outb(port: u16, v: u8) {
-    // SAFETY: port I/O; ring 3 runs with IOPL=3 (see boot.rs).
-    unsafe { asm!("out dx, al", in("dx") port, in("al") v, options(nostack, preserves_flags)) };
-}
-
-pub fn outl(port: u16, v: u32) {
-    // SAFETY: as in `outb`.
-    unsafe { asm!("out dx, eax", in("dx") port, in("eax") v, options(nostack, preserves_flags)) };
-}
+use crate::port::{outl, EXIT_PORT};
 
 /// TSC cycles spent in the gate (ring 0, including the VMM exits made from there).
 static mut GATE_TSC: u64 = 0;

@@ -4,17 +4,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Instant;
 
-use anyhow::Context;
-
-// The suite lives in certify/src/suite/ (owned with this subcommand).
-#[path = "../suite/mod.rs"]
-pub mod suite;
-
-use suite::profile;
-use suite::runner;
+use certify::suite;
 
 #[derive(clap::Args)]
 pub struct CertifyArgs {
@@ -33,7 +24,7 @@ pub struct CertifyArgs {
     /// Run seed (recorded; per-case seeds derive from it). Default: from the clock.
     #[arg(long)]
     seed: Option<u64>,
-    /// Directory holding the profiles.
+    /// Directory holding the profiles (default: the profiles built into hvcert).
     #[arg(long, value_name = "DIR")]
     profiles_dir: Option<PathBuf>,
     /// Guest kernel (default: the one built with this binary).
@@ -47,171 +38,58 @@ pub struct CertifyArgs {
     no_probe: bool,
 }
 
+/// Lists the profiles, or runs the suite and prints each case and the verdict: exit 0
+/// when every blocker case passed, 1 otherwise.
 pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
-    let dir = args
-        .profiles_dir
-        .clone()
-        .unwrap_or_else(suite::default_profiles_dir);
-    let paths = if args.profiles.is_empty() {
-        profile::all_in(&dir)?
-    } else {
-        args.profiles
-            .iter()
-            .map(|n| profile::resolve(&dir, n))
-            .collect()
+    let opts = suite::Options {
+        profiles: args.profiles,
+        cases: args.cases,
+        jobs: args.jobs,
+        out: args.out,
+        seed: args.seed,
+        profiles_dir: args.profiles_dir,
+        guest: args.guest,
+        probe_host: !args.no_probe,
+        command_line: std::env::args().collect(),
     };
-    if paths.is_empty() {
-        anyhow::bail!("no profiles found in {}", dir.display());
-    }
-    let profiles = paths
-        .iter()
-        .map(|p| profile::load(p).map(Arc::new))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut names = std::collections::BTreeSet::new();
-    for p in &profiles {
-        if !names.insert(p.profile.name.as_str()) {
-            anyhow::bail!(
-                "{}: profile name {} is used twice",
-                p.path.display(),
-                p.profile.name
-            );
-        }
-    }
     if args.list {
-        let mut out = std::io::stdout().lock();
-        for p in &profiles {
-            let pr = &p.profile;
-            writeln!(
-                out,
-                "{} ({:?}, {} vCPU, {} MiB): {}",
-                pr.name, pr.interface, pr.vcpus, pr.memory_mib, pr.description
-            )?;
-            for c in &pr.cases {
-                let tag = match (&c.not_run, c.blocker) {
-                    (Some(why), _) => format!("not-run: {why}"),
-                    (None, true) => "blocker".into(),
-                    (None, false) => String::new(),
-                };
-                writeln!(out, "  {:<32} {tag}", c.id)?;
-            }
-        }
+        print_list(&suite::profiles(&opts)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    });
-    for want in &args.cases {
-        if !profiles
-            .iter()
-            .any(|p| p.profile.cases.iter().any(|c| &c.id == want))
-        {
-            anyhow::bail!("--case {want}: no selected profile has that case (see --list)");
-        }
-    }
-    let mut jobs = Vec::new();
-    for p in &profiles {
-        jobs.extend(runner::jobs_for(p.clone(), seed, &args.cases, &args.out)?);
-    }
-    if jobs.is_empty() {
-        anyhow::bail!("no case matches {:?}", args.cases);
-    }
-    let workers = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    if !std::path::Path::new("/dev/kvm").exists() {
-        anyhow::bail!(
-            "/dev/kvm is absent: the certification guests run on KVM (try `hvcert probe`)"
-        );
-    }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let guest = suite::guest_path(args.guest.as_deref(), &args.out)
-        .with_context(|| format!("writing the guest kernel into {}", args.out.display()))?;
-    if !guest.is_file() {
-        anyhow::bail!("guest kernel {} not found", guest.display());
-    }
-    let started = reports::date::now_rfc3339();
-    // The host's facts go into the run before any guest boots.
-    let host = if args.no_probe {
-        None
-    } else {
-        let t = Instant::now();
-        let facts = probe::probe_live(&probe::ProbeOptions::default());
-        eprintln!(
-            "hvcert certify: host probed in {} ms",
-            t.elapsed().as_millis()
-        );
-        Some(serde_json::to_value(&facts).context("serializing the probe report")?)
-    };
-    eprintln!(
-        "hvcert certify: {} VMs from {} profile(s), {workers} at a time, seed {seed}",
-        jobs.len(),
-        profiles.len()
-    );
-    let exec = suite::vm::HypervisorExecutor::new(guest.clone());
-    let t0 = Instant::now();
     let mut stderr = std::io::stderr();
     let bar = std::io::IsTerminal::is_terminal(&stderr);
-    let mut results = runner::run_all(&exec, &jobs, workers, &mut stderr, bar);
-    let wall = t0.elapsed();
-    runner::write_logs(&args.out, &mut results)?;
+    let done = suite::run(&opts, &mut stderr, bar)?;
+    print_run(&done)?;
+    Ok(if done.record.summary.blockers_failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
 
-    let mut suites = Vec::new();
-    for p in &profiles {
+fn print_list(profiles: &[std::sync::Arc<certify::profile::LoadedProfile>]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for p in profiles {
         let pr = &p.profile;
-        let cases: Vec<_> = results
-            .iter()
-            .filter(|r| r.profile == pr.name)
-            .cloned()
-            .collect();
-        let hyperv = matches!(
-            pr.interface,
-            profile::InterfaceKind::Hyperv | profile::InterfaceKind::Both
-        );
-        suites.push(suite::SuiteRecord {
-            profile: pr.name.clone(),
-            description: pr.description.clone(),
-            profile_path: p.path.display().to_string(),
-            profile_sha256: p.sha256.clone(),
-            interface: pr.interface,
-            guest_os: pr.guest_os.name.clone(),
-            guest_os_id: hyperv
-                .then(|| pr.guest_os_id().map(|id| format!("{id:#018x}")).ok())
-                .flatten(),
-            vcpus: pr.vcpus,
-            memory_mib: pr.memory_mib,
-            cases,
-        });
+        writeln!(
+            out,
+            "{} ({}, {} vCPU, {} MiB): {}",
+            pr.name, pr.interface, pr.vcpus, pr.memory_mib, pr.description
+        )?;
+        for c in &pr.cases {
+            let tag = match (&c.not_run, c.blocker) {
+                (Some(why), _) => format!("not run: {why}"),
+                (None, true) => "blocker".into(),
+                (None, false) => String::new(),
+            };
+            writeln!(out, "  {:<32} {tag}", c.id)?;
+        }
     }
-    let summary = suite::summarize(&suites);
-    let record = suite::RunRecord {
-        schema: "hvcert.certify-run/v0".into(),
-        hvcert_version: env!("CARGO_PKG_VERSION").into(),
-        git_revision: suite::git_revision(),
-        started,
-        command_line: std::env::args().collect(),
-        seed,
-        jobs: workers,
-        guest_elf: guest.display().to_string(),
-        guest_elf_sha256: suite::sha256_file(&guest),
-        host,
-        wall_ms: wall.as_millis() as u64,
-        ring0_share: suite::ring0_share(&suites),
-        summary,
-        suites,
-    };
-    let run_json = args.out.join("run.json");
-    std::fs::write(&run_json, serde_json::to_vec_pretty(&record)?)
-        .with_context(|| format!("writing {}", run_json.display()))?;
-    let report = args.out.join("report.json");
-    reports::save(&suite::to_report(&record), &report)
-        .with_context(|| format!("writing {}", report.display()))?;
+    Ok(())
+}
 
+fn print_run(done: &suite::Finished) -> std::io::Result<()> {
+    let record = &done.record;
     let mut out = std::io::stdout().lock();
     for s in &record.suites {
         writeln!(out, "{}", s.profile)?;
@@ -242,8 +120,8 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
         "{} cases: {} in {:.2} s; report {}",
         record.summary.total,
         counts.join(", "),
-        wall.as_secs_f64(),
-        report.display()
+        done.wall.as_secs_f64(),
+        done.report_path.display()
     )?;
     if let Some(r) = record.ring0_share {
         writeln!(
@@ -254,13 +132,12 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
     }
     if record.summary.blockers_failed.is_empty() {
         writeln!(out, "verdict: all blocker cases passed")?;
-        Ok(ExitCode::SUCCESS)
     } else {
         writeln!(
             out,
             "verdict: blocker cases failed: {}",
             record.summary.blockers_failed.join(", ")
         )?;
-        Ok(ExitCode::from(1))
     }
+    Ok(())
 }

@@ -54,8 +54,8 @@ fn describe(r: &reports::Report) -> String {
 }
 
 pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
-    let baseline = crate::probe_report::load(&args.baseline)?;
-    let current = crate::probe_report::load(&args.current)?;
+    let baseline = certify::probe_report::load(&args.baseline)?;
+    let current = certify::probe_report::load(&args.current)?;
     let waivers = args
         .waivers
         .as_deref()

@@ -8,7 +8,7 @@ use anyhow::Context;
 use probe::{HostSource, LiveOptions};
 
 use super::report::FormatArg;
-use crate::probe_report;
+use certify::probe_report;
 
 #[derive(clap::Args)]
 pub struct ProbeArgs {

@@ -40,7 +40,7 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let mut report = crate::probe_report::load(&args.run)?;
+    let mut report = certify::probe_report::load(&args.run)?;
     if let Some(path) = &args.waivers {
         let waivers = reports::Waivers::load(path)?;
         let out = waivers.apply(&mut report, reports::Date::today_utc());

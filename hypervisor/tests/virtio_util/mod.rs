@@ -240,24 +240,18 @@ pub fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// A temporary file removed on drop.
-pub struct TempFile(pub std::path::PathBuf);
+/// A temporary file holding `contents`, removed on drop (`tempfile` does the removal; the
+/// path is kept as a plain field for the tests' `img.0`).
+pub struct TempFile(pub std::path::PathBuf, tempfile::TempPath);
 
 impl TempFile {
     pub fn new(tag: &str, contents: &[u8]) -> Self {
-        let mut p = std::env::temp_dir();
-        p.push(format!(
-            "hvcert-virtio-{tag}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::write(&p, contents).expect("temp file");
-        TempFile(p)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let mut f = tempfile::Builder::new()
+            .prefix(&format!("hvcert-virtio-{tag}-"))
+            .tempfile()
+            .expect("temp file");
+        std::io::Write::write_all(&mut f, contents).expect("temp file contents");
+        let path = f.into_temp_path();
+        TempFile(path.to_path_buf(), path)
     }
 }

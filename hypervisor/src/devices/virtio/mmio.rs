@@ -1,6 +1,7 @@
-//! The virtio-mmio transport (virtio 1.x, register layout version 2) and the device worker.
+//! The virtio-mmio transport (virtio 1.x, register layout version 2) and the device worker;
+//! the device-facing traits are in [`super::device`] (re-exported here).
 
-use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -13,14 +14,16 @@ use virtio_bindings::bindings::virtio_config::{
 use virtio_bindings::bindings::virtio_ring::{
     VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
 };
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
+use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
 
-use super::chain::{self, Chain, Malformed};
+use super::chain::Malformed;
 use super::{Error, Interrupt, INT_CONFIG, INT_VRING};
-use crate::bus::MmioDevice;
+use crate::devices::bus::MmioDevice;
+
+pub use super::device::{QueueHandler, Queues, VirtioDevice};
 
 /// "virt" in little-endian.
 pub const MAGIC: u32 = 0x7472_6976;
@@ -78,139 +81,6 @@ pub fn mmio_notify_count() -> u64 {
 pub const TRANSPORT_FEATURES: u64 =
     (1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_RING_F_EVENT_IDX) | (1 << VIRTIO_RING_F_INDIRECT_DESC);
 
-/// A virtio device model behind the transport.
-pub trait VirtioDevice: Send {
-    /// Virtio device ID (1 = net, 2 = block).
-    fn device_id(&self) -> u32;
-    /// Maximum size of each queue (powers of two); the number of entries is the queue count.
-    fn queue_max_sizes(&self) -> &[u16];
-    /// Device-specific feature bits (the transport adds [`TRANSPORT_FEATURES`]).
-    fn device_features(&self) -> u64;
-    /// Read device config space; bytes past its end read as zero.
-    fn read_config(&self, offset: u64, data: &mut [u8]);
-    /// Write device config space (ignored by default).
-    fn write_config(&mut self, _offset: u64, _data: &[u8]) {}
-    /// Called at DRIVER_OK: create the handler that owns the host-side resources while the
-    /// device runs (it lives on the worker thread and is dropped on reset).
-    fn activate(&mut self, features: u64) -> Result<Box<dyn QueueHandler>, Error>;
-    /// Short name for the worker thread and messages.
-    fn name(&self) -> &'static str;
-}
-
-/// The queues of an active device, as seen by its [`QueueHandler`].
-pub struct Queues<'a> {
-    pub mem: &'a GuestMemoryMmap<()>,
-    pub queues: &'a mut [Queue],
-    /// Negotiated features.
-    pub features: u64,
-    /// Bit i set: queue i got new used entries since the last interrupt check.
-    pub used: u32,
-}
-
-impl Queues<'_> {
-    pub fn has_feature(&self, bit: u32) -> bool {
-        self.features & (1u64 << bit) != 0
-    }
-
-    /// Pop and validate the next available chain of queue `idx` (None if the queue is empty
-    /// or not ready).
-    pub fn pop(&mut self, idx: usize) -> Result<Option<Chain>, Malformed> {
-        let indirect_ok = self.has_feature(VIRTIO_RING_F_INDIRECT_DESC);
-        let mem = self.mem;
-        let Some(q) = self.queues.get_mut(idx) else {
-            return Ok(None);
-        };
-        if !q.ready() {
-            return Ok(None);
-        }
-        let desc_table = GuestAddress(q.desc_table());
-        let next = match q.iter(mem) {
-            Ok(mut it) => it.next(),
-            Err(e) => return Err(Malformed::Ring(e.to_string())),
-        };
-        match next {
-            None => Ok(None),
-            Some(c) => chain::collect(c, desc_table, indirect_ok).map(Some),
-        }
-    }
-
-    /// Put the last popped chain back (it will be popped again).
-    pub fn unpop(&mut self, idx: usize) {
-        if let Some(q) = self.queues.get_mut(idx) {
-            q.go_to_previous_position();
-        }
-    }
-
-    /// Return a chain to the driver with `len` bytes written into its buffers.
-    pub fn add_used(&mut self, idx: usize, head: u16, len: u32) -> Result<(), Malformed> {
-        let mem = self.mem;
-        let q = self
-            .queues
-            .get_mut(idx)
-            .ok_or_else(|| Malformed::Ring(format!("no queue {idx}")))?;
-        q.add_used(mem, head, len)
-            .map_err(|e| Malformed::Ring(format!("used ring of queue {idx}: {e}")))?;
-        self.used |= 1 << idx;
-        Ok(())
-    }
-
-    /// Re-enable driver notifications for queue `idx`; true if more chains arrived meanwhile
-    /// (the caller must process them).
-    pub fn enable_notification(&mut self, idx: usize) -> Result<bool, Malformed> {
-        let mem = self.mem;
-        match self.queues.get_mut(idx) {
-            Some(q) if q.ready() => q
-                .enable_notification(mem)
-                .map_err(|e| Malformed::Ring(format!("queue {idx}: {e}"))),
-            _ => Ok(false),
-        }
-    }
-
-    pub fn disable_notification(&mut self, idx: usize) -> Result<(), Malformed> {
-        let mem = self.mem;
-        match self.queues.get_mut(idx) {
-            Some(q) if q.ready() => q
-                .disable_notification(mem)
-                .map_err(|e| Malformed::Ring(format!("queue {idx}: {e}"))),
-            _ => Ok(()),
-        }
-    }
-
-    /// Whether the driver wants an interrupt for the used entries added so far.
-    pub fn needs_interrupt(&mut self) -> Result<bool, Malformed> {
-        let mut any = false;
-        let mem = self.mem;
-        for (i, q) in self.queues.iter_mut().enumerate() {
-            if self.used & (1 << i) != 0 {
-                any |= q
-                    .needs_notification(mem)
-                    .map_err(|e| Malformed::Ring(format!("queue {i}: {e}")))?;
-            }
-        }
-        self.used = 0;
-        Ok(any)
-    }
-}
-
-/// Host-side request processing of an active device; runs on the device's worker thread.
-pub trait QueueHandler: Send {
-    /// The driver notified queue `idx` (or the worker starts: every queue once).
-    fn queue_event(&mut self, idx: usize, q: &mut Queues) -> Result<(), Malformed>;
-    /// A host fd to poll for input (a TAP device), if any.
-    fn backend_fd(&self) -> Option<RawFd> {
-        None
-    }
-    /// Whether the worker should currently poll [`Self::backend_fd`] (false while there is no
-    /// room to take more input, so a readable TAP does not spin the worker).
-    fn backend_wanted(&self) -> bool {
-        false
-    }
-    /// The backend fd is readable.
-    fn backend_event(&mut self, _q: &mut Queues) -> Result<(), Malformed> {
-        Ok(())
-    }
-}
-
 /// Guest-visible state of one queue's registers.
 #[derive(Debug, Clone, Default)]
 struct QueueRegs {
@@ -260,6 +130,7 @@ fn set_half(v: &mut u64, high: bool, val: u32) {
 }
 
 impl MmioTransport {
+    /// A transport for `device` over guest memory `mem` (device status 0, no queue set up).
     pub fn new(device: Box<dyn VirtioDevice>, mem: GuestMemoryMmap<()>) -> Result<Self, Error> {
         let max_sizes = device.queue_max_sizes().to_vec();
         let queue_evts = max_sizes
@@ -300,6 +171,7 @@ impl MmioTransport {
         self.interrupt.evt()
     }
 
+    /// The virtio device ID of the device behind the transport.
     pub fn device_id(&self) -> u32 {
         self.device.device_id()
     }
@@ -319,6 +191,7 @@ impl MmioTransport {
         lock(&self.shared.error).clone()
     }
 
+    /// Whether the driver has set DRIVER_OK and the device is running.
     pub fn is_active(&self) -> bool {
         self.worker.is_some()
     }

@@ -2,11 +2,11 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use super::profile::InterfaceKind;
-use super::runner::{Executor, Job, RawRun, VmEnd};
+use crate::runner::{Executor, Job, RawRun};
 
 /// Runs jobs on the `hypervisor` crate.
 pub struct HypervisorExecutor {
+    /// The guest kernel to boot.
     pub guest: std::path::PathBuf,
     /// A deliberate misbehaviour of the hypervisor (test builds only, where the
     /// dev-dependency turns on the hypervisor's `fault-injection` feature).
@@ -15,6 +15,7 @@ pub struct HypervisorExecutor {
 }
 
 impl HypervisorExecutor {
+    /// An executor booting `guest`.
     pub fn new(guest: std::path::PathBuf) -> Self {
         HypervisorExecutor {
             guest,
@@ -42,15 +43,6 @@ impl Write for Console {
     }
 }
 
-fn interface(k: InterfaceKind) -> hypervisor::Interface {
-    match k {
-        InterfaceKind::Hyperv => hypervisor::Interface::HyperV,
-        InterfaceKind::Xen => hypervisor::Interface::Xen,
-        InterfaceKind::Both => hypervisor::Interface::Both,
-        InterfaceKind::None => hypervisor::Interface::None,
-    }
-}
-
 impl Executor for HypervisorExecutor {
     fn run(&self, job: &Job) -> anyhow::Result<RawRun> {
         let cfg = hypervisor::VmConfig {
@@ -58,7 +50,7 @@ impl Executor for HypervisorExecutor {
             cpus: job.vcpus,
             kernel: self.guest.clone(),
             cmdline: job.cmdline.clone(),
-            interface: interface(job.interface),
+            interface: job.interface,
             timeout: job.timeout,
             max_disks: job.profile.profile.devices.max_disks,
             max_nics: job.profile.profile.devices.max_nics,
@@ -82,17 +74,9 @@ impl Executor for HypervisorExecutor {
         let console = Console::default();
         let vm = hypervisor::Vm::new(cfg)?;
         let out = vm.run(Box::new(console.clone()))?;
-        let end = match out.end {
-            hypervisor::VmEnd::Status(s) => VmEnd::Status(s),
-            hypervisor::VmEnd::Shutdown => VmEnd::Shutdown,
-            hypervisor::VmEnd::Timeout => VmEnd::Timeout,
-            hypervisor::VmEnd::Crash { reason, regs } => VmEnd::Crash {
-                reason: format!("{reason}; {}", regs.lines().next().unwrap_or("")),
-            },
-        };
         let bytes = console.0.lock().map(|v| v.clone()).unwrap_or_default();
         Ok(RawRun {
-            end,
+            end: out.end,
             console: bytes,
             hypercalls: out.hypercalls,
             xen_trace: out.xen_trace,
@@ -103,29 +87,20 @@ impl Executor for HypervisorExecutor {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::sync::Arc;
 
     use super::*;
-    use crate::cmd::certify::suite::profile;
-    use crate::cmd::certify::suite::runner::{self, Outcome};
+    use crate::profile;
+    use crate::runner;
+    use reports::Outcome;
 
-    /// COMMON.md's rule: skip only when /dev/kvm is absent and HVCERT_REQUIRE_KVM is unset.
-    fn kvm_or_skip(test: &str) -> bool {
-        if Path::new("/dev/kvm").exists() {
-            return true;
-        }
-        assert!(
-            std::env::var_os("HVCERT_REQUIRE_KVM").is_none(),
-            "{test}: /dev/kvm is absent but HVCERT_REQUIRE_KVM is set"
-        );
-        eprintln!("SKIP {test}: /dev/kvm is absent");
-        false
-    }
+    use crate::test_kvm::kvm_available_or_skip as kvm_or_skip;
 
     fn job(case: &str) -> runner::Job {
-        let path = crate::cmd::certify::suite::default_profiles_dir().join("sles11sp1-like.toml");
-        let p = Arc::new(profile::load(&path).expect("profile loads"));
+        let p = profile::select(None, &["sles11sp1-like".to_string()])
+            .expect("profile loads")
+            .remove(0);
+        let p = Arc::new(p);
         runner::jobs_for(p, 1, &[case.to_string()], &std::env::temp_dir())
             .expect("jobs")
             .remove(0)
@@ -139,7 +114,7 @@ mod tests {
             return;
         }
         let j = job("hv_call_invalid_code");
-        let mut exec = HypervisorExecutor::new(crate::cmd::certify::suite::GUEST_ELF.into());
+        let mut exec = HypervisorExecutor::new(crate::guest::GUEST_ELF.into());
         let clean = runner::classify(&j.case, &exec.run(&j).expect("vm runs"));
         assert_eq!(clean.0, Outcome::Pass, "{clean:?}");
 

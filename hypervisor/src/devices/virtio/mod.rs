@@ -1,6 +1,6 @@
 //! Virtio 1.x devices over the virtio-mmio transport (version 2, "modern").
 //!
-//! - [`mmio::MmioTransport`] implements [`crate::bus::MmioDevice`]: the register file a guest
+//! - [`mmio::MmioTransport`] implements [`crate::devices::bus::MmioDevice`]: the register file a guest
 //!   driver programs (feature negotiation, queue set-up, status state machine, config space,
 //!   interrupt status/ack, QueueNotify, reset).
 //! - A device model ([`block::Block`], [`scsi::Scsi`], [`net::Net`]) implements
@@ -29,6 +29,7 @@
 
 pub mod block;
 pub mod chain;
+pub mod device;
 pub mod mmio;
 pub mod net;
 pub mod scsi;
@@ -43,7 +44,7 @@ pub use mmio::{MmioTransport, VirtioDevice};
 pub use net::{Net, NetStats};
 pub use scsi::Scsi;
 
-/// First guest-physical address of the virtio-mmio window (CONTRACT.md; the value lives in
+/// First guest-physical address of the virtio-mmio window (the value lives in
 /// [`crate::layout`], which the MMIO bus places devices by).
 pub const MMIO_BASE: u64 = crate::layout::VIRTIO_MMIO_BASE;
 /// Size of one device's register window; devices are placed this far apart.
@@ -54,6 +55,7 @@ pub const FIRST_GSI: u32 = crate::layout::VIRTIO_FIRST_GSI;
 /// A raw image file backing a virtio-blk device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskConfig {
+    /// The raw disk image.
     pub path: PathBuf,
     /// Open the image read-only and advertise VIRTIO_BLK_F_RO; guest writes get IOERR.
     pub read_only: bool,
@@ -144,28 +146,52 @@ pub enum Error {
     // (Fields are named `err`, not `source`, so that the cause is printed once, in the
     // message, rather than again as an error chain.)
     #[error("disk image {path}: {err}")]
-    DiskOpen { path: PathBuf, err: std::io::Error },
+    /// A disk image could not be opened.
+    DiskOpen {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        err: std::io::Error,
+    },
     #[error("TAP device {name}: {err}")]
-    Tap { name: String, err: std::io::Error },
+    /// A TAP device could not be opened or configured.
+    Tap {
+        /// The TAP interface name.
+        name: String,
+        /// Why.
+        err: std::io::Error,
+    },
     #[error("{what}: {err}")]
+    /// A host I/O operation failed while setting a device up.
     Io {
+        /// What was being done.
         what: &'static str,
+        /// Why it failed.
         err: std::io::Error,
     },
     #[error(
         "too many {kind}: {requested} configured, but this VM allows at most {max} ({option})"
     )]
+    /// More devices of a kind than the VM allows.
     TooManyDevices {
+        /// "disks" or "NICs".
         kind: &'static str,
+        /// How many were configured.
         requested: usize,
+        /// The limit.
         max: usize,
+        /// The option that raises the limit.
         option: &'static str,
     },
     #[error("{0}")]
+    /// A device option that cannot be parsed.
     BadOption(String),
     #[error("KVM: {what}: {err}")]
+    /// A KVM ioctl for a device (ioeventfd, irqfd) failed.
     Kvm {
+        /// The ioctl and device.
         what: String,
+        /// The error KVM returned.
         err: kvm_ioctls::Error,
     },
 }
@@ -227,6 +253,7 @@ pub const INT_VRING: u32 = 1;
 pub const INT_CONFIG: u32 = 2;
 
 impl Interrupt {
+    /// InterruptStatus 0 and a new (non-blocking) eventfd for the line.
     pub fn new() -> Result<Self, Error> {
         Ok(Interrupt {
             status: AtomicU32::new(0),
@@ -236,15 +263,19 @@ impl Interrupt {
             })?,
         })
     }
+    /// The eventfd registered as the device's irqfd.
     pub fn evt(&self) -> &EventFd {
         &self.evt
     }
+    /// The InterruptStatus register.
     pub fn status(&self) -> u32 {
         self.status.load(Ordering::Acquire)
     }
+    /// InterruptACK: clears `bits`.
     pub fn ack(&self, bits: u32) {
         self.status.fetch_and(!bits, Ordering::AcqRel);
     }
+    /// Clears every bit (device reset).
     pub fn clear(&self) {
         self.status.store(0, Ordering::Release);
     }
@@ -260,7 +291,9 @@ impl Interrupt {
 /// A virtio-mmio device placed on the guest's MMIO bus by [`attach`].
 #[derive(Clone)]
 pub struct DeviceInfo {
+    /// Guest-physical base of the device's MMIO window.
     pub base: u64,
+    /// The GSI of its interrupt.
     pub gsi: u32,
     /// "blk", "scsi" or "net".
     pub kind: &'static str,
@@ -298,7 +331,7 @@ type NewDevice = (
 pub fn attach(
     vm: &kvm_ioctls::VmFd,
     mem: &vm_memory::GuestMemoryMmap<()>,
-    bus: &mut crate::bus::MmioBus,
+    bus: &mut crate::devices::bus::MmioBus,
     disks: &[DiskConfig],
     disk_bus: DiskBus,
     nets: &[NetConfig],

@@ -18,22 +18,29 @@ use vm_memory::{Address, Bytes, GuestAddress, GuestMemory, GuestMemoryError, Per
 /// One guest buffer of a chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seg {
+    /// Guest-physical address of the buffer.
     pub addr: GuestAddress,
+    /// Length of the buffer in bytes.
     pub len: u32,
 }
 
 /// A validated chain: device-readable buffers first, then device-writable ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Chain {
+    /// Index of the chain's head descriptor (returned in the used ring).
     pub head: u16,
+    /// Device-readable buffers, in order.
     pub readable: Vec<Seg>,
+    /// Device-writable buffers, in order.
     pub writable: Vec<Seg>,
 }
 
 impl Chain {
+    /// Total bytes of the device-readable buffers.
     pub fn readable_len(&self) -> u64 {
         self.readable.iter().map(|s| u64::from(s.len)).sum()
     }
+    /// Total bytes of the device-writable buffers.
     pub fn writable_len(&self) -> u64 {
         self.writable.iter().map(|s| u64::from(s.len)).sum()
     }
@@ -43,19 +50,50 @@ impl Chain {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Malformed {
     #[error("available ring: {0}")]
+    /// The available ring itself cannot be read.
     Ring(String),
     #[error("chain at head {head}: no descriptor could be read (head outside the table, table outside guest memory, or a bad indirect table)")]
-    Empty { head: u16 },
+    /// No descriptor of the chain could be read.
+    Empty {
+        /// The chain's head index.
+        head: u16,
+    },
     #[error("chain at head {head}: cut short after {count} descriptors (a loop, a chain longer than the queue, a next index outside the table, or more than 4 GiB)")]
-    Unterminated { head: u16, count: usize },
+    /// The chain did not end within the limits.
+    Unterminated {
+        /// The chain's head index.
+        head: u16,
+        /// Descriptors read before giving up.
+        count: usize,
+    },
     #[error("chain at head {head}: indirect descriptor used but VIRTIO_RING_F_INDIRECT_DESC was not negotiated")]
-    IndirectNotNegotiated { head: u16 },
+    /// An indirect descriptor without the feature.
+    IndirectNotNegotiated {
+        /// The chain's head index.
+        head: u16,
+    },
     #[error("chain at head {head}: buffer {addr:#x}+{len:#x} is outside guest memory")]
-    OutsideMemory { head: u16, addr: u64, len: u32 },
+    /// A buffer outside guest memory.
+    OutsideMemory {
+        /// The chain's head index.
+        head: u16,
+        /// The buffer's guest-physical address.
+        addr: u64,
+        /// The buffer's length.
+        len: u32,
+    },
     #[error("chain at head {head}: a device-readable buffer follows a device-writable one")]
-    ReadableAfterWritable { head: u16 },
+    /// Readable after writable buffers.
+    ReadableAfterWritable {
+        /// The chain's head index.
+        head: u16,
+    },
     #[error("chain at head {head}: no device-writable byte for the request status")]
-    NoStatus { head: u16 },
+    /// No writable byte for the status.
+    NoStatus {
+        /// The chain's head index.
+        head: u16,
+    },
 }
 
 /// Walk and validate the chain. `desc_table` is the queue's descriptor table address (used to

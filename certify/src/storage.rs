@@ -4,6 +4,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+/// Bytes per disk sector.
 pub const SECTOR: u64 = 512;
 
 /// The guest's pattern (certify/guest/src/cases/virtio.rs `fill_pattern`): xorshift64*.
@@ -20,10 +21,14 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// One write the guest reported (`# storage: wrote ...`).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Write {
+    /// First sector written.
     pub sector: u64,
+    /// Bytes written.
     pub bytes: u64,
+    /// Seed of the written pattern ([`pattern`]).
     pub seed: u64,
 }
 
@@ -96,9 +101,8 @@ mod tests {
 
     #[test]
     fn verifies_and_detects_corruption() {
-        let dir = std::env::temp_dir().join(format!("hvcert-storage-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let img = dir.join("d.img");
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("d.img");
         let mut bytes = vec![0u8; 64 * 512];
         bytes[8 * 512..8 * 512 + 4096].copy_from_slice(&pattern(4096, 0x1234));
         std::fs::write(&img, &bytes).unwrap();
@@ -117,7 +121,6 @@ mod tests {
         assert!(verify_image(&img, huge, 0x1234)
             .unwrap_err()
             .contains("beyond"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -142,14 +145,12 @@ mod tests {
             bytes in proptest::prelude::any::<u64>(),
             noise in "\\PC{0,40}",
         ) {
-            let dir = std::env::temp_dir().join(format!("hvcert-storage-p-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let img = dir.join("p.img");
+            let dir = tempfile::tempdir().unwrap();
+            let img = dir.path().join("p.img");
             std::fs::write(&img, vec![0u8; 4096]).unwrap();
             let log = format!("{noise}\n# storage: wrote sector={sector} bytes={bytes} seed=0x1\n{noise}");
             let _ = verify_image(&img, &log, 1);
             let _ = reported_writes(&noise);
-            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 }

@@ -5,15 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InterfaceKind {
-    Hyperv,
-    Xen,
-    Both,
-    None,
-}
-
+/// The guest OS a profile imitates.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuestOs {
@@ -26,6 +18,7 @@ pub struct GuestOs {
     pub guest_os_id: Option<String>,
 }
 
+/// The devices a profile's VMs may get.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Devices {
@@ -35,6 +28,7 @@ pub struct Devices {
     /// The per-profile device limits (the seed's beta allowed one controller and one NIC).
     #[serde(default = "one_usize")]
     pub max_disks: usize,
+    /// Most virtio-net NICs a VM of the profile may have.
     #[serde(default = "one_usize")]
     pub max_nics: usize,
 }
@@ -69,13 +63,16 @@ pub enum ExpectEnd {
     Crash,
 }
 
+/// One case of a profile: a guest case and what the host expects of it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseSpec {
     /// KTAP name of the guest case.
     pub id: String,
+    /// A failure of this case fails certification.
     #[serde(default)]
     pub blocker: bool,
+    /// How the VM must end for the case to pass.
     #[serde(default)]
     pub expect_end: ExpectEnd,
     /// Text the host must find on the console (e.g. what a console hypercall wrote).
@@ -88,6 +85,7 @@ pub struct CaseSpec {
     /// Set when the case is known not to be runnable yet: the reason, recorded as not-run.
     #[serde(default)]
     pub not_run: Option<String>,
+    /// vCPUs for this case's VM (default: the profile's).
     #[serde(default)]
     pub vcpus: Option<u8>,
     /// Attach a fresh raw image (virtio-blk) to this case's VM.
@@ -101,20 +99,30 @@ pub struct CaseSpec {
     pub nic: bool,
 }
 
+/// A guest profile (one `fixtures/guests/*.toml`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    /// Name ([A-Za-z0-9._-]+; it goes on the guest command line).
     pub name: String,
+    /// One line on the guest it imitates.
     pub description: String,
-    pub interface: InterfaceKind,
+    /// The hypervisor interface its VMs expose.
+    pub interface: hypervisor::Interface,
+    /// The guest OS it imitates.
     pub guest_os: GuestOs,
+    /// vCPUs per VM (1..=64).
     #[serde(default = "one")]
     pub vcpus: u8,
+    /// Guest memory per VM (16..=4096 MiB).
     pub memory_mib: u32,
+    /// Per-VM deadline in seconds (1..=[`MAX_TIMEOUT_SECS`]).
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Device limits and sizes.
     #[serde(default)]
     pub devices: Devices,
+    /// The cases, in run order.
     pub cases: Vec<CaseSpec>,
 }
 
@@ -131,12 +139,16 @@ fn default_timeout() -> u64 {
 /// A profile with where it came from.
 #[derive(Clone, Debug)]
 pub struct LoadedProfile {
+    /// The profile.
     pub profile: Profile,
+    /// Where it came from: a file, or `builtin:` and the file it was embedded from.
     pub path: PathBuf,
+    /// SHA-256 of its bytes, hex.
     pub sha256: String,
 }
 
 impl Profile {
+    /// Parses and validates profile TOML; errors name `origin` and the line.
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Profile> {
         let p: Profile = toml::from_str(text).map_err(|e| {
             let at = e
@@ -245,24 +257,104 @@ impl Profile {
     }
 }
 
+/// Reads and parses one profile file.
 pub fn load(path: &Path) -> anyhow::Result<LoadedProfile> {
-    use sha2::Digest;
     let bytes =
         std::fs::read(path).with_context(|| format!("reading profile {}", path.display()))?;
+    from_bytes(bytes, path.to_path_buf())
+}
+
+fn from_bytes(bytes: Vec<u8>, path: PathBuf) -> anyhow::Result<LoadedProfile> {
+    use sha2::Digest;
     let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
     let text =
         String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", path.display()))?;
-    let profile = Profile::parse(&text, path)?;
+    let profile = Profile::parse(&text, &path)?;
     Ok(LoadedProfile {
         profile,
-        path: path.to_path_buf(),
+        path,
         sha256,
     })
 }
 
+/// The profiles shipped with hvcert (`fixtures/guests/*.toml`), embedded by build.rs as
+/// (file name, text) pairs sorted by file name, so an installed binary needs no source tree.
+pub const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_profiles.rs"));
+
+/// The origin recorded for a built-in profile: `builtin:` and the file it was embedded from.
+fn builtin_path(file: &str) -> PathBuf {
+    PathBuf::from(format!("builtin:fixtures/guests/{file}"))
+}
+
+/// The profiles to run. `names` are profile names or paths to profile files (a name with
+/// `/` or ending in `.toml`); with none, every profile. Names are looked up in `dir` when
+/// given, else among the [`BUILTIN`] ones. A profile name may appear only once.
+pub fn select(dir: Option<&Path>, names: &[String]) -> anyhow::Result<Vec<LoadedProfile>> {
+    let mut profiles = Vec::new();
+    match dir {
+        Some(dir) if names.is_empty() => {
+            for path in all_in(dir)? {
+                profiles.push(load(&path)?);
+            }
+        }
+        None if names.is_empty() => {
+            for (file, text) in BUILTIN {
+                profiles.push(from_bytes(text.as_bytes().to_vec(), builtin_path(file))?);
+            }
+        }
+        _ => {
+            for name in names {
+                profiles.push(match (dir, is_path(name)) {
+                    (Some(dir), false) => load(&resolve(dir, name))?,
+                    (None, false) => builtin(name)?,
+                    (_, true) => load(Path::new(name))?,
+                });
+            }
+        }
+    }
+    if profiles.is_empty() {
+        match dir {
+            Some(dir) => bail!("no profiles found in {}", dir.display()),
+            None => bail!("no built-in profiles"),
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &profiles {
+        if !seen.insert(p.profile.name.as_str()) {
+            bail!(
+                "{}: profile name {} is used twice",
+                p.path.display(),
+                p.profile.name
+            );
+        }
+    }
+    Ok(profiles)
+}
+
+/// The built-in profile `NAME` (file `NAME.toml`).
+fn builtin(name: &str) -> anyhow::Result<LoadedProfile> {
+    let file = format!("{name}.toml");
+    let Some((_, text)) = BUILTIN.iter().find(|(f, _)| *f == file) else {
+        let known: Vec<&str> = BUILTIN
+            .iter()
+            .filter_map(|(f, _)| f.strip_suffix(".toml"))
+            .collect();
+        bail!(
+            "no built-in profile {name} (built in: {}; or give --profiles-dir or a path)",
+            known.join(", ")
+        );
+    };
+    from_bytes(text.as_bytes().to_vec(), builtin_path(&file))
+}
+
+/// A profile argument that names a file rather than a profile.
+fn is_path(name: &str) -> bool {
+    name.contains('/') || name.ends_with(".toml")
+}
+
 /// `NAME` -> `DIR/NAME.toml`; a path (with `/` or ending in .toml) is taken as is.
 pub fn resolve(dir: &Path, name: &str) -> PathBuf {
-    if name.contains('/') || name.ends_with(".toml") {
+    if is_path(name) {
         PathBuf::from(name)
     } else {
         dir.join(format!("{name}.toml"))
@@ -379,8 +471,8 @@ mod fixture_tests {
     /// table (so a typo is caught without booting anything).
     #[test]
     fn shipped_profiles_name_real_guest_cases() {
-        let table = include_str!("../../guest/src/cases/mod.rs");
-        let dir = crate::cmd::certify::suite::default_profiles_dir();
+        let table = include_str!("../guest/src/cases/mod.rs");
+        let dir = source_dir();
         let paths = all_in(&dir).unwrap();
         assert!(paths.len() >= 2, "{paths:?}");
         for path in paths {
@@ -399,5 +491,43 @@ mod fixture_tests {
                 );
             }
         }
+    }
+
+    /// `fixtures/guests` of this source tree.
+    fn source_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/guests")
+    }
+
+    /// The embedded profiles are exactly the shipped files, and select them by default.
+    #[test]
+    fn builtin_profiles_are_the_shipped_files() {
+        let files = all_in(&source_dir()).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        let builtin: Vec<&str> = BUILTIN.iter().map(|(f, _)| *f).collect();
+        assert_eq!(builtin, names);
+        for ((_, text), path) in BUILTIN.iter().zip(&files) {
+            assert_eq!(*text, std::fs::read_to_string(path).unwrap(), "{path:?}");
+        }
+        let all = select(None, &[]).unwrap();
+        assert_eq!(all.len(), files.len());
+        let from_dir = select(Some(&source_dir()), &[]).unwrap();
+        for (b, d) in all.iter().zip(&from_dir) {
+            assert_eq!((&b.profile.name, &b.sha256), (&d.profile.name, &d.sha256));
+            assert!(
+                b.path.to_string_lossy().starts_with("builtin:"),
+                "{:?}",
+                b.path
+            );
+        }
+        let one = select(None, &["sles11sp1-like".to_string()]).unwrap();
+        assert_eq!(one[0].profile.name, "sles11sp1-like");
+        let e = format!("{:#}", select(None, &["nope".to_string()]).unwrap_err());
+        assert!(e.contains("no built-in profile nope"), "{e}");
+        let twice = vec!["sles11sp1-like".to_string(), "sles11sp1-like".to_string()];
+        let e = format!("{:#}", select(None, &twice).unwrap_err());
+        assert!(e.contains("used twice"), "{e}");
     }
 }

@@ -23,12 +23,15 @@ use super::chain::{self, Chain, FileIo, Malformed};
 use super::mmio::{QueueHandler, Queues, VirtioDevice};
 use super::{DiskConfig, Error};
 
+/// Bytes per sector (virtio-blk's unit of `sector` and capacity).
 pub const SECTOR_SIZE: u64 = 512;
+/// Size of the device's one request queue.
 pub const QUEUE_SIZE: u16 = 256;
 /// Size of `struct virtio_blk_outhdr` (type, ioprio, sector).
 pub const HEADER_LEN: u64 = 16;
 /// Largest WRITE_ZEROES request (sectors): bounds the time one request holds the worker.
 pub const MAX_WRITE_ZEROES_SECTORS: u32 = 1 << 16;
+/// Largest discard/write-zeroes request, in sectors (config `max_discard_sectors`).
 pub const MAX_DISCARD_SECTORS: u32 = u32::MAX;
 /// Size of the config space we expose (`struct virtio_blk_config` up to write_zeroes_may_unmap).
 pub const CONFIG_LEN: usize = 60;
@@ -36,8 +39,11 @@ pub const CONFIG_LEN: usize = 60;
 /// Outcome of one request, as written to its status byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// VIRTIO_BLK_S_OK.
     Ok,
+    /// VIRTIO_BLK_S_IOERR.
     IoErr,
+    /// VIRTIO_BLK_S_UNSUPP.
     Unsupp,
 }
 
@@ -54,7 +60,9 @@ impl Status {
 /// A parsed request header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// VIRTIO_BLK_T_* request type.
     pub req_type: u32,
+    /// First sector of the request (512-byte units).
     pub sector: u64,
 }
 
@@ -69,6 +77,7 @@ pub struct Block {
 }
 
 impl Block {
+    /// Opens the disk image `cfg` names (read-only if `cfg` says so).
     pub fn new(cfg: &DiskConfig) -> Result<Self, Error> {
         let (file, len) = super::open_image(cfg)?;
         let capacity = len / SECTOR_SIZE;

@@ -5,9 +5,13 @@
 /// One `ok`/`not ok` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KtapResult {
+    /// The test number the line gives.
     pub number: u32,
+    /// `ok` (true) or `not ok`.
     pub ok: bool,
+    /// The test's name (the guest's case id).
     pub name: String,
+    /// A `# SKIP` or `# TODO` directive.
     pub directive: Option<Directive>,
     /// Text after `#` when it is not a SKIP/TODO directive (the failure reason).
     pub reason: Option<String>,
@@ -15,11 +19,15 @@ pub struct KtapResult {
     pub diagnostics: Vec<String>,
 }
 
+/// A KTAP directive after `#`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Directive {
+    /// `# SKIP reason`: the test did not apply.
     Skip(String),
+    /// `# TODO reason`: a known failure.
     Todo(String),
 }
+/// What a console said in KTAP.
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KtapDoc {
@@ -27,13 +35,16 @@ pub struct KtapDoc {
     pub version: Option<u32>,
     /// `1..N`
     pub plan: Option<u32>,
+    /// The top-level results, in console order.
     pub results: Vec<KtapResult>,
+    /// `Bail out! reason`, when the guest gave up.
     pub bail_out: Option<String>,
     /// Lines after the header that were neither KTAP nor blank.
     pub unparsed_lines: usize,
 }
 
 impl KtapDoc {
+    /// The first result named `name`.
     pub fn result(&self, name: &str) -> Option<&KtapResult> {
         self.results.iter().find(|r| r.name == name)
     }

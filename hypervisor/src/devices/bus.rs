@@ -4,7 +4,9 @@
 /// Implementations must accept any offset and any access size a guest can produce
 /// (unknown registers read as zero and ignore writes) and must never panic.
 pub trait MmioDevice: Send {
+    /// A guest read of `data.len()` bytes at `offset`; fill `data`.
     fn read(&mut self, offset: u64, data: &mut [u8]);
+    /// A guest write of `data` at `offset`.
     fn write(&mut self, offset: u64, data: &[u8]);
 }
 
@@ -15,14 +17,18 @@ use std::sync::Mutex;
 /// other accesses to the same device (a virtio reset, which waits for the device's worker
 /// thread, does not stall the other devices' vCPUs).
 pub struct MmioSlot {
+    /// First guest-physical address of the window.
     pub base: u64,
+    /// Size of the window in bytes.
     pub size: u64,
+    /// The GSI the device raises its interrupt on.
     pub gsi: u32,
+    /// The device, behind its own lock.
     pub dev: Mutex<Box<dyn MmioDevice>>,
 }
 
 /// The VM's MMIO bus. Virtio-mmio devices are placed from 0xd000_0000 upward, 0x1000 apart,
-/// with GSIs from 5 upward (CONTRACT.md); each is announced on the kernel command line as
+/// with GSIs from 5 upward ([`crate::layout`]); each is announced on the kernel command line as
 /// `virtio_mmio.device=4K@0xd0000000:5` and reserved in the guest's memory map.
 #[derive(Default)]
 pub struct MmioBus {
@@ -30,6 +36,7 @@ pub struct MmioBus {
 }
 
 impl MmioBus {
+    /// An empty bus.
     pub fn new() -> Self {
         Self::default()
     }

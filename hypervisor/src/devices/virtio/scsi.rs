@@ -24,12 +24,19 @@ use super::chain::{self, Chain, FileIo, Malformed};
 use super::mmio::{QueueHandler, Queues, VirtioDevice};
 use super::{DiskConfig, Error};
 
+/// Size of each queue.
 pub const QUEUE_SIZE: u16 = 128;
+/// Index of the control queue.
 pub const CONTROL_Q: usize = 0;
+/// Index of the event queue.
 pub const EVENT_Q: usize = 1;
+/// Index of the (one) request queue.
 pub const REQUEST_Q: usize = 2;
+/// Bytes per logical block.
 pub const BLOCK: u64 = 512;
+/// CDB bytes in a request header (config `cdb_size`).
 pub const CDB_SIZE: usize = 32;
+/// Sense bytes in a response (config `sense_size`).
 pub const SENSE_SIZE: usize = 96;
 /// `struct virtio_scsi_cmd_req` with a 32-byte CDB.
 pub const REQ_LEN: u64 = 19 + CDB_SIZE as u64;
@@ -40,17 +47,26 @@ pub const MAX_SECTORS: u32 = 0xffff;
 
 /// SCSI status codes.
 pub const GOOD: u8 = 0x00;
+/// SCSI status CHECK CONDITION (sense data follows).
 pub const CHECK_CONDITION: u8 = 0x02;
 
 /// Sense keys and additional sense codes used here.
 pub const ILLEGAL_REQUEST: u8 = 0x05;
+/// Sense key DATA PROTECT.
 pub const DATA_PROTECT: u8 = 0x07;
+/// Sense key MEDIUM ERROR.
 pub const MEDIUM_ERROR: u8 = 0x03;
+/// ASC INVALID COMMAND OPERATION CODE.
 pub const ASC_INVALID_OPCODE: u8 = 0x20;
+/// ASC LOGICAL BLOCK ADDRESS OUT OF RANGE.
 pub const ASC_LBA_OUT_OF_RANGE: u8 = 0x21;
+/// ASC INVALID FIELD IN CDB.
 pub const ASC_INVALID_FIELD_IN_CDB: u8 = 0x24;
+/// ASC WRITE PROTECTED.
 pub const ASC_WRITE_PROTECTED: u8 = 0x27;
+/// ASC UNRECOVERED READ ERROR.
 pub const ASC_UNRECOVERED_READ_ERROR: u8 = 0x11;
+/// ASC WRITE ERROR.
 pub const ASC_WRITE_ERROR: u8 = 0x0c;
 
 /// A virtio-scsi controller with one disk.
@@ -63,6 +79,7 @@ pub struct Scsi {
 }
 
 impl Scsi {
+    /// A controller with one LUN backed by the disk image `cfg` names.
     pub fn new(cfg: &DiskConfig) -> Result<Self, Error> {
         let (file, len) = super::open_image(cfg)?;
         let blocks = len / BLOCK;
@@ -87,6 +104,7 @@ impl Scsi {
         })
     }
 
+    /// Capacity of the LUN in blocks.
     pub fn blocks(&self) -> u64 {
         self.blocks
     }

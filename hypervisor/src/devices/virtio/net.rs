@@ -19,12 +19,16 @@ use super::chain::{self, Chain, Malformed};
 use super::mmio::{QueueHandler, Queues, VirtioDevice};
 use super::{Error, NetConfig};
 
+/// Index of the receive queue.
 pub const RX: usize = 0;
+/// Index of the transmit queue.
 pub const TX: usize = 1;
+/// Size of each queue.
 pub const QUEUE_SIZE: u16 = 256;
 /// `struct virtio_net_hdr_v1` (flags, gso_type, hdr_len, gso_size, csum_start, csum_offset,
 /// num_buffers).
 pub const NET_HDR_LEN: u64 = 12;
+/// The MTU reported in the config space.
 pub const DEFAULT_MTU: u16 = 1500;
 /// Frames waiting for a receive buffer (loopback or TAP input); more are dropped.
 pub const MAX_PENDING: usize = 256;
@@ -38,7 +42,9 @@ const ETH_HDR: usize = 14;
 /// Frame counters, readable while the device runs.
 #[derive(Debug, Default)]
 pub struct NetStats {
+    /// Frames the guest sent that reached the backend.
     pub tx_frames: AtomicU64,
+    /// Frames delivered to the guest.
     pub rx_frames: AtomicU64,
     /// TX chains rejected (no header, device-writable buffers, too long) or not sent.
     pub tx_dropped: AtomicU64,
@@ -47,6 +53,7 @@ pub struct NetStats {
 }
 
 impl NetStats {
+    /// Reads one counter.
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
     }
@@ -65,6 +72,7 @@ pub struct Net {
 }
 
 impl Net {
+    /// A NIC with MAC `mac` on the backend `cfg` names (loopback or a TAP device).
     pub fn new(cfg: &NetConfig, mac: [u8; 6]) -> Result<Self, Error> {
         let tap = match cfg {
             NetConfig::Loopback => None,
@@ -84,6 +92,7 @@ impl Net {
         })
     }
 
+    /// The device's frame counters (shared; they stay readable after the VM ends).
     pub fn stats(&self) -> Arc<NetStats> {
         self.stats.clone()
     }

@@ -6,110 +6,121 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use hypervisor::{Interface, VmEnd};
+use reports::Outcome;
+use serde::Serialize;
 
-use super::ktap;
-use super::profile::{CaseSpec, ExpectEnd, InterfaceKind, LoadedProfile};
+use crate::ktap;
+use crate::profile::{CaseSpec, ExpectEnd, LoadedProfile};
 
 /// One VM to boot: a case of a profile.
 #[derive(Clone, Debug)]
 pub struct Job {
+    /// The profile the case belongs to.
     pub profile: Arc<LoadedProfile>,
+    /// The case.
     pub case: CaseSpec,
+    /// The guest kernel command line (profile, case, seed, vCPUs, GUEST_OS_ID).
     pub cmdline: String,
+    /// The case's seed ([`derive_seed`]).
     pub seed: u64,
+    /// vCPUs of the VM.
     pub vcpus: u8,
+    /// Guest memory.
     pub memory_mib: u32,
-    pub interface: InterfaceKind,
+    /// The hypervisor interface the VM exposes.
+    pub interface: Interface,
+    /// The VM's deadline.
     pub timeout: Duration,
     /// Raw image created for this VM (virtio-blk), when the case wants a disk.
     pub disk_image: Option<PathBuf>,
+    /// Size of the disk image.
     pub disk_bytes: u64,
     /// A virtio-net NIC with the loopback backend.
     pub nic: bool,
 }
 
-/// How the VM ended, as the hypervisor reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VmEnd {
-    /// Status written to port 0xf4.
-    Status(u32),
-    /// The guest powered off through a hypercall.
-    Shutdown,
-    Timeout,
-    Crash {
-        reason: String,
-    },
-}
-
 /// What one VM run produced.
 #[derive(Clone, Debug)]
 pub struct RawRun {
+    /// How the VM ended.
     pub end: VmEnd,
+    /// Everything the guest wrote to its console.
     pub console: Vec<u8>,
+    /// Hypercalls the hypervisor served, by name.
     pub hypercalls: BTreeMap<String, u64>,
+    /// The Xen hypercalls in order, when traced.
     pub xen_trace: Vec<String>,
+    /// The hypervisor's measure of the guest's ring-0 share, when it has one.
     pub ring0_share: Option<f64>,
 }
 
 /// Boots a job's VM. The KVM one is `super::vm::HypervisorExecutor`; tests use fakes.
 pub trait Executor: Sync {
+    /// Boots the job's VM and returns what it did; an error when the VM could not be run.
     fn run(&self, job: &Job) -> anyhow::Result<RawRun>;
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Pass,
-    Fail,
-    Skip,
-    Crash,
-    Timeout,
-    NotRun,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Pass => "pass",
-            Outcome::Fail => "fail",
-            Outcome::Skip => "skip",
-            Outcome::Crash => "crash",
-            Outcome::Timeout => "timeout",
-            Outcome::NotRun => "not-run",
-        }
-    }
-    /// Counts against certification when the case is a blocker.
-    pub fn is_failure(self) -> bool {
-        matches!(self, Outcome::Fail | Outcome::Crash | Outcome::Timeout)
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The result of one case, as run.json records it.
+#[derive(Clone, Debug, Serialize)]
 pub struct CaseResult {
+    /// The case's profile.
     pub profile: String,
+    /// The case id.
     pub id: String,
+    /// How the case ended ([`classify`]).
     pub outcome: Outcome,
+    /// A failure of it fails certification.
     pub blocker: bool,
+    /// Wall time of the VM (including creating its disk).
     pub duration_ms: u64,
+    /// Why the case ended as it did.
     pub reasons: Vec<String>,
+    /// The command line the guest was booted with.
     pub cmdline: String,
     /// The command line as the guest reported it (with what the hypervisor appended).
     pub guest_cmdline: Option<String>,
+    /// The case's seed.
     pub seed: u64,
+    /// How the VM ended (absent when it did not run).
+    #[serde(serialize_with = "serialize_vm_end")]
     pub vm_end: Option<VmEnd>,
+    /// Hypercalls served, by name.
     pub hypercalls: BTreeMap<String, u64>,
+    /// The Xen hypercalls in order, when traced.
     pub xen_trace: Vec<String>,
+    /// The VM's ring-0 share: the hypervisor's, else the guest's own ([`GuestTiming`]).
     pub ring0_share: Option<f64>,
+    /// The guest's account of its time, when it gave one.
     pub guest_timing: Option<GuestTiming>,
     /// The guest's `# ...` lines for this case.
     pub diagnostics: Vec<String>,
     /// Console log file, relative to the output directory.
     pub log_file: Option<String>,
+    /// The last lines of the console.
     pub log_excerpt: String,
+    /// The whole console (written to `log_file`, not to run.json).
     #[serde(skip)]
     pub console: Vec<u8>,
+}
+
+/// A crash's reason with the first line of the vCPU's register dump (where it was).
+fn crash_reason(reason: &str, regs: &str) -> String {
+    format!("{reason}; {}", regs.lines().next().unwrap_or(""))
+}
+
+/// run.json's `vm_end`: `"shutdown"`, `"timeout"`, `{"status": N}` or
+/// `{"crash": {"reason": "..."}}` (the reason with the first line of the register dump).
+fn serialize_vm_end<S: serde::Serializer>(end: &Option<VmEnd>, s: S) -> Result<S::Ok, S::Error> {
+    let value = end.as_ref().map(|e| match e {
+        VmEnd::Status(n) => serde_json::json!({ "status": n }),
+        VmEnd::Shutdown => serde_json::json!("shutdown"),
+        VmEnd::Timeout => serde_json::json!("timeout"),
+        VmEnd::Crash { reason, regs } => {
+            serde_json::json!({ "crash": { "reason": crash_reason(reason, regs) } })
+        }
+    });
+    value.serialize(s)
 }
 
 /// Decide a case's outcome from what the VM did. Pure; unit-tested below.
@@ -123,19 +134,22 @@ pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<Str
         // The guest's last words must be the announcement, and the hypervisor must have
         // ended the VM as a crash (anything else, a timeout included, is a failure).
         return match &raw.end {
-            VmEnd::Crash { reason }
+            VmEnd::Crash { reason, regs }
                 if result.is_none()
                     && case
                         .crash_reason_contains
                         .as_ref()
                         .is_none_or(|want| reason.contains(want.as_str())) =>
             {
-                reasons.push(format!("VM ended as a crash, as the guest asked: {reason}"));
+                reasons.push(format!(
+                    "VM ended as a crash, as the guest asked: {}",
+                    crash_reason(reason, regs)
+                ));
                 finish(case, &text, reasons, diagnostics)
             }
             other => {
                 reasons.push(format!(
-                    "expected the VM to end as a crash, it ended with {other:?}"
+                    "expected the VM to end as a crash, it ended with {other}"
                 ));
                 if let Some(why) = result.and_then(|r| r.reason.clone()) {
                     reasons.push(why);
@@ -155,8 +169,8 @@ pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<Str
             });
             return (Outcome::Timeout, reasons, diagnostics);
         }
-        VmEnd::Crash { reason } => {
-            reasons.push(format!("VM crashed: {reason}"));
+        VmEnd::Crash { reason, regs } => {
+            reasons.push(format!("VM crashed: {}", crash_reason(reason, regs)));
             return (Outcome::Crash, reasons, diagnostics);
         }
         _ => {}
@@ -175,7 +189,7 @@ pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<Str
         }
         if raw.end != VmEnd::Shutdown {
             reasons.push(format!(
-                "expected the VM to end by shutdown, it ended with {:?}",
+                "expected the VM to end by shutdown, it ended with {}",
                 raw.end
             ));
             return (Outcome::Fail, reasons, diagnostics);
@@ -184,7 +198,7 @@ pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<Str
     }
     let Some(r) = result else {
         reasons.push(format!(
-            "no KTAP result for {} (VM ended with {:?})",
+            "no KTAP result for {} (VM ended with {})",
             case.id, raw.end
         ));
         return (Outcome::Crash, reasons, diagnostics);
@@ -205,7 +219,7 @@ pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<Str
     match &raw.end {
         VmEnd::Status(0) => {}
         other => {
-            reasons.push(format!("guest reported ok but the VM ended with {other:?}"));
+            reasons.push(format!("guest reported ok but the VM ended with {other}"));
             return (Outcome::Fail, reasons, diagnostics);
         }
     }
@@ -235,13 +249,17 @@ fn finish(
 /// gate_tsc=B gate_calls=C total_tsc=D`): ring 0 = boot (A) + gate calls (B), out of its
 /// whole life (D). B includes the VMM exits made from ring 0 (hypercalls, MSRs), so it is
 /// an upper bound on ring-0 execution proper.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct GuestTiming {
+    /// Guest ring-0 cycles: boot plus gate calls.
     pub ring0_tsc: u64,
+    /// All guest cycles.
     pub total_tsc: u64,
+    /// Gate calls made (ring 3 to ring 0).
     pub gate_calls: u64,
 }
 
+/// The guest's last `# timing:` line, when complete and consistent.
 pub fn guest_timing(console: &[u8]) -> Option<GuestTiming> {
     let text = String::from_utf8_lossy(console);
     let line = text
@@ -323,7 +341,7 @@ fn run_one(exec: &dyn Executor, job: &Job) -> CaseResult {
             let text = String::from_utf8_lossy(&raw.console);
             if outcome == Outcome::Pass && job.case.check_image {
                 let checked = match &job.disk_image {
-                    Some(img) => super::storage::verify_image(img, &text, job.seed)
+                    Some(img) => crate::storage::verify_image(img, &text, job.seed)
                         .map_err(|e| format!("host check of the image: {e}")),
                     None => Err("no disk image to check".into()),
                 };
@@ -474,7 +492,7 @@ pub fn jobs_for(
             "profile={} cases={} seed={seed:#x} vcpus={vcpus}",
             p.name, c.id
         );
-        if matches!(p.interface, InterfaceKind::Hyperv | InterfaceKind::Both) {
+        if p.interface.has_hyperv() {
             cmdline.push_str(&format!(" guest_os_id={id:#x}"));
         }
         out.push(Job {
@@ -574,6 +592,7 @@ mod tests {
         assert_eq!(classify(&c, &raw("", VmEnd::Timeout)).0, Outcome::Timeout);
         let crash = VmEnd::Crash {
             reason: "triple fault".into(),
+            regs: String::new(),
         };
         assert_eq!(classify(&c, &raw(ok, crash)).0, Outcome::Crash);
     }
@@ -595,6 +614,7 @@ mod tests {
         c.expect_end = ExpectEnd::Crash;
         let crashed = VmEnd::Crash {
             reason: "guest reported a crash".into(),
+            regs: String::new(),
         };
         let log = "KTAP version 1\n1..1\n# calling SCHEDOP_shutdown(crash)\n";
         assert_eq!(classify(&c, &raw(log, crashed.clone())).0, Outcome::Pass);
@@ -606,6 +626,7 @@ mod tests {
         );
         let right = VmEnd::Crash {
             reason: "guest reported a crash (Xen SCHEDOP_shutdown crash)".into(),
+            regs: String::new(),
         };
         assert_eq!(classify(&c, &raw(log, right)).0, Outcome::Pass);
         assert_eq!(classify(&c, &raw(log, VmEnd::Shutdown)).0, Outcome::Fail);
@@ -652,7 +673,7 @@ mod tests {
                 0 => VmEnd::Status(status),
                 1 => VmEnd::Shutdown,
                 2 => VmEnd::Timeout,
-                _ => VmEnd::Crash { reason: console.clone() },
+                _ => VmEnd::Crash { reason: console.clone(), regs: String::new() },
             };
             let mut c = case("x");
             for e in [ExpectEnd::Status, ExpectEnd::Shutdown, ExpectEnd::Crash] {
@@ -695,7 +716,7 @@ not_run = "later"
 [[cases]]
 id = "d"
 "#;
-        let profile = super::super::profile::Profile::parse(text, Path::new("p.toml")).unwrap();
+        let profile = crate::profile::Profile::parse(text, Path::new("p.toml")).unwrap();
         let lp = Arc::new(LoadedProfile {
             profile,
             path: "p.toml".into(),
