@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{scratch, workspace_root};
+use common::workspace_root;
 
 /// `ansible-playbook` on PATH or next to python3's scripts, installing ansible-core once if
 /// needed. None when it cannot be had.
@@ -115,7 +115,8 @@ fn ansible_collects_snapshots_and_scores_the_fleet() {
         );
         return;
     };
-    let dir = scratch("ansible", "collect");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
     let mut inventory = String::from("[fleet]\n");
     for FakeHost {
         name,

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_exit, hvcert, scratch, workspace_root};
+use common::{assert_exit, hvcert, workspace_root};
 
 fn fixtures() -> PathBuf {
     workspace_root().join("fixtures/hosts")
@@ -120,7 +120,8 @@ fn fleet_of_the_fixture_hosts_and_the_shared_dumps() {
 
 #[test]
 fn fleet_scores_each_host_where_probe_from_merges() {
-    let dir = scratch("fleet", "no_merge");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
     copy_dir(
         &fixtures().join("dell-r630-haswell-ep"),
         &dir.join("haswell"),
@@ -150,7 +151,8 @@ fn fleet_scores_each_host_where_probe_from_merges() {
 
 #[test]
 fn an_unreadable_snapshot_is_one_failed_host() {
-    let dir = scratch("fleet", "unreadable");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
     copy_dir(&fixtures().join("dell-r630-haswell-ep"), &dir.join("good"));
     copy_dir(&fixtures().join("intel-harpertown"), &dir.join("bad-json"));
     std::fs::write(dir.join("bad-json/host.json"), "{ \"inputs\": [").expect("write");
@@ -187,7 +189,8 @@ fn an_unreadable_snapshot_is_one_failed_host() {
 
 #[test]
 fn formats_follow_the_output_extension_and_threads_do_not_change_the_result() {
-    let dir = scratch("fleet", "formats");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
     let html = dir.join("fleet.html");
     let out = hvcert()
         .arg("fleet")
@@ -239,7 +242,8 @@ fn fleet_markdown_of_the_fixture_hosts() {
 #[test]
 #[ignore = "benchmark: cargo test --release -p certify --test fleet -- --ignored --nocapture"]
 fn fleet_throughput_1000_snapshots() {
-    let dir = scratch("fleet", "throughput");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
     let snaps: Vec<PathBuf> = std::fs::read_dir(fixtures())
         .expect("fixtures")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -285,7 +289,8 @@ fn junitparser_reads_the_fleet_junit() {
         eprintln!("SKIP junitparser_reads_the_fleet_junit: python3 or junitparser is absent");
         return;
     }
-    let dir = scratch("fleet", "junitparser");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
     copy_dir(&fixtures().join("dell-r630-haswell-ep"), &dir.join("good"));
     copy_dir(
         &fixtures().join("intel-yonah-32bit-only"),
@@ -334,7 +339,8 @@ print(json.dumps(cases))
 /// hosts (distinct DMI), then one fleet over the captures.
 #[test]
 fn captures_of_fake_roots_make_a_fleet() {
-    let dir = scratch("fleet", "fake_roots");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
     for (name, vendor, product) in [
         ("node-a", "Dell Inc.", "PowerEdge R630"),
         ("node-b", "Lenovo", "ThinkSystem SR645"),
