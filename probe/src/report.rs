@@ -356,6 +356,12 @@ impl Verdict {
         let why: Vec<&str> = self.qualifiers.iter().map(|q| q.describe()).collect();
         format!("{}, provisional: {}", self.class.as_str(), why.join("; "))
     }
+
+    /// The verdict in the words every rendering of a probe uses (the table, and the run
+    /// report's title): the label and the score, e.g. `untested (score 44/100)`.
+    pub fn headline(&self) -> String {
+        format!("{} (score {}/100)", self.label(), self.score)
+    }
 }
 
 /// A reservation about a verdict's class: the class holds only if what it rests on is true.
@@ -516,9 +522,8 @@ impl ProbeReport {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "verdict: {} (score {}/100){}",
-            v.label(),
-            v.score,
+            "verdict: {}{}",
+            v.headline(),
             v.matched
                 .as_ref()
                 .map(|m| format!(", matched {m}"))

@@ -35,6 +35,12 @@ pub struct Report {
     /// Waivers that matched this run but had expired, so were not applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expired_waivers: Vec<WaiverNote>,
+    /// The verdict in the producing command's own words, when it has its own (a probe's
+    /// `untested (score 44/100)`): every renderer shows it as the run's verdict, in place
+    /// of the verdict derived from the cases ([`Report::verdict_words`]). `None` for
+    /// certify runs, whose verdict is the cases'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict_label: Option<String>,
 }
 
 /// Run identity: enough to reproduce the run.
@@ -334,6 +340,24 @@ impl Verdict {
 }
 
 impl Report {
+    /// The verdict as every rendering shows it: [`Report::verdict_label`] when the
+    /// producing command set one, else the case-derived [`Verdict::label`].
+    pub fn verdict_words(&self) -> &str {
+        self.verdict_label
+            .as_deref()
+            .unwrap_or_else(|| self.summary.verdict.label())
+    }
+
+    /// A suite's verdict as the renderers show it: the report's own words
+    /// ([`Report::verdict_label`]) when the report has them and this is its only suite
+    /// (a probe's), else the verdict derived from the suite's cases.
+    pub fn suite_verdict_words(&self, suite: &Suite) -> &str {
+        match (&self.verdict_label, self.suites.len()) {
+            (Some(words), 1) => words,
+            _ => suite.summary().verdict.label(),
+        }
+    }
+
     /// An empty report for a run with this identity.
     pub fn new(identity: Identity) -> Self {
         let mut r = Report {
@@ -342,6 +366,7 @@ impl Report {
             summary: Summary::default(),
             suites: Vec::new(),
             expired_waivers: Vec::new(),
+            verdict_label: None,
         };
         r.refresh_summary();
         r

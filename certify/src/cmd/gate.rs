@@ -49,7 +49,7 @@ fn describe(r: &reports::Report) -> String {
         id.command,
         id.version,
         id.date,
-        r.summary.verdict.label()
+        r.verdict_words()
     )
 }
 

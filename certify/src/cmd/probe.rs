@@ -96,7 +96,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "hvcert: report written to {} ({})",
                 path.display(),
-                run.summary.verdict.label()
+                run.verdict_words()
             );
             None
         }
