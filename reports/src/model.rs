@@ -41,6 +41,11 @@ pub struct Report {
     /// certify runs, whose verdict is the cases'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict_label: Option<String>,
+    /// Wall time of the whole run, when the producer measured it. Cases may run in
+    /// parallel, so it differs from [`Summary::duration_ms`], the cases' summed time; the
+    /// renderers show both, each named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_ms: Option<u64>,
 }
 
 /// Run identity: enough to reproduce the run.
@@ -268,7 +273,8 @@ pub struct Summary {
     pub non_blocker_failures: usize,
     /// Failing blocker cases covered by a waiver.
     pub waived_failures: usize,
-    /// Sum of the cases' durations.
+    /// Sum of the cases' durations (not the run's wall time: cases may run in parallel;
+    /// see [`Report::wall_ms`]).
     pub duration_ms: u64,
 }
 
@@ -367,6 +373,7 @@ impl Report {
             suites: Vec::new(),
             expired_waivers: Vec::new(),
             verdict_label: None,
+            wall_ms: None,
         };
         r.refresh_summary();
         r
@@ -685,11 +692,19 @@ impl Measurement {
         let v = format_number(self.value);
         if self.unit.is_empty() {
             v
+        } else if self.value == 1.0 && COUNT_UNITS.contains(&self.unit.as_str()) {
+            // "1 call", not "1 calls" (the unit itself stays as recorded: the gate compares it).
+            format!("{v} {}", &self.unit[..self.unit.len() - 1])
         } else {
             format!("{v} {}", self.unit)
         }
     }
 }
+
+/// Units that are plural nouns of a count: shown singular for a value of exactly 1.
+const COUNT_UNITS: &[&str] = &[
+    "calls", "cases", "exits", "frames", "requests", "sectors", "bytes",
+];
 
 /// Compact, deterministic number formatting: integers without decimals, others with up to
 /// 3 significant decimals.
@@ -758,6 +773,16 @@ mod tests {
         r.refresh_summary();
         assert_eq!(r.summary.verdict, Verdict::PassWithWarnings);
         assert_eq!(r.summary.waived_failures, 1);
+    }
+
+    #[test]
+    fn count_units_are_singular_for_one() {
+        let m = |v| Measurement::info("hypercalls", v, "calls").display_value();
+        assert_eq!(m(1.0), "1 call");
+        assert_eq!(m(2.0), "2 calls");
+        assert_eq!(m(0.0), "0 calls");
+        assert_eq!(Measurement::info("t", 1.0, "ms").display_value(), "1 ms");
+        assert_eq!(Measurement::info("t", 1.0, "s").display_value(), "1 s");
     }
 
     #[test]

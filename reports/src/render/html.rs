@@ -78,7 +78,7 @@ pub fn render(r: &Report) -> String {
         s.waived_failures,
         s.non_blocker_failures,
         if s.non_blocker_failures == 1 { "" } else { "s" },
-        e(&human_duration(s.duration_ms)),
+        e(&super::times_line(r)),
     );
 
     // 2. Identity.

@@ -110,7 +110,7 @@ pub fn render(r: &Report) -> String {
         s.waived_failures,
         s.non_blocker_failures,
         if s.non_blocker_failures == 1 { "" } else { "s" },
-        human_duration(s.duration_ms)
+        super::times_line(r)
     );
     let _ = write!(o, "hvcert {}", md(&id.version));
     if let Some(g) = &id.git_revision {
