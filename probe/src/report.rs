@@ -511,6 +511,11 @@ impl ProbeReport {
             ),
             _ => opt(&k.why),
         };
+        let kvm_detail = if k.measured.as_deref() == Some("snapshot") {
+            format!("{kvm_detail} (replayed from the snapshot, not measured now)")
+        } else {
+            kvm_detail
+        };
         rows.push(("kvm".into(), k.mode.as_str().into(), kvm_detail));
         let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).min(40);

@@ -316,6 +316,47 @@ fn probe_verdict_reads_the_same_everywhere() {
     }
 }
 
+/// `--from DIR` replays: its source is "snapshot" (not "snapshot+live"), its KVM line says
+/// the figures are replayed, and `--no-kvm` leaves the recorded KVM check out.
+#[test]
+fn probe_from_a_snapshot_says_replayed_and_honours_no_kvm() {
+    let run = |extra: &[&str]| {
+        ok(&hvcert()
+            .args(["probe", "--from"])
+            .arg(host("this-nested-kvm-machine"))
+            .args(extra)
+            .output()
+            .unwrap())
+    };
+    let kvm_line = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("kvm "))
+            .unwrap()
+            .to_string()
+    };
+    let table = run(&[]);
+    assert!(
+        table.starts_with(
+            "hvcert probe (snapshot: snapshot this-nested-kvm-machine, captured live host)"
+        ),
+        "{table}"
+    );
+    assert!(
+        !table.contains("live:") && !table.contains("+live"),
+        "{table}"
+    );
+    assert!(
+        kvm_line(&table).ends_with("(replayed from the snapshot, not measured now)"),
+        "{table}"
+    );
+    let table = run(&["--no-kvm"]);
+    let kvm = kvm_line(&table);
+    assert!(
+        kvm.contains("not_checked") && kvm.contains("--no-kvm") && !kvm.contains("API"),
+        "{table}"
+    );
+}
+
 #[test]
 fn probe_report_to_stdout() {
     let out = hvcert()

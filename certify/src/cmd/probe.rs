@@ -31,7 +31,8 @@ pub struct ProbeArgs {
     /// built-in sample list.
     #[arg(long, value_name = "PATH")]
     hcl: Vec<PathBuf>,
-    /// Skip the KVM functional check (micro-guest) on the live host.
+    /// Skip the KVM functional check (micro-guest) on the live host; with --from, leave out
+    /// the KVM check the snapshot recorded.
     #[arg(long)]
     no_kvm: bool,
     /// Also write the result as a run report ("schema": "hvcert.report/v1", as `hvcert
@@ -67,7 +68,10 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--report - and --json both write to standard output: give --report a file");
     }
     let started = Instant::now();
-    let raw = probe::collect(&sources)?;
+    let mut raw = probe::collect(&sources)?;
+    if args.no_kvm {
+        raw.kvm = probe::raw::Avail::missing("the KVM check was not requested (--no-kvm)");
+    }
     if let Some(dir) = &args.capture {
         probe::snapshot::write(dir, &raw)
             .with_context(|| format!("writing snapshot {}", dir.display()))?;
