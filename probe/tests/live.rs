@@ -1,6 +1,10 @@
 //! The live host. Needs /dev/kvm for the KVM part (skips with a reason when absent, unless
 //! HVCERT_REQUIRE_KVM is set).
 use probe::report::State;
+
+/// The tests' skip log (visible without `--nocapture`; see the file).
+#[path = "../../tests/common/skip.rs"]
+mod skip_log;
 use probe::{KvmMode, ProbeOptions};
 
 fn kvm_required_or_present() -> bool {
@@ -10,7 +14,10 @@ fn kvm_required_or_present() -> bool {
     if std::env::var_os("HVCERT_REQUIRE_KVM").is_some() {
         panic!("/dev/kvm is absent but HVCERT_REQUIRE_KVM is set");
     }
-    eprintln!("SKIP live KVM checks: /dev/kvm is absent (set HVCERT_REQUIRE_KVM=1 to make this a failure)");
+    skip_log::skip(
+        "probe live KVM checks",
+        "/dev/kvm is absent (set HVCERT_REQUIRE_KVM=1 to make this a failure)",
+    );
     false
 }
 
