@@ -21,6 +21,8 @@ enum Command {
     Probe(cmd::probe::ProbeArgs),
     /// Boot a guest kernel on the hvcert hypervisor.
     Run(cmd::run::RunArgs),
+    /// Write the built-in guest kernel (a PVH ELF) to a file, for `run --kernel`.
+    Guest(cmd::guest::GuestArgs),
     /// Boot SUSE-like certification guests and validate device and hypercall behaviour.
     Certify(cmd::certify::CertifyArgs),
     /// Render a saved run as HTML, JUnit XML, Markdown or JSON.
@@ -40,6 +42,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Probe(a) => cmd::probe::run(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::Guest(a) => cmd::guest::run(a),
         Command::Certify(a) => cmd::certify::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Gate(a) => cmd::gate::run(a),

@@ -108,7 +108,7 @@ pub fn evaluate(raw: &RawHost, lists: &[Hcl]) -> ProbeReport {
     for i in &raw.inputs {
         let k = if i == "live host" {
             "live"
-        } else if i.starts_with("snapshot") {
+        } else if i.starts_with("snapshot") || i == snapshot::CAPTURED_LIVE {
             "snapshot"
         } else {
             "import"

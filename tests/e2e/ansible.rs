@@ -108,10 +108,10 @@ fn ansible_collects_snapshots_and_scores_the_fleet() {
         if required {
             panic!("ansible-playbook cannot be found or installed, and HVCERT_REQUIRE_ANSIBLE=1");
         }
-        eprintln!(
-            "SKIP ansible_collects_snapshots_and_scores_the_fleet: ansible-playbook cannot be found \
-             or installed (python3 -m pip install ansible-core; set HVCERT_REQUIRE_ANSIBLE=1 to make \
-             this a failure)"
+        common::skip_log::skip(
+            "ansible_collects_snapshots_and_scores_the_fleet",
+            "ansible-playbook cannot be found or installed (python3 -m pip install ansible-core; \
+             set HVCERT_REQUIRE_ANSIBLE=1 to make this a failure)",
         );
         return;
     };
