@@ -27,6 +27,8 @@ enum Command {
     Report(cmd::report::ReportArgs),
     /// Compare a run with a baseline; exit 1 on a regression.
     Gate(cmd::gate::GateArgs),
+    /// Merge the reports of many hosts and runs into one certification package, or verify one.
+    Package(cmd::package::PackageArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +43,7 @@ fn main() -> std::process::ExitCode {
         Command::Certify(a) => cmd::certify::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Gate(a) => cmd::gate::run(a),
+        Command::Package(a) => cmd::package::run(a),
     };
     match result {
         Ok(code) => code,
