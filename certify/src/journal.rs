@@ -109,17 +109,19 @@ pub struct Loaded {
 /// per difference (empty: the same run).
 pub fn differences(journal: &Identity, now: &Identity) -> Vec<String> {
     let mut out = Vec::new();
-    let mut field = |what: &str, a: String, b: String| {
+    let field = |out: &mut Vec<String>, what: &str, a: String, b: String| {
         if a != b {
             out.push(format!("{what}: journal {a}, now {b}"));
         }
     };
     field(
+        &mut out,
         "hvcert version",
         journal.hvcert_version.clone(),
         now.hvcert_version.clone(),
     );
     field(
+        &mut out,
         "build revision",
         journal.git_revision.clone(),
         now.git_revision.clone(),
@@ -154,11 +156,17 @@ pub fn differences(journal: &Identity, now: &Identity) -> Vec<String> {
         }
     }
     field(
+        &mut out,
         "guest ELF sha256",
         journal.guest_elf_sha256.clone(),
         now.guest_elf_sha256.clone(),
     );
-    field("seed", journal.seed.to_string(), now.seed.to_string());
+    field(
+        &mut out,
+        "seed",
+        journal.seed.to_string(),
+        now.seed.to_string(),
+    );
     if journal.cases != now.cases {
         out.push(format!(
             "selected cases: journal {} case(s), now {}",
@@ -193,8 +201,8 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         let line = &bytes[offset..offset + nl];
         let at = || format!("{}:{line_no}", path.display());
         if head.is_none() {
-            let value: serde_json::Value =
-                serde_json::from_slice(line).with_context(|| format!("{}: not a journal head", at()))?;
+            let value: serde_json::Value = serde_json::from_slice(line)
+                .with_context(|| format!("{}: not a journal head", at()))?;
             match value.get("schema").and_then(|s| s.as_str()) {
                 Some(SCHEMA) => {}
                 other => anyhow::bail!(
@@ -412,6 +420,9 @@ mod tests {
         c.cases.pop();
         let d = differences(&a, &c).join("; ");
         assert!(d.contains("seed: journal 7, now 8"), "{d}");
-        assert!(d.contains("selected cases: journal 2 case(s), now 1"), "{d}");
+        assert!(
+            d.contains("selected cases: journal 2 case(s), now 1"),
+            "{d}"
+        );
     }
 }

@@ -120,7 +120,25 @@ fn read_input(arg: &str) -> anyhow::Result<Input> {
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: not UTF-8 text: {e}", path.display()))?;
-    // reports::parse refuses other and older schemas with a clear message.
+    // The schema first, so that an older report is named as such, not by a field it lacks.
+    let schema = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("schema")?.as_str().map(str::to_string));
+    match schema.as_deref() {
+        Some(reports::SCHEMA) | None => {}
+        Some(s) => {
+            let hint = if s == "hvcert.probe/v1" {
+                "; write the probe's run report with `hvcert probe --report FILE.json`"
+            } else {
+                "; make it again with this hvcert"
+            };
+            anyhow::bail!(
+                "{}: schema {s:?} is not {:?} (an older or unknown kind of report){hint}",
+                path.display(),
+                reports::SCHEMA
+            )
+        }
+    }
     let report = reports::parse(text, &path)?;
     let kind = report.identity.command.clone();
     if kind != "probe" && kind != "certify" {

@@ -84,7 +84,10 @@ pub struct CaseResult {
     /// The case's seed.
     pub seed: u64,
     /// How the VM ended (absent when it did not run).
-    #[serde(serialize_with = "serialize_vm_end", deserialize_with = "deserialize_vm_end")]
+    #[serde(
+        serialize_with = "serialize_vm_end",
+        deserialize_with = "deserialize_vm_end"
+    )]
     pub vm_end: Option<VmEnd>,
     /// Hypercalls served, by name.
     pub hypercalls: BTreeMap<String, u64>,

@@ -80,7 +80,10 @@ fn sigkill_at_random_points_then_resume_matches_an_uninterrupted_run() {
     let want = cases(&reference);
     assert!(want.len() >= 10, "{want:?}");
     // Issue 16 item 10: a run whose cases all passed leaves no disks/ folder.
-    assert!(!reference.join("disks").exists(), "empty disks/ left behind");
+    assert!(
+        !reference.join("disks").exists(),
+        "empty disks/ left behind"
+    );
 
     let mut rng = 0x5eed_1234_u64;
     let (mut compared, mut no_journal, mut finished_before_kill) = (0, 0, Vec::new());
@@ -97,7 +100,8 @@ fn sigkill_at_random_points_then_resume_matches_an_uninterrupted_run() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn hvcert certify");
-        let delay = next(&mut rng) % (full.as_millis() as u64 * 11 / 10 + 1);
+        // Mostly while cases run; a few land after the last case or before the first.
+        let delay = next(&mut rng) % (full.as_millis() as u64 * 9 / 10 + 1);
         std::thread::sleep(Duration::from_millis(delay));
         child.kill().expect("SIGKILL"); // Child::kill is SIGKILL on Unix.
         child.wait().expect("reap");
@@ -126,11 +130,12 @@ fn sigkill_at_random_points_then_resume_matches_an_uninterrupted_run() {
          existed); cases finished before the kill: {finished_before_kill:?}; full run {:.2} s",
         full.as_secs_f64()
     );
-    // The kills landed at different points: not all before, not all after the cases.
-    assert!(
-        finished_before_kill.iter().any(|&n| n > 0 && n < want.len()),
-        "{finished_before_kill:?}"
-    );
+    // The kills landed at different points, most of them while cases were running.
+    let mid_run = finished_before_kill
+        .iter()
+        .filter(|&&n| n > 0 && n < want.len())
+        .count();
+    assert!(mid_run >= 5, "{finished_before_kill:?}");
 }
 
 #[test]

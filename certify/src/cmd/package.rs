@@ -34,7 +34,11 @@ pub fn run(args: PackageArgs) -> anyhow::Result<ExitCode> {
     if let Some(PackageCommand::Verify { file }) = args.command {
         let v = package::verify(&file)?;
         if v.problems.is_empty() {
-            println!("{}: ok, {} files match the manifest", file.display(), v.files);
+            println!(
+                "{}: ok, {} files match the manifest",
+                file.display(),
+                v.files
+            );
             return Ok(ExitCode::SUCCESS);
         }
         for p in &v.problems {
