@@ -383,3 +383,102 @@ pub fn verify(file: &Path) -> anyhow::Result<Verified> {
     }
     Ok(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        format!(
+            "ci={}/../fixtures/reports/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }
+
+    /// Rewrites a tar archive: `keep` decides which entries stay, `extra` is appended.
+    fn rewrite(src: &[u8], keep: &dyn Fn(&str) -> bool, extra: Option<(&str, &[u8])>) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut b = tar::Builder::new(&mut out);
+            for e in tar::Archive::new(src).entries().unwrap() {
+                let mut e = e.unwrap();
+                let path = e.path().unwrap().to_string_lossy().into_owned();
+                if !keep(&path) {
+                    continue;
+                }
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                let mut h = e.header().clone();
+                b.append_data(&mut h, &path, &data[..]).unwrap();
+            }
+            if let Some((path, data)) = extra {
+                let mut h = tar::Header::new_ustar();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                b.append_data(&mut h, path, data).unwrap();
+            }
+            b.finish().unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn verify_names_missing_and_extra_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let pkg = dir.path().join("p.tar");
+        let made = create(&pkg, &[fixture("all-pass.json")]).unwrap();
+        assert_eq!((made.hosts, made.reports, made.files), (1, 1, 5));
+        let good = std::fs::read(&pkg).unwrap();
+        let v = verify(&pkg).unwrap();
+        assert_eq!((v.files, v.problems.len()), (4, 0), "{:?}", v.problems);
+
+        let bad = dir.path().join("bad.tar");
+        let edited = rewrite(
+            &good,
+            &|p| p != "summary.html",
+            Some(("hosts/ci/certify-9.json", b"{}")),
+        );
+        std::fs::write(&bad, edited).unwrap();
+        let v = verify(&bad).unwrap();
+        assert_eq!(
+            v.problems,
+            vec![
+                "summary.html: missing".to_string(),
+                "hosts/ci/certify-9.json: extra file, not in the manifest".to_string(),
+            ]
+        );
+        // Without its manifest it is not a package at all.
+        std::fs::write(&bad, rewrite(&good, &|p| p != MANIFEST, None)).unwrap();
+        let e = format!("{:#}", verify(&bad).unwrap_err());
+        assert!(e.contains("no manifest.json"), "{e}");
+    }
+
+    #[test]
+    fn hosts_are_named_from_probe_facts_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        let mut r = reports::Report::new(reports::Identity::new(
+            "certify",
+            "0.1.0",
+            "2026-01-01T00:00:00Z",
+        ));
+        reports::save(&r, &path).unwrap();
+        let e = format!(
+            "{:#}",
+            create(&dir.path().join("p.tar"), &[path.display().to_string()]).unwrap_err()
+        );
+        assert!(e.contains("no host facts") && e.contains("HOST="), "{e}");
+        r.identity.host = serde_json::json!({
+            "platform": {"vendor": "Dell Inc.", "product": "PowerEdge R630"},
+            "cpu": {"brand": "Xeon E5-2680 v3"},
+        });
+        assert_eq!(
+            host_name(&r).as_deref(),
+            Some("Dell Inc. PowerEdge R630 / Xeon E5-2680 v3")
+        );
+        assert_eq!(
+            slug("Dell Inc. PowerEdge R630 / Xeon"),
+            "Dell-Inc.-PowerEdge-R630-Xeon"
+        );
+    }
+}
