@@ -7,6 +7,7 @@ pub mod guest;
 pub mod journal;
 pub mod ktap;
 pub mod package;
+pub mod package_sign;
 pub mod package_summary;
 pub mod probe_report;
 pub mod profile;

@@ -22,6 +22,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+use crate::package_sign;
 use crate::package_summary::{self, HostSummary, RunSummary};
 
 /// The `schema` of a package's manifest.
@@ -179,10 +180,11 @@ fn sha256_hex(b: &[u8]) -> String {
     format!("{:x}", sha2::Sha256::digest(b))
 }
 
-/// Builds the package `out` from `inputs` (`[HOST=]REPORT_OR_RUN_DIR`). Errors: an
-/// unreadable input, a report of another schema or kind, a host without a name, and the
-/// same host/run pair given twice.
-pub fn create(out: &Path, inputs: &[String]) -> anyhow::Result<Created> {
+/// Builds the package `out` from `inputs` (`[HOST=]REPORT_OR_RUN_DIR`), signed with the
+/// ed25519 secret key in `sign_key` when given ([`package_sign`]). Errors: an unreadable
+/// input, a report of another schema or kind, a host without a name, and the same
+/// host/run pair given twice.
+pub fn create(out: &Path, inputs: &[String], sign_key: Option<&Path>) -> anyhow::Result<Created> {
     if inputs.is_empty() {
         anyhow::bail!("no report given: hvcert package OUT REPORT_OR_RUN_DIR...");
     }
@@ -277,7 +279,12 @@ pub fn create(out: &Path, inputs: &[String]) -> anyhow::Result<Created> {
             h.set_entry_type(tar::EntryType::Regular);
             tar.append_data(&mut h, path, data)
         };
-        add(MANIFEST, &serde_json::to_vec_pretty(&manifest)?)?;
+        let manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
+        add(MANIFEST, &manifest_bytes)?;
+        if let Some(key) = sign_key {
+            let sig = package_sign::sign(&manifest_bytes, key)?;
+            add(package_sign::SIGNATURE, &serde_json::to_vec_pretty(&sig)?)?;
+        }
         for (path, b) in &files {
             add(path, b)?;
         }
@@ -310,12 +317,15 @@ pub struct Verified {
     pub files: usize,
     /// One line per problem, naming the file: tampered, missing, extra, duplicated.
     pub problems: Vec<String>,
+    /// The public key (hex) whose signature of the manifest holds, when signed.
+    pub signed_by: Option<String>,
 }
 
 /// Checks a package: every file the manifest lists is present once with its SHA-256 and
-/// size, and nothing else is in the archive. Errors (not problems): the file cannot be
-/// read, is not a tar archive, or has no readable manifest.
-pub fn verify(file: &Path) -> anyhow::Result<Verified> {
+/// size, nothing else is in the archive, and a signature, when present, holds (and is by
+/// `want_key`, hex, when given; then an unsigned package is a problem too). Errors (not
+/// problems): the file cannot be read, is not a tar archive, or has no readable manifest.
+pub fn verify(file: &Path, want_key: Option<&str>) -> anyhow::Result<Verified> {
     let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let archive = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
@@ -345,12 +355,13 @@ pub fn verify(file: &Path) -> anyhow::Result<Verified> {
             .with_context(|| format!("{}: reading {path}", file.display()))?;
         entries.entry(path).or_default().push(b);
     }
-    let manifest: Manifest = match entries.remove(MANIFEST).as_deref() {
-        Some([one]) => serde_json::from_slice(one)
-            .with_context(|| format!("{}: {MANIFEST} does not parse", file.display()))?,
+    let manifest_bytes = match entries.remove(MANIFEST).as_deref() {
+        Some([one]) => one.clone(),
         Some(_) => anyhow::bail!("{}: {MANIFEST} is in the archive twice", file.display()),
         None => anyhow::bail!("{}: no {MANIFEST}: not an hvcert package", file.display()),
     };
+    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+        .with_context(|| format!("{}: {MANIFEST} does not parse", file.display()))?;
     if manifest.schema != SCHEMA {
         anyhow::bail!(
             "{}: package schema {:?}, this hvcert reads {SCHEMA:?}",
@@ -376,6 +387,34 @@ pub fn verify(file: &Path) -> anyhow::Result<Verified> {
             }
             Some(_) => v.problems.push(format!("{}: in the archive twice", m.path)),
         }
+    }
+    match entries.remove(package_sign::SIGNATURE).as_deref() {
+        Some([one]) => match serde_json::from_slice::<package_sign::Signature>(one) {
+            Ok(sig) => match package_sign::check(&manifest_bytes, &sig) {
+                Ok(()) if want_key.is_some_and(|k| k != sig.public_key) => {
+                    v.problems.push(format!(
+                        "{}: signed by {}, not by the given key",
+                        package_sign::SIGNATURE,
+                        sig.public_key
+                    ))
+                }
+                Ok(()) => v.signed_by = Some(sig.public_key),
+                Err(why) => v
+                    .problems
+                    .push(format!("{}: {why}", package_sign::SIGNATURE)),
+            },
+            Err(e) => v
+                .problems
+                .push(format!("{}: does not parse: {e}", package_sign::SIGNATURE)),
+        },
+        Some(_) => v
+            .problems
+            .push(format!("{}: in the archive twice", package_sign::SIGNATURE)),
+        None if want_key.is_some() => v.problems.push(format!(
+            "{}: missing (the package is not signed)",
+            package_sign::SIGNATURE
+        )),
+        None => {}
     }
     for extra in entries.keys() {
         v.problems
@@ -426,10 +465,10 @@ mod tests {
     fn verify_names_missing_and_extra_files() {
         let dir = tempfile::tempdir().unwrap();
         let pkg = dir.path().join("p.tar");
-        let made = create(&pkg, &[fixture("all-pass.json")]).unwrap();
+        let made = create(&pkg, &[fixture("all-pass.json")], None).unwrap();
         assert_eq!((made.hosts, made.reports, made.files), (1, 1, 5));
         let good = std::fs::read(&pkg).unwrap();
-        let v = verify(&pkg).unwrap();
+        let v = verify(&pkg, None).unwrap();
         assert_eq!((v.files, v.problems.len()), (4, 0), "{:?}", v.problems);
 
         let bad = dir.path().join("bad.tar");
@@ -439,7 +478,7 @@ mod tests {
             Some(("hosts/ci/certify-9.json", b"{}")),
         );
         std::fs::write(&bad, edited).unwrap();
-        let v = verify(&bad).unwrap();
+        let v = verify(&bad, None).unwrap();
         assert_eq!(
             v.problems,
             vec![
@@ -449,7 +488,7 @@ mod tests {
         );
         // Without its manifest it is not a package at all.
         std::fs::write(&bad, rewrite(&good, &|p| p != MANIFEST, None)).unwrap();
-        let e = format!("{:#}", verify(&bad).unwrap_err());
+        let e = format!("{:#}", verify(&bad, None).unwrap_err());
         assert!(e.contains("no manifest.json"), "{e}");
     }
 
@@ -465,7 +504,12 @@ mod tests {
         reports::save(&r, &path).unwrap();
         let e = format!(
             "{:#}",
-            create(&dir.path().join("p.tar"), &[path.display().to_string()]).unwrap_err()
+            create(
+                &dir.path().join("p.tar"),
+                &[path.display().to_string()],
+                None
+            )
+            .unwrap_err()
         );
         assert!(e.contains("no host facts") && e.contains("HOST="), "{e}");
         r.identity.host = serde_json::json!({

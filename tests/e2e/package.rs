@@ -149,3 +149,109 @@ fn duplicate_runs_and_other_schemas_are_refused() {
     );
     assert!(!pkg.exists());
 }
+
+#[test]
+fn signed_package_verifies_and_a_rewritten_manifest_is_caught() {
+    use sha2::Digest;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let key = d.join("lab.key");
+    let r = hvcert()
+        .args(["package", "keygen"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_exit(&r, 0);
+    let public = d.join("lab.key.pub");
+    let a = probe_report(d, "dell-r630-haswell-ep");
+    let pkg = d.join("signed.tar");
+    let r = hvcert()
+        .args(["package", "--sign"])
+        .arg(&key)
+        .arg(&pkg)
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_exit(&r, 0);
+    let verify_key = |file: &Path, key: &Path| {
+        hvcert()
+            .args(["package", "verify", "--key"])
+            .arg(key)
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let r = verify_key(&pkg, &public);
+    assert_exit(&r, 0);
+    assert!(String::from_utf8_lossy(&r.stdout).contains("signed by ed25519 key"));
+
+    // Another key: refused. An unsigned package when a key is required: refused.
+    let other = d.join("other.key");
+    assert_exit(
+        &hvcert()
+            .args(["package", "keygen"])
+            .arg(&other)
+            .output()
+            .unwrap(),
+        0,
+    );
+    let r = verify_key(&pkg, &d.join("other.key.pub"));
+    assert_exit(&r, 1);
+    assert!(String::from_utf8_lossy(&r.stdout).contains("not by the given key"));
+    let unsigned = d.join("unsigned.tar");
+    assert_exit(&package(&[&unsigned, &a]), 0);
+    let r = verify_key(&unsigned, &public);
+    assert_exit(&r, 1);
+    assert!(String::from_utf8_lossy(&r.stdout).contains("not signed"));
+
+    // A file changed and its manifest line rewritten to match: only the signature shows it.
+    let bytes = std::fs::read(&pkg).unwrap();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for e in tar::Archive::new(&bytes[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        files.push((name, data));
+    }
+    let md = files.iter().position(|(n, _)| n == "summary.md").unwrap();
+    let old_sha = format!("{:x}", sha2::Sha256::digest(&files[md].1));
+    files[md].1.extend_from_slice(b"certified by nobody\n");
+    let new_sha = format!("{:x}", sha2::Sha256::digest(&files[md].1));
+    let old_len = files[md].1.len() - 20;
+    let new_len = files[md].1.len();
+    let m = files
+        .iter()
+        .position(|(n, _)| n == "manifest.json")
+        .unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&files[m].1).unwrap();
+    for f in manifest["files"].as_array_mut().unwrap() {
+        if f["path"] == "summary.md" {
+            assert_eq!(f["sha256"], old_sha.as_str());
+            assert_eq!(f["bytes"], old_len);
+            f["sha256"] = new_sha.clone().into();
+            f["bytes"] = new_len.into();
+        }
+    }
+    files[m].1 = serde_json::to_vec_pretty(&manifest).unwrap();
+    let mut out = Vec::new();
+    {
+        let mut b = tar::Builder::new(&mut out);
+        for (name, data) in &files {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, &data[..]).unwrap();
+        }
+        b.finish().unwrap();
+    }
+    let forged = d.join("forged.tar");
+    std::fs::write(&forged, out).unwrap();
+    let r = verify(&forged);
+    assert_exit(&r, 1);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        stdout.contains("signature.json: the signature does not match manifest.json"),
+        "{stdout}"
+    );
+}

@@ -17,6 +17,9 @@ pub struct PackageArgs {
     /// a certify output folder; HOST names the host (default: from its probe facts).
     #[arg(required = true, value_name = "RUN_OR_REPORT")]
     inputs: Vec<String>,
+    /// Sign the manifest with the ed25519 secret key in KEY (see `hvcert package keygen`).
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand)]
@@ -26,16 +29,41 @@ enum PackageCommand {
     Verify {
         /// The package file.
         file: PathBuf,
+        /// Require a signature by this public key (a KEY.pub file from `package keygen`).
+        #[arg(long, value_name = "KEY.pub")]
+        key: Option<PathBuf>,
+    },
+    /// Make an ed25519 key pair for signing packages: KEY (secret, mode 0600) and KEY.pub.
+    Keygen {
+        /// The secret key file to create (never overwritten).
+        key: PathBuf,
     },
 }
 
 /// Makes or verifies a package.
 pub fn run(args: PackageArgs) -> anyhow::Result<ExitCode> {
-    if let Some(PackageCommand::Verify { file }) = args.command {
-        let v = package::verify(&file)?;
+    if let Some(PackageCommand::Keygen { key }) = &args.command {
+        let public = certify::package_sign::keygen(key)?;
+        println!(
+            "secret key {}, public key {}",
+            key.display(),
+            public.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(PackageCommand::Verify { file, key }) = args.command {
+        let want = key
+            .as_deref()
+            .map(certify::package_sign::read_public)
+            .transpose()?;
+        let v = package::verify(&file, want.as_deref())?;
         if v.problems.is_empty() {
+            let signed = v
+                .signed_by
+                .map(|k| format!(", signed by ed25519 key {k}"))
+                .unwrap_or_else(|| ", unsigned".into());
             println!(
-                "{}: ok, {} files match the manifest",
+                "{}: ok, {} files match the manifest{signed}",
                 file.display(),
                 v.files
             );
@@ -50,7 +78,7 @@ pub fn run(args: PackageArgs) -> anyhow::Result<ExitCode> {
     let out = args
         .out
         .ok_or_else(|| anyhow::anyhow!("give the package file to write"))?;
-    let made = package::create(&out, &args.inputs)?;
+    let made = package::create(&out, &args.inputs, args.sign.as_deref())?;
     println!(
         "{}: {} report(s) of {} host(s), {} files",
         out.display(),
