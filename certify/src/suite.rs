@@ -194,6 +194,29 @@ fn run_inner(
             // A finished case whose log is gone reruns (its report would lack the log).
             let mut done = Vec::new();
             for mut c in loaded.cases {
+                // Each case line must be a case of this run, booted as this run boots it.
+                let Some(job) = jobs
+                    .iter()
+                    .find(|j| j.profile.profile.name == c.profile && j.case.id == c.id)
+                else {
+                    anyhow::bail!(
+                        "cannot resume {}: the journal has case {}/{}, which is not in the run",
+                        opts.out.display(),
+                        c.profile,
+                        c.id
+                    );
+                };
+                if c.cmdline != job.cmdline {
+                    anyhow::bail!(
+                        "cannot resume {}: case {}/{} ran with command line {:?}, the run's \
+                         head gives {:?}",
+                        opts.out.display(),
+                        c.profile,
+                        c.id,
+                        c.cmdline,
+                        job.cmdline
+                    );
+                }
                 match &c.log_file {
                     Some(rel) => match std::fs::read(opts.out.join(rel)) {
                         Ok(bytes) => c.console = bytes,

@@ -202,6 +202,16 @@ fn resume_refuses_another_binary_and_reads_cut_and_corrupt_journals() {
             && stderr.contains("build revision: journal x"),
         "{stderr}"
     );
+    // A head whose seed was edited no longer matches the cases run under it.
+    let head = lines[0].replacen("\"seed\":42", "\"seed\":43", 1);
+    assert_ne!(head, lines[0]);
+    let mut other = vec![head];
+    other.extend(lines[1..].iter().map(|l| l.to_string()));
+    std::fs::write(&journal, other.join("\n") + "\n").unwrap();
+    let r = resume(&out);
+    assert_exit(&r, 2);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("ran with command line"), "{stderr}");
     // A changed profile is refused by its hash.
     let head = lines[0].replacen("\"sha256\":\"", "\"sha256\":\"0", 1);
     let mut other = vec![head];
