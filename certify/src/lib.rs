@@ -5,7 +5,11 @@
 pub mod build_info;
 pub mod guest;
 pub mod initramfs;
+pub mod journal;
 pub mod ktap;
+pub mod package;
+pub mod package_sign;
+pub mod package_summary;
 pub mod probe_report;
 pub mod profile;
 pub mod record;

@@ -31,6 +31,8 @@ enum Command {
     Gate(cmd::gate::GateArgs),
     /// Score every host snapshot under some folders, each on its own; one fleet report.
     Fleet(cmd::fleet::FleetArgs),
+    /// Merge the reports of many hosts and runs into one certification package, or verify one.
+    Package(cmd::package::PackageArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Report(a) => cmd::report::run(a),
         Command::Gate(a) => cmd::gate::run(a),
         Command::Fleet(a) => cmd::fleet::run(a),
+        Command::Package(a) => cmd::package::run(a),
     };
     match result {
         Ok(code) => code,

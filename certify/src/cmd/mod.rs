@@ -3,6 +3,7 @@ pub mod certify;
 pub mod fleet;
 pub mod gate;
 pub mod guest;
+pub mod package;
 pub mod probe;
 pub mod report;
 pub mod run;
