@@ -200,8 +200,8 @@ fn rdmsr(id: usize, shared: &Shared, msr: u32) -> Option<u64> {
         }
     }
     if pv.interface.has_hyperv() && Partition::handles(msr) {
-        let t = shared.created.elapsed().as_nanos() / 100;
-        return lock(&pv.hv).rdmsr(msr, id as u32, t as u64).ok();
+        let t = shared.ref_clock().ns() / 100;
+        return lock(&pv.hv).rdmsr(msr, id as u32, t).ok();
     }
     None
 }

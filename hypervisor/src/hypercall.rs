@@ -10,7 +10,9 @@ use crate::pagewalk::{self, PagingMode};
 use crate::state::{lock, Shared};
 use crate::xen::{self, XenEnd};
 use crate::{hyperv, VmEnd};
-use kvm_ioctls::{SyncReg, VcpuFd};
+use kvm_ioctls::{SyncReg, VcpuFd, VmFd};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 /// RFLAGS.TF (single-step).
 const RFLAGS_TF: u64 = 1 << 8;
@@ -155,9 +157,84 @@ pub(crate) fn hv_call(vcpu: &mut VcpuFd, shared: &Shared) -> Next {
     complete_call(vcpu, shared, &sregs, o.rax)
 }
 
+/// Upcalls through the in-kernel LAPIC: KVM_SIGNAL_MSI with a fixed, edge-triggered
+/// message to the vCPU's APIC ID (KVM gives vCPU n APIC ID n). Holds the VM fd weakly so
+/// the VM's teardown is not delayed by a Xen timer thread.
+pub(crate) struct MsiUpcall {
+    vm: Weak<VmFd>,
+}
+
+impl MsiUpcall {
+    /// An injector for `vm`.
+    pub(crate) fn new(vm: &Arc<VmFd>) -> Self {
+        MsiUpcall {
+            vm: Arc::downgrade(vm),
+        }
+    }
+}
+
+/// The LAPIC's MSI address window (destination APIC ID in bits 19:12, physical mode).
+const MSI_ADDRESS_BASE: u32 = 0xfee0_0000;
+
+impl xen::Upcall for MsiUpcall {
+    fn inject(&self, vcpu: u32, vector: u8) -> bool {
+        let Some(vm) = self.vm.upgrade() else {
+            return false;
+        };
+        let msi = kvm_bindings::kvm_msi {
+            address_lo: MSI_ADDRESS_BASE | ((vcpu & 0xff) << 12),
+            address_hi: 0,
+            data: u32::from(vector),
+            ..Default::default()
+        };
+        vm.signal_msi(msi).is_ok_and(|n| n > 0)
+    }
+}
+
+/// The calling vCPU's IA32_TSC and the reference time right after it, and the TSC rate.
+fn tsc_sample(vcpu: &VcpuFd, shared: &Shared) -> Option<xen::TscSample> {
+    const MSR_IA32_TSC: u32 = 0x10;
+    let mut msrs = kvm_bindings::Msrs::from_entries(&[kvm_bindings::kvm_msr_entry {
+        index: MSR_IA32_TSC,
+        ..Default::default()
+    }])
+    .ok()?;
+    let n = vcpu.get_msrs(&mut msrs).ok()?;
+    let ns = shared.ref_clock().ns();
+    let khz = vcpu.get_tsc_khz().ok()?;
+    (n == 1).then(|| xen::TscSample {
+        tsc: msrs.as_slice()[0].data,
+        ns,
+        khz,
+    })
+}
+
+/// Waits for a SCHEDOP_block / SCHEDOP_poll condition, outside the Xen state's lock: until
+/// an event it waits for is pending, its deadline passes or the VM stops.
+fn xen_wait(shared: &Shared, w: &xen::Wait) {
+    let notify = lock(&shared.paravirt.xen).notify.clone();
+    let clock = shared.ref_clock();
+    loop {
+        let seen = notify.generation();
+        if lock(&shared.paravirt.xen).wait_done(&shared.mem, w) || shared.stopping() {
+            return;
+        }
+        let now = clock.ns();
+        let slice = match w.deadline {
+            Some(d) if d <= now => return,
+            Some(d) => Duration::from_nanos(d - now).min(WAIT_SLICE),
+            None => WAIT_SLICE,
+        };
+        notify.wait(seen, slice);
+    }
+}
+
+/// Longest a blocked vCPU thread sleeps before it checks whether the VM is stopping.
+const WAIT_SLICE: Duration = Duration::from_millis(10);
+
 /// A Xen hypercall through a stub's OUT to [`XEN_HYPERCALL_PORT`]; the stub's place in the
 /// page gives the hypercall number.
-pub(crate) fn xen_call(vcpu: &mut VcpuFd, shared: &Shared) -> Next {
+pub(crate) fn xen_call(id: usize, vcpu: &mut VcpuFd, shared: &Shared) -> Next {
     let page = lock(&shared.paravirt.xen).page_gpa;
     let (regs, sregs, off) = match check_origin(
         vcpu,
@@ -171,15 +248,36 @@ pub(crate) fn xen_call(vcpu: &mut VcpuFd, shared: &Shared) -> Next {
         Err(why) => return inject_ud(vcpu, &why),
     };
     let nr = (off / STUB_SIZE) as u32;
-    let env = xen::Env {
-        mem: &shared.mem,
-        paging: paging(&sregs),
-        memory_map: &shared.memory_map,
-    };
-    let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
+    let now_ns = shared.ref_clock().ns();
+    let boot_unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+        .saturating_sub(u128::from(now_ns));
     let o = {
+        let vcpu_ref: &VcpuFd = vcpu;
+        let clock = || tsc_sample(vcpu_ref, shared);
+        let env = xen::Env {
+            mem: &shared.mem,
+            paging: paging(&sregs),
+            memory_map: &shared.memory_map,
+            vcpu: id as u32,
+            now_ns,
+            clock: &clock,
+            boot_unix_ns,
+        };
+        let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8];
         let mut st = lock(&shared.paravirt.xen);
-        xen::dispatch(&mut st, &env, nr, args)
+        let o = xen::dispatch(&mut st, &env, nr, args);
+        if o.timer_armed && !st.timer_thread {
+            let started = xen::timer::spawn(
+                Arc::downgrade(&shared.paravirt.xen),
+                st.timers.clone(),
+                shared.ref_clock(),
+                shared.mem.clone(),
+            );
+            st.timer_thread = started.is_ok();
+        }
+        o
     };
     shared.count(&format!("xen:{}", xen::name(nr)));
     if let Some(native) = o.native {
@@ -191,6 +289,9 @@ pub(crate) fn xen_call(vcpu: &mut VcpuFd, shared: &Shared) -> Next {
         Some(XenEnd::Poweroff) => return Next::End(VmEnd::Shutdown),
         Some(XenEnd::Crash(reason)) => return Next::Crash(reason),
         None => {}
+    }
+    if let Some(w) = &o.wait {
+        xen_wait(shared, w);
     }
     complete_call(vcpu, shared, &sregs, o.rax as u64)
 }

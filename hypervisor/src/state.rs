@@ -10,7 +10,7 @@ use crate::xen::{self, XenState};
 use crate::{Interface, VmEnd};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 use vm_memory::GuestMemoryMmap;
 
@@ -29,6 +29,18 @@ pub(crate) struct Devices {
     pub mmio: MmioBus,
 }
 
+/// The reference clock: ns since the VM was created. Hyper-V's TIME_REF_COUNT (100 ns
+/// units) and Xen's system time (pvclock, timers) both read it, so the interfaces agree.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RefClock(pub Instant);
+
+impl RefClock {
+    /// ns since the VM was created.
+    pub fn ns(&self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
+}
+
 /// The paravirtual interfaces' per-VM state.
 pub(crate) struct Paravirt {
     /// Which interfaces the guest sees.
@@ -37,8 +49,9 @@ pub(crate) struct Paravirt {
     pub hv: Mutex<Partition>,
     /// Hyper-V dispatch options (fault injection).
     pub hv_opts: hyperv::DispatchOptions,
-    /// Xen adapter state (hypercall page, HVM parameters).
-    pub xen: Mutex<XenState>,
+    /// Xen adapter state (hypercall page, HVM parameters, shared_info, event channels);
+    /// shared with the Xen timer thread (which holds it weakly).
+    pub xen: Arc<Mutex<XenState>>,
 }
 
 /// Liveness of a vCPU as seen at the last watchdog probe (`Control::vcpu_state` holds
@@ -116,6 +129,11 @@ impl Shared {
         }
         c.stop.store(true, Ordering::SeqCst);
         c.end_cv.notify_all();
+    }
+
+    /// The reference clock (see [`RefClock`]).
+    pub fn ref_clock(&self) -> RefClock {
+        RefClock(self.created)
     }
 
     /// Whether the VM is stopping.

@@ -15,6 +15,8 @@
 //!   values and GPAs (end of RAM, straddling the MMIO hole of a 4.5 GiB VM, 2^64-8, huge rep
 //!   counts), Xen hypercalls with random arguments and bad guest-virtual addresses (also the
 //!   last bytes of the address space, and through random page tables loaded into CR3),
+//!   Xen shared_info/vcpu_info frames (page-crossing, beyond RAM), event ports beyond the
+//!   2-level bitmap, timers in the past and far future, block/poll,
 //!   hypercalls and random code from ring 3 (native here), and jumps into random code in
 //!   ring 0 (optionally after enabling the hypercall pages, with the exception gates pointing
 //!   into the random code), on 1-4 vCPUs.
@@ -621,20 +623,37 @@ fn random_op(r: &mut Rng, s: &mut Script, iface: Interface, ap: bool, safe: bool
         }
         64..=79 => {
             let nr = match r.below(6) {
-                0..=3 => r.pick(&[12u64, 17, 18, 29, 34]),
+                0..=3 => r.pick(&[12u64, 17, 18, 29, 34, 15, 24, 32, 32, 33]),
                 4 => r.below(64),
                 _ => r.below(128),
             };
             let a0 = match nr {
-                12 => r.pick(&[2u64, 3, 4, 9, 9, 1, 0]),
-                17 => r.pick(&[0u64, 1, 6, 6, 2, 99]),
+                12 => r.pick(&[2u64, 3, 4, 9, 9, 1, 0, 7, 7]),
+                17 => r.pick(&[0u64, 1, 6, 6, 2, 99, 3, 4, 5, 7, 8]),
                 18 => r.pick(&[0u64, 0, 1, 2]),
-                29 => r.pick(&[0u64, 1, 2, 3]),
-                34 => r.pick(&[0u64, 1, 1, 2]),
+                29 => r.pick(&[0u64, 0, 0, 1, 2, 3, 5]),
+                34 => r.pick(&[0u64, 1, 1, 2, 9, 23]),
+                // set_timer_op: a deadline in the past, soon, or far away.
+                15 => r.pick(&[0u64, 1, 1 << 20, 1 << 40, u64::MAX]),
+                // vcpu_op: register_vcpu_info, timers, is_up, runstate, unknown.
+                24 => r.pick(&[10u64, 10, 8, 9, 7, 3, 5, 1, 99]),
+                // event_channel_op: every sub-op, FIFO init, unknown.
+                32 => r.pick(&[1u64, 3, 4, 4, 5, 7, 8, 9, 11, 99]),
                 _ => r.below(16),
             };
-            let a0 = if safe && nr == 29 && a0 == 2 { 0 } else { a0 };
+            // SCHEDOP_shutdown ends the VM; SCHEDOP_block / SCHEDOP_poll wait for an event
+            // that may never come (then the VM's timeout ends it): not in safe scripts.
+            let a0 = if safe && nr == 29 && matches!(a0, 1..=3) {
+                0
+            } else {
+                a0
+            };
+            s.may_end |= nr == 29 && matches!(a0, 1 | 3);
             let mut a = [nr, a0, gva(r), gva(r), gva(r), gva(r)];
+            if nr == 24 {
+                // vcpu_op's second argument is a vCPU number: real ones, and beyond.
+                a[2] = r.pick(&[0u64, 0, 1, 3, 4, 0xffff_ffff, u64::MAX]);
+            }
             if nr == 18 && a0 == 0 {
                 a[2] = match r.below(4) {
                     0 => r.below(64),
@@ -652,10 +671,30 @@ fn random_op(r: &mut Rng, s: &mut Script, iface: Interface, ap: bool, safe: bool
             // map capacity, a buffer handle; at the start and at the end of the scratch
             // area (that is, at the very end of the virtual address space).
             let mut d = Vec::new();
-            d.extend_from_slice(&r.pick(&[0u16, 0x7ff0, 1]).to_le_bytes());
-            d.extend_from_slice(&[0, 0]);
-            d.extend_from_slice(&(r.below(48) as u32).to_le_bytes());
-            d.extend_from_slice(&gva(r).to_le_bytes());
+            if r.chance(50) {
+                d.extend_from_slice(&r.pick(&[0u16, 0x7ff0, 1]).to_le_bytes());
+                d.extend_from_slice(&[0, 0]);
+                d.extend_from_slice(&(r.below(48) as u32).to_le_bytes());
+                d.extend_from_slice(&gva(r).to_le_bytes());
+            } else {
+                // Xen frame numbers and ports: vcpu_register_vcpu_info { mfn, offset } with
+                // an offset that crosses the page, add_to_physmap gpfns beyond RAM, event
+                // ports beyond the 2-level bitmap, timer deadlines in the past.
+                let (rnd, rnd32, rnd64) = (r.next(), r.next() as u32, r.below(64) as u32);
+                let mfn = r.pick(&[
+                    SCRATCH >> 12,
+                    RAM_END >> 12,
+                    (RAM_END >> 12) - 1,
+                    u64::MAX >> 12,
+                    rnd,
+                ]);
+                d.extend_from_slice(&mfn.to_le_bytes());
+                let off = r.pick(&[0u32, 0xfc0, 0xfc8, 0xfff, rnd32]);
+                d.extend_from_slice(&off.to_le_bytes());
+                let port = r.pick(&[1u32, 2, 4095, 4096, u32::MAX, rnd64]);
+                d.extend_from_slice(&port.to_le_bytes());
+                d.extend_from_slice(&r.pick(&[0u64, 1, mfn]).to_le_bytes());
+            }
             let dst = match r.below(3) {
                 0 => SCRATCH + SCRATCH_LEN / 2 - d.len() as u64 + r.below(16),
                 1 => SCRATCH + r.below(SCRATCH_LEN - 0x1000),

@@ -491,7 +491,7 @@ fn xen_adapter_translates_and_powers_off() {
             "sched_op(SCHEDOP_yield) -> HvCallNotifyLongSpinWait -> 0",
             "hypercall_1(...) -> -ENOSYS",
             "-EFAULT",
-            "hvm_op(HVMOP_get_param, 1) -> 0x1234",
+            "hvm_op(HVMOP_get_param, 2) -> 0x1234",
             "memory_op(XENMEM_maximum_ram_page)",
             "sched_op(SCHEDOP_shutdown, poweroff) -> VM ends",
         ] {

@@ -21,6 +21,9 @@
 //!   ring 0 because on the nested KVM here a ring-3 CPUID is answered by the outer
 //!   hypervisor, not by ours (ring 0 is emulated against our CPUID table); a real kernel
 //!   executes it in ring 0 too.
+//! - 6: wait for an interrupt (`sti; hlt; cli`). (A bare `sti; nop; cli` window does not
+//!   take an interrupt already pending in the LAPIC on this host's ring-0 emulator; `hlt`
+//!   does, and returns at once when one is pending.)
 //! - 9: halt forever.
 //!
 //! RCX, R8, R10 and R11 may be clobbered. A fault inside the gate (e.g. #GP from an
@@ -97,6 +100,14 @@ pub static mut TRAP: Trap = Trap {
 };
 #[no_mangle]
 pub static mut GATE_FAULT: u64 = 0;
+/// The Xen upcall vector this guest's IDT serves (Linux's HYPERVISOR_CALLBACK_VECTOR).
+pub const UPCALL_VECTOR: u8 = 0xf3;
+/// Upcalls taken (the handler counts them).
+#[no_mangle]
+pub static mut UPCALLS: u64 = 0;
+/// TSC at the last upcall.
+#[no_mangle]
+pub static mut UPCALL_TSC: u64 = 0;
 
 #[repr(C, packed)]
 struct Tss {
@@ -307,6 +318,14 @@ IDT:
     .long 0
     .long 0
     .endr
+    /* Vectors 32 .. UPCALL_VECTOR-1 not present; UPCALL_VECTOR: the Xen upcall. */
+    .fill (0xf3 - 32) * 16, 1, 0
+    .word (ISR_BASE + 32 * 16) & 0xFFFF
+    .word 0x08
+    .byte 0, 0x8E
+    .word (ISR_BASE + 32 * 16) >> 16
+    .long 0
+    .long 0
 IDT_END:
 
     /* ---- Application processors (SMP case) ----
@@ -538,8 +557,26 @@ isr_31:
     push 0
     push 31
     jmp isr_common
+    .balign 16
+    /* The Xen event upcall (vector UPCALL_VECTOR, at ISR_BASE + 32 * 16): count it, note
+       the TSC, EOI the local APIC. */
+isr_upcall:
+    jmp upcall_body
 
     .text
+upcall_body:
+    push rax
+    push rdx
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    mov qword ptr [rip + UPCALL_TSC], rax
+    add qword ptr [rip + UPCALLS], 1
+    mov eax, 0xfee000b0
+    mov dword ptr [rax], 0
+    pop rdx
+    pop rax
+    iretq
     /* #UD: the gate's ud2 (recognised by its address) or a real #UD. */
 isr_ud:
     push rax
@@ -622,9 +659,17 @@ gate_entry:
     je gate_call
     cmp rax, 4
     je gate_cpuid
+    cmp rax, 6
+    je gate_wait_irq
     cmp rax, 9
     je 25b
     mov rax, -1
+    jmp gate_ret
+gate_wait_irq:
+    /* Wait for an interrupt (sti's shadow covers the hlt, so none is missed). */
+    sti
+    hlt
+    cli
     jmp gate_ret
 gate_cpuid:
     push rbx

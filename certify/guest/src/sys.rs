@@ -137,6 +137,28 @@ pub fn xen_hypercall(page: u64, nr: u64, a: [u64; 5]) -> Result<i64, Fault> {
     }
 }
 
+/// Waits for an interrupt (gate function 6); returns the upcalls taken so far.
+pub fn wait_irq() -> u64 {
+    // SAFETY: gate function 6 runs `sti; hlt; cli` in ring 0.
+    unsafe {
+        asm!("call {gate}", inout("rax") 6u64 => _, lateout("rcx") _, lateout("r11") _,
+             gate = sym crate::boot::gate_stub)
+    };
+    upcalls()
+}
+
+/// Upcalls the handler has counted.
+pub fn upcalls() -> u64 {
+    // SAFETY: plain read of a counter the interrupt handler writes.
+    unsafe { core::ptr::read_volatile(&raw const crate::boot::UPCALLS) }
+}
+
+/// TSC at the last upcall.
+pub fn upcall_tsc() -> u64 {
+    // SAFETY: as in `upcalls`.
+    unsafe { core::ptr::read_volatile(&raw const crate::boot::UPCALL_TSC) }
+}
+
 /// Call `target` directly from ring 3 (CPL 3). Err(vector) when it faulted.
 pub fn call_from_ring3(target: u64, rcx: u64, rdx: u64, r8: u64) -> Result<u64, Fault> {
     // SAFETY: user_probe_call arms a CPL-3 trap, so a fault resumes it; it saves the

@@ -233,7 +233,7 @@ fn vcpu_loop(id: usize, vcpu: &mut VcpuFd, shared: Arc<Shared>) {
         };
         let next = match (next, pending) {
             (Next::Continue, Pending::HvCall) => hv_call(vcpu, &shared),
-            (Next::Continue, Pending::XenCall) => xen_call(vcpu, &shared),
+            (Next::Continue, Pending::XenCall) => xen_call(id, vcpu, &shared),
             (Next::Continue, Pending::InternalError) => Next::Crash(internal_error(vcpu)),
             (Next::Continue, Pending::BadHypercallPort(port)) => inject_ud(
                 vcpu,

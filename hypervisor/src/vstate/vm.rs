@@ -10,6 +10,7 @@ use crate::devices::legacy::serial::{Com1, IrqTrigger, COM1_PORTS};
 use crate::devices::legacy::status::StatusPort;
 use crate::devices::port_bus::PortBus;
 use crate::error::{kvm_err, Error};
+use crate::hypercall::MsiUpcall;
 use crate::hyperv::{self, Partition};
 use crate::kvm_stats::BlockingStat;
 use crate::layout::*;
@@ -125,7 +126,7 @@ impl Vm {
             ports,
             mmio,
         };
-        let shared = Arc::new(shared_state(&cfg, mem, guest.memory_map, devices));
+        let shared = Arc::new(shared_state(&cfg, mem, guest.memory_map, devices, &vm));
         let blocking: Option<Vec<BlockingStat>> =
             vcpus.iter().flatten().map(BlockingStat::open).collect();
         lock(&threads.gate.st).vcpus = vcpus;
@@ -337,6 +338,7 @@ fn shared_state(
     mem: GuestMemoryMmap,
     memory_map: Vec<MemEntry>,
     devices: Devices,
+    vm: &Arc<VmFd>,
 ) -> Shared {
     #[cfg(feature = "fault-injection")]
     let hv_opts = hyperv::DispatchOptions {
@@ -353,7 +355,10 @@ fn shared_state(
             interface: cfg.interface,
             hv: Mutex::new(Partition::default()),
             hv_opts,
-            xen: Mutex::new(XenState::default()),
+            xen: Arc::new(Mutex::new(XenState {
+                sink: Some(Arc::new(MsiUpcall::new(vm))),
+                ..XenState::new(u32::from(cfg.cpus))
+            })),
         },
         control: Control {
             end: Mutex::new(None),

@@ -66,9 +66,9 @@ main:
         movabs $0x0000700000000000, %rdx
         xen 18
         check %rax, -14, 9
-        # 10: hvm_op set/get param 1
+        # 10: hvm_op set/get param 2 (HVM_PARAM_STORE_EVTCHN: one a guest may set)
         movw $0x7ff0, prm(%rip)
-        movl $1, prm+4(%rip)
+        movl $2, prm+4(%rip)
         movq $0x1234, prm+8(%rip)
         xor %edi, %edi
         lea prm(%rip), %rsi

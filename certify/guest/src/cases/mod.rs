@@ -6,6 +6,7 @@ use crate::{check, diag, Ctx};
 mod hv;
 mod virtio;
 mod xen;
+mod xen_pvhvm;
 
 type Case = fn(&mut Ctx) -> Outcome;
 
@@ -57,6 +58,16 @@ const CASES: &[(&str, Case)] = &[
     ("xen_shutdown", xen::shutdown),
     ("xen_shutdown_crash", xen::shutdown_crash),
     ("xen_cpl3_ud", xen::cpl3_ud),
+    ("xen_version_info", xen_pvhvm::version_info),
+    ("xen_shared_info", xen_pvhvm::shared_info),
+    ("xen_vcpu_info", xen_pvhvm::vcpu_info),
+    ("xen_pvclock", xen_pvhvm::pvclock),
+    ("xen_evtchn_ipi", xen_pvhvm::evtchn_ipi),
+    ("xen_evtchn_virq", xen_pvhvm::evtchn_virq),
+    ("xen_timer", xen_pvhvm::timer),
+    ("xen_sched_block_poll", xen_pvhvm::sched_block_poll),
+    ("xen_hvm_misc", xen_pvhvm::hvm_misc),
+    ("xen_evtchn_latency", xen_pvhvm::evtchn_latency),
 ];
 
 pub fn find(name: &str) -> Option<Case> {

@@ -36,9 +36,9 @@ fn buf() -> u64 {
     (&raw const BUF) as u64
 }
 
-struct Xen {
-    base: u32,
-    page: u64,
+pub(super) struct Xen {
+    pub(super) base: u32,
+    pub(super) page: u64,
 }
 
 /// Linux's xen_cpuid_base(): leaves 0x40000000..0x40010000 step 0x100, signature
@@ -61,7 +61,7 @@ fn find_base() -> Result<u32, Msg> {
 }
 
 /// Find Xen, write each hypercall page's GPA to the MSR from leaf base+2.
-fn setup() -> Result<Xen, Msg> {
+pub(super) fn setup() -> Result<Xen, Msg> {
     let base = find_base()?;
     let l2 = sys::cpuid(base + 2);
     let pages = l2.eax;
@@ -90,7 +90,7 @@ macro_rules! setup {
     };
 }
 
-fn hypercall(x: &Xen, nr: u64, a: [u64; 5]) -> Result<i64, Msg> {
+pub(super) fn hypercall(x: &Xen, nr: u64, a: [u64; 5]) -> Result<i64, Msg> {
     sys::xen_hypercall(x.page, nr, a).map_err(|f| msg!("hypercall {} raised vector {}", nr, f.0))
 }
 
