@@ -20,6 +20,7 @@ pub mod cpuid;
 pub mod devices;
 pub mod error;
 pub mod exits;
+pub mod hv_config;
 pub mod hypercall;
 pub mod hyperv;
 mod kvm_stats;
@@ -35,6 +36,7 @@ pub mod xen;
 #[cfg(feature = "fault-injection")]
 pub use config::Fault;
 pub use config::{Interface, VmConfig, VmConfigBuilder};
+pub use hv_config::{HvConfig, HvFeatures};
 pub use devices::virtio::{DiskBus, DiskConfig, NetConfig};
 /// The MMIO bus and the virtio devices, at their former paths `hypervisor::bus` and
 /// `hypervisor::virtio`.
