@@ -505,11 +505,23 @@ blocker = true
         assert_eq!(&cfg.vendor, b"hvcertHyperV");
         assert_eq!(cfg.features.priv_eax, 1 << 5);
         assert_eq!(cfg.features.priv_ebx, 1 << 4);
-        let bad = custom.replace("\"PostMessages\"]", "\"PostMessages\",\n  \"AccessWarpDrive\"]");
-        let e = format!("{:#}", Profile::parse(&bad, Path::new("g.toml")).unwrap_err());
-        assert!(e.starts_with("g.toml:12:") && e.contains("AccessWarpDrive"), "{e}");
+        let bad = custom.replace(
+            "\"PostMessages\"]",
+            "\"PostMessages\",\n  \"AccessWarpDrive\"]",
+        );
+        let e = format!(
+            "{:#}",
+            Profile::parse(&bad, Path::new("g.toml")).unwrap_err()
+        );
+        assert!(
+            e.starts_with("g.toml:12:") && e.contains("AccessWarpDrive"),
+            "{e}"
+        );
         let bad_clear = custom.replace("hv_clear = [\"AccessVpIndex\"]", "hv_clear = [\"Nope\"]");
-        let e = format!("{:#}", Profile::parse(&bad_clear, Path::new("g.toml")).unwrap_err());
+        let e = format!(
+            "{:#}",
+            Profile::parse(&bad_clear, Path::new("g.toml")).unwrap_err()
+        );
         assert!(e.starts_with("g.toml:15:") && e.contains("Nope"), "{e}");
         let long = custom.replace("hvcertHyperV", "hvcertHyperVX");
         assert!(Profile::parse(&long, Path::new("g.toml")).is_err());

@@ -237,7 +237,10 @@ mod tests {
             ..HvConfig::default()
         };
         let v = build(&host(), Interface::HyperV, &custom, 0, 1);
-        assert!(!ms_hyperv_platform(&v), "another vendor is not Hyper-V to Linux");
+        assert!(
+            !ms_hyperv_platform(&v),
+            "another vendor is not Hyper-V to Linux"
+        );
         assert_eq!(sig(b"hvcertHyperV").0, find(&v, 0x4000_0000).unwrap().ebx);
         let mut no_vp = HvConfig::default();
         no_vp.features.set("AccessVpIndex", false).unwrap();

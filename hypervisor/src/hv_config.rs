@@ -153,7 +153,10 @@ mod tests {
         assert!(!d.has(FeatureReg::PrivEax, hv::PRIV_ACCESS_VP_INDEX));
         // Names are unique.
         for (i, (n, _, _)) in hv::FEATURE_NAMES.iter().enumerate() {
-            assert!(hv::FEATURE_NAMES[i + 1..].iter().all(|(m, _, _)| m != n), "{n}");
+            assert!(
+                hv::FEATURE_NAMES[i + 1..].iter().all(|(m, _, _)| m != n),
+                "{n}"
+            );
         }
     }
 

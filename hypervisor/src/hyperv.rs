@@ -24,8 +24,8 @@
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::abi::hv::*;
-use crate::hv_config::HvFeatures;
 use crate::abi::{OPCODE_INT3, OPCODE_OUT_IMM8_EAX, OPCODE_RET, PAGE_SIZE};
+use crate::hv_config::HvFeatures;
 use crate::layout::HV_HYPERCALL_PORT;
 
 // Kept at their old paths for callers of `hypervisor::hyperv::*`.
@@ -379,7 +379,10 @@ impl Ctx<'_> {
         }
         let w = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let (reserved, msg_type, size) = (w(4), w(8), w(12));
-        if reserved != 0 || msg_type == 0 || msg_type >= 0x8000_0000 || size > POST_MESSAGE_MAX_PAYLOAD
+        if reserved != 0
+            || msg_type == 0
+            || msg_type >= 0x8000_0000
+            || size > POST_MESSAGE_MAX_PAYLOAD
         {
             return (HV_STATUS_INVALID_PARAMETER, 0, Vec::new());
         }
@@ -427,6 +430,8 @@ pub struct TscInfo {
     /// Whether the host TSC is invariant (constant and nonstop), so that the reference TSC
     /// page may be used; otherwise the page carries sequence 0 ("use the MSR").
     pub reliable: bool,
+    /// Guest TSC when the partition was created: reference time counts from here.
+    pub base: u64,
 }
 
 impl TscInfo {
@@ -438,10 +443,17 @@ impl TscInfo {
         ((u128::from(REFERENCE_HZ) << 64) / u128::from(self.hz)).min(u128::from(u64::MAX)) as u64
     }
 
+    /// TscOffset of the reference TSC page: minus the reference time of [`TscInfo::base`], so
+    /// that time counts from partition creation.
+    pub fn page_offset(&self) -> i64 {
+        (((u128::from(self.base) * u128::from(self.scale())) >> 64) as u64).wrapping_neg() as i64
+    }
+
     /// Reference time (100 ns units) at guest TSC `tsc`: exactly what a guest computes from the
-    /// page, ((tsc * scale) >> 64) + offset with offset 0.
+    /// page, ((tsc * scale) >> 64) + offset.
     pub fn ref_time(&self, tsc: u64) -> u64 {
-        ((u128::from(tsc) * u128::from(self.scale())) >> 64) as u64
+        (((u128::from(tsc) * u128::from(self.scale())) >> 64) as u64)
+            .wrapping_add_signed(self.page_offset())
     }
 }
 
@@ -683,7 +695,12 @@ impl Partition {
                 } else {
                     0
                 };
-                Ok(MsrWrite::TscPage(gpa, seq, self.tsc.scale(), 0))
+                Ok(MsrWrite::TscPage(
+                    gpa,
+                    seq,
+                    self.tsc.scale(),
+                    self.tsc.page_offset(),
+                ))
             }
             MSR_VP_ASSIST_PAGE | MSR_SIEFP | MSR_SIMP => {
                 let page = overlay(value, &page_ok)?;
@@ -936,8 +953,12 @@ mod tests {
             Ok(0),
             "ignored before GUEST_OS_ID"
         );
-        p.wrmsr(MSR_GUEST_OS_ID, 0x8100_0000_0000_0001, 0, ok).unwrap();
-        assert_eq!(p.rdmsr(MSR_GUEST_OS_ID, &env(0, 0)), Ok(0x8100_0000_0000_0001));
+        p.wrmsr(MSR_GUEST_OS_ID, 0x8100_0000_0000_0001, 0, ok)
+            .unwrap();
+        assert_eq!(
+            p.rdmsr(MSR_GUEST_OS_ID, &env(0, 0)),
+            Ok(0x8100_0000_0000_0001)
+        );
         assert_eq!(
             p.wrmsr(MSR_HYPERCALL, 0x5001, 0, ok),
             Ok(MsrWrite::FillHypercallPage(0x5000))

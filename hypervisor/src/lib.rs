@@ -36,12 +36,12 @@ pub mod xen;
 #[cfg(feature = "fault-injection")]
 pub use config::Fault;
 pub use config::{Interface, VmConfig, VmConfigBuilder};
-pub use hv_config::{HvConfig, HvFeatures};
 pub use devices::virtio::{DiskBus, DiskConfig, NetConfig};
 /// The MMIO bus and the virtio devices, at their former paths `hypervisor::bus` and
 /// `hypervisor::virtio`.
 pub use devices::{bus, virtio};
 pub use error::Error;
+pub use hv_config::{HvConfig, HvFeatures};
 pub use outcome::{RunOutcome, VmEnd};
 pub use run::{teardowns_pending, wait_for_teardowns};
 pub use vstate::vm::Vm;

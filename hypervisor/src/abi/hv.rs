@@ -114,7 +114,11 @@ pub enum FeatureReg {
 /// mask (names as the TLFS's HV_PARTITION_PRIVILEGE_MASK and feature/recommendation tables).
 pub const FEATURE_NAMES: &[(&str, FeatureReg, u32)] = &[
     ("AccessVpRunTimeReg", FeatureReg::PrivEax, 1 << 0),
-    ("AccessPartitionReferenceCounter", FeatureReg::PrivEax, 1 << 1),
+    (
+        "AccessPartitionReferenceCounter",
+        FeatureReg::PrivEax,
+        1 << 1,
+    ),
     ("AccessSynicRegs", FeatureReg::PrivEax, 1 << 2),
     ("AccessSyntheticTimerRegs", FeatureReg::PrivEax, 1 << 3),
     ("AccessIntrCtrlRegs", FeatureReg::PrivEax, 1 << 4),
@@ -126,7 +130,11 @@ pub const FEATURE_NAMES: &[(&str, FeatureReg, u32)] = &[
     ("AccessGuestIdleReg", FeatureReg::PrivEax, 1 << 10),
     ("AccessFrequencyRegs", FeatureReg::PrivEax, 1 << 11),
     ("AccessDebugRegs", FeatureReg::PrivEax, 1 << 12),
-    ("AccessReenlightenmentControls", FeatureReg::PrivEax, 1 << 13),
+    (
+        "AccessReenlightenmentControls",
+        FeatureReg::PrivEax,
+        1 << 13,
+    ),
     ("CreatePartitions", FeatureReg::PrivEbx, 1 << 0),
     ("AccessPartitionId", FeatureReg::PrivEbx, 1 << 1),
     ("AccessMemoryPool", FeatureReg::PrivEbx, 1 << 2),
@@ -144,16 +152,32 @@ pub const FEATURE_NAMES: &[(&str, FeatureReg, u32)] = &[
     ("StartVirtualProcessor", FeatureReg::PrivEbx, 1 << 21),
     ("GuestDebuggingAvailable", FeatureReg::FeatEdx, 1 << 1),
     ("PerformanceMonitorAvailable", FeatureReg::FeatEdx, 1 << 2),
-    ("XmmRegistersForFastHypercallAvailable", FeatureReg::FeatEdx, 1 << 4),
+    (
+        "XmmRegistersForFastHypercallAvailable",
+        FeatureReg::FeatEdx,
+        1 << 4,
+    ),
     ("GuestIdleStateAvailable", FeatureReg::FeatEdx, 1 << 5),
     ("FrequencyRegsAvailable", FeatureReg::FeatEdx, 1 << 8),
     ("GuestCrashRegsAvailable", FeatureReg::FeatEdx, 1 << 10),
     ("DebugRegsAvailable", FeatureReg::FeatEdx, 1 << 11),
     ("HypercallMsrLockAvailable", FeatureReg::FeatEdx, 1 << 18),
     ("DirectSyntheticTimers", FeatureReg::FeatEdx, 1 << 19),
-    ("UseHypercallForAddressSpaceSwitch", FeatureReg::RecommendEax, 1 << 0),
-    ("UseHypercallForLocalFlush", FeatureReg::RecommendEax, 1 << 1),
-    ("UseHypercallForRemoteFlushAndLocalFlushEntire", FeatureReg::RecommendEax, 1 << 2),
+    (
+        "UseHypercallForAddressSpaceSwitch",
+        FeatureReg::RecommendEax,
+        1 << 0,
+    ),
+    (
+        "UseHypercallForLocalFlush",
+        FeatureReg::RecommendEax,
+        1 << 1,
+    ),
+    (
+        "UseHypercallForRemoteFlushAndLocalFlushEntire",
+        FeatureReg::RecommendEax,
+        1 << 2,
+    ),
     ("UseApicMsrs", FeatureReg::RecommendEax, 1 << 3),
     ("UseHvRegisterForReset", FeatureReg::RecommendEax, 1 << 4),
     ("UseRelaxedTiming", FeatureReg::RecommendEax, 1 << 5),
@@ -164,30 +188,102 @@ pub const FEATURE_NAMES: &[(&str, FeatureReg, u32)] = &[
 /// The register and bit that gates each implemented synthetic MSR (first..=last), as the TLFS
 /// and KVM's hyperv_features stages assign them. An MSR not listed raises #GP.
 pub const MSR_GATES: &[(u32, u32, FeatureReg, u32)] = &[
-    (MSR_GUEST_OS_ID, MSR_HYPERCALL, FeatureReg::PrivEax, PRIV_ACCESS_HYPERCALL_MSRS),
-    (MSR_VP_INDEX, MSR_VP_INDEX, FeatureReg::PrivEax, PRIV_ACCESS_VP_INDEX),
-    (MSR_RESET, MSR_RESET, FeatureReg::PrivEax, PRIV_ACCESS_RESET_REG),
-    (MSR_VP_RUNTIME, MSR_VP_RUNTIME, FeatureReg::PrivEax, PRIV_ACCESS_VP_RUNTIME),
-    (MSR_TIME_REF_COUNT, MSR_TIME_REF_COUNT, FeatureReg::PrivEax, PRIV_ACCESS_PARTITION_REFERENCE_COUNTER),
-    (MSR_REFERENCE_TSC, MSR_REFERENCE_TSC, FeatureReg::PrivEax, PRIV_ACCESS_PARTITION_REFERENCE_TSC),
-    (MSR_TSC_FREQUENCY, MSR_APIC_FREQUENCY, FeatureReg::PrivEax, PRIV_ACCESS_FREQUENCY_REGS),
-    (MSR_VP_ASSIST_PAGE, MSR_VP_ASSIST_PAGE, FeatureReg::PrivEax, PRIV_ACCESS_INTR_CTRL_REGS),
-    (MSR_SCONTROL, MSR_EOM, FeatureReg::PrivEax, PRIV_ACCESS_SYNIC_REGS),
-    (MSR_SINT0, MSR_SINT15, FeatureReg::PrivEax, PRIV_ACCESS_SYNIC_REGS),
-    (MSR_GUEST_IDLE, MSR_GUEST_IDLE, FeatureReg::PrivEax, PRIV_ACCESS_GUEST_IDLE_REG),
-    (MSR_CRASH_P0, MSR_CRASH_CTL, FeatureReg::FeatEdx, FEAT_GUEST_CRASH_REGS),
+    (
+        MSR_GUEST_OS_ID,
+        MSR_HYPERCALL,
+        FeatureReg::PrivEax,
+        PRIV_ACCESS_HYPERCALL_MSRS,
+    ),
+    (
+        MSR_VP_INDEX,
+        MSR_VP_INDEX,
+        FeatureReg::PrivEax,
+        PRIV_ACCESS_VP_INDEX,
+    ),
+    (
+        MSR_RESET,
+        MSR_RESET,
+        FeatureReg::PrivEax,
+        PRIV_ACCESS_RESET_REG,
+    ),
+    (
+        MSR_VP_RUNTIME,
+        MSR_VP_RUNTIME,
+        FeatureReg::PrivEax,
+        PRIV_ACCESS_VP_RUNTIME,
+    ),
+    (
+        MSR_TIME_REF_COUNT,
+        MSR_TIME_REF_COUNT,
+        FeatureReg::PrivEax,
+        PRIV_ACCESS_PARTITION_REFERENCE_COUNTER,
+    ),
+    (
+        MSR_REFERENCE_TSC,
+        MSR_REFERENCE_TSC,
+        FeatureReg::PrivEax,
+        PRIV_ACCESS_PARTITION_REFERENCE_TSC,
+    ),
+    (
+        MSR_TSC_FREQUENCY,
+        MSR_APIC_FREQUENCY,
+        FeatureReg::PrivEax,
+        PRIV_ACCESS_FREQUENCY_REGS,
+    ),
+    (
+        MSR_VP_ASSIST_PAGE,
+        MSR_VP_ASSIST_PAGE,
+        FeatureReg::PrivEax,
+        PRIV_ACCESS_INTR_CTRL_REGS,
+    ),
+    (
+        MSR_SCONTROL,
+        MSR_EOM,
+        FeatureReg::PrivEax,
+        PRIV_ACCESS_SYNIC_REGS,
+    ),
+    (
+        MSR_SINT0,
+        MSR_SINT15,
+        FeatureReg::PrivEax,
+        PRIV_ACCESS_SYNIC_REGS,
+    ),
+    (
+        MSR_GUEST_IDLE,
+        MSR_GUEST_IDLE,
+        FeatureReg::PrivEax,
+        PRIV_ACCESS_GUEST_IDLE_REG,
+    ),
+    (
+        MSR_CRASH_P0,
+        MSR_CRASH_CTL,
+        FeatureReg::FeatEdx,
+        FEAT_GUEST_CRASH_REGS,
+    ),
 ];
 
 /// The register and bit that gates each implemented hypercall (KVM's gates: flushes on the
 /// remote-flush recommendation, debug data on Debugging, messages and events on PostMessages
 /// and SignalEvents). A call not listed is ungated.
 pub const CALL_GATES: &[(u16, FeatureReg, u32)] = &[
-    (CALL_FLUSH_VA_SPACE, FeatureReg::RecommendEax, RECOMMEND_HYPERCALL_REMOTE_FLUSH),
-    (CALL_FLUSH_VA_LIST, FeatureReg::RecommendEax, RECOMMEND_HYPERCALL_REMOTE_FLUSH),
+    (
+        CALL_FLUSH_VA_SPACE,
+        FeatureReg::RecommendEax,
+        RECOMMEND_HYPERCALL_REMOTE_FLUSH,
+    ),
+    (
+        CALL_FLUSH_VA_LIST,
+        FeatureReg::RecommendEax,
+        RECOMMEND_HYPERCALL_REMOTE_FLUSH,
+    ),
     (CALL_POST_MESSAGE, FeatureReg::PrivEbx, PRIV_POST_MESSAGES),
     (CALL_SIGNAL_EVENT, FeatureReg::PrivEbx, PRIV_SIGNAL_EVENTS),
     (CALL_POST_DEBUG_DATA, FeatureReg::PrivEbx, PRIV_DEBUGGING),
-    (CALL_RETRIEVE_DEBUG_DATA, FeatureReg::PrivEbx, PRIV_DEBUGGING),
+    (
+        CALL_RETRIEVE_DEBUG_DATA,
+        FeatureReg::PrivEbx,
+        PRIV_DEBUGGING,
+    ),
 ];
 /// Spin-wait retries before HvCallNotifyLongSpinWait (leaf 0x40000004 EBX).
 pub const SPIN_RETRIES: u32 = 0x1000;

@@ -420,6 +420,7 @@ fn measure_tsc(vcpu: &VcpuFd) -> hyperv::TscInfo {
         hz: u64::from(khz) * 1000,
         offset: guest.wrapping_sub(host_mid) as i64,
         reliable: has("constant_tsc") && has("nonstop_tsc"),
+        base: guest,
     }
 }
 
