@@ -976,6 +976,225 @@ mod tests {
         assert_eq!(p.hypercall_page_gpa(), Some(0x5000));
     }
 
+    fn part() -> Partition {
+        Partition::new(
+            HvFeatures::ALL,
+            2,
+            TscInfo {
+                hz: 2_000_000_000,
+                offset: 0,
+                reliable: true,
+                base: 4_000_000_000,
+            },
+        )
+    }
+
+    fn without(reg: crate::abi::hv::FeatureReg, mask: u32) -> HvFeatures {
+        let mut f = HvFeatures::ALL;
+        match reg {
+            crate::abi::hv::FeatureReg::PrivEax => f.priv_eax &= !mask,
+            crate::abi::hv::FeatureReg::PrivEbx => f.priv_ebx &= !mask,
+            crate::abi::hv::FeatureReg::FeatEdx => f.features_edx &= !mask,
+            crate::abi::hv::FeatureReg::RecommendEax => f.recommend_eax &= !mask,
+        }
+        f
+    }
+
+    #[test]
+    fn every_msr_is_gated_by_its_privilege() {
+        let ok = |gpa: u64| gpa < 0x10_0000;
+        for &(first, last, reg, mask) in MSR_GATES {
+            for msr in [first, last] {
+                let mut p = part();
+                assert!(
+                    p.rdmsr(msr, &env(0, 0)).is_ok(),
+                    "{msr:#x} readable when granted"
+                );
+                p.features = without(reg, mask);
+                assert_eq!(
+                    p.rdmsr(msr, &env(0, 0)),
+                    Err(Gp),
+                    "rdmsr {msr:#x} without privilege"
+                );
+                assert_eq!(
+                    p.wrmsr(msr, 0, 0, ok),
+                    Err(Gp),
+                    "wrmsr {msr:#x} without privilege"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_gated_call_is_denied_without_its_privilege() {
+        let m = mem();
+        for &(code, reg, mask) in CALL_GATES {
+            let opts = DispatchOptions {
+                features: without(reg, mask),
+                ..OPTS
+            };
+            let input = u64::from(code);
+            assert_eq!(
+                status(&dispatch(&m, call(input, 0x1000, 0x2000), opts)),
+                6,
+                "{code:#x}"
+            );
+            assert_ne!(
+                status(&dispatch(&m, call(input, 0x1000, 0x2000), OPTS)),
+                6,
+                "{code:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn post_message_and_signal_event() {
+        let m = mem();
+        m.write_obj([1u32, 0, 1, 16], GuestAddress(0x4000)).unwrap();
+        assert_eq!(status(&dispatch(&m, call(0x5c, 0x4000, 0), OPTS)), 0x12);
+        m.write_obj(241u32, GuestAddress(0x400c)).unwrap();
+        assert_eq!(status(&dispatch(&m, call(0x5c, 0x4000, 0), OPTS)), 5);
+        assert_eq!(status(&dispatch(&m, call(0x5c | 1 << 16, 1, 0), OPTS)), 3);
+        assert_eq!(
+            status(&dispatch(&m, call(0x5d | 1 << 16, 7, 0), OPTS)),
+            0x12
+        );
+        assert_eq!(
+            status(&dispatch(&m, call(0x5d | 1 << 16, 7 | 1 << 48, 0), OPTS)),
+            3
+        );
+    }
+
+    #[test]
+    fn reset_crash_and_read_only_msrs() {
+        let ok = |gpa: u64| gpa < 0x10_0000;
+        let mut p = part();
+        assert_eq!(p.wrmsr(MSR_RESET, 1, 0, ok), Ok(MsrWrite::Reset));
+        assert_eq!(p.wrmsr(MSR_RESET, 2, 0, ok), Err(Gp));
+        assert_eq!(p.wrmsr(MSR_RESET, 0, 0, ok), Ok(MsrWrite::Done));
+        for i in 0..5 {
+            p.wrmsr(MSR_CRASH_P0 + i, u64::from(i) + 10, 0, ok).unwrap();
+        }
+        assert_eq!(p.rdmsr(MSR_CRASH_CTL, &env(0, 0)), Ok(1 << 63));
+        assert_eq!(p.wrmsr(MSR_CRASH_CTL, 1, 0, ok), Err(Gp));
+        assert_eq!(
+            p.wrmsr(MSR_CRASH_CTL, 1 << 63, 0, ok),
+            Ok(MsrWrite::Crash([10, 11, 12, 13, 14]))
+        );
+        assert!(crash_reason(&[10, 11, 12, 13, 14]).starts_with("guest crash"));
+        assert!(crash_reason(&[10, 11, 12, 13, 14]).contains("P4=0xe"));
+        assert_eq!(p.rdmsr(MSR_TSC_FREQUENCY, &env(0, 0)), Ok(2_000_000_000));
+        assert_eq!(p.rdmsr(MSR_APIC_FREQUENCY, &env(0, 0)), Ok(1_000_000_000));
+        let e = VpEnv {
+            vp_runtime: 77,
+            ..env(1, 5)
+        };
+        assert_eq!(p.rdmsr(MSR_VP_RUNTIME, &e), Ok(77));
+        for msr in [
+            MSR_VP_RUNTIME,
+            MSR_TSC_FREQUENCY,
+            MSR_APIC_FREQUENCY,
+            MSR_SVERSION,
+            MSR_GUEST_IDLE,
+        ] {
+            assert_eq!(p.wrmsr(msr, 0, 0, ok), Err(Gp), "{msr:#x}");
+        }
+        assert_eq!(p.rdmsr(MSR_GUEST_IDLE, &env(0, 0)), Ok(0));
+    }
+
+    #[test]
+    fn overlay_pages_and_synic() {
+        let ok = |gpa: u64| gpa < 0x10_0000;
+        let mut p = part();
+        assert_eq!(
+            p.wrmsr(MSR_VP_ASSIST_PAGE, 0x5001, 1, ok),
+            Ok(MsrWrite::ZeroPage(0x5000))
+        );
+        assert_eq!(p.rdmsr(MSR_VP_ASSIST_PAGE, &env(1, 0)), Ok(0x5001));
+        assert_eq!(p.rdmsr(MSR_VP_ASSIST_PAGE, &env(0, 0)), Ok(0), "per VP");
+        assert_eq!(
+            p.wrmsr(MSR_VP_ASSIST_PAGE, 0x5003, 1, ok),
+            Err(Gp),
+            "reserved"
+        );
+        assert_eq!(p.wrmsr(MSR_SIMP, 0x20_0001, 0, ok), Err(Gp), "outside RAM");
+        assert_eq!(
+            p.wrmsr(MSR_SIMP, 0x20_0000, 0, ok),
+            Ok(MsrWrite::Done),
+            "disabled: any GPA"
+        );
+        assert_eq!(
+            p.wrmsr(MSR_SIEFP, 0x6001, 0, ok),
+            Ok(MsrWrite::ZeroPage(0x6000))
+        );
+        assert_eq!(p.wrmsr(MSR_SIMP, 0x20_0000, 5, ok), Err(Gp), "no VP 5");
+        assert_eq!(p.rdmsr(MSR_SINT0 + 3, &env(0, 0)), Ok(SINT_MASKED));
+        assert_eq!(
+            p.wrmsr(MSR_SINT0, 0x0f, 0, ok),
+            Err(Gp),
+            "vector < 16 unmasked"
+        );
+        assert_eq!(
+            p.wrmsr(MSR_SINT0, 0x0f | SINT_MASKED, 0, ok),
+            Ok(MsrWrite::Done)
+        );
+        assert_eq!(
+            p.wrmsr(MSR_SINT15, 0x40 | 1 << 19, 0, ok),
+            Err(Gp),
+            "reserved"
+        );
+        assert_eq!(
+            p.wrmsr(MSR_SINT15, 0x40 | SINT_AUTO_EOI | SINT_POLLING, 0, ok),
+            Ok(MsrWrite::Done)
+        );
+        assert_eq!(
+            p.rdmsr(MSR_SINT15, &env(0, 0)),
+            Ok(0x40 | SINT_AUTO_EOI | SINT_POLLING)
+        );
+        assert_eq!(p.wrmsr(MSR_SCONTROL, 2, 0, ok), Err(Gp));
+        assert_eq!(p.wrmsr(MSR_SCONTROL, 1, 0, ok), Ok(MsrWrite::Done));
+        assert_eq!(p.rdmsr(MSR_SVERSION, &env(0, 0)), Ok(1));
+    }
+
+    #[test]
+    fn reference_tsc_page_agrees_with_time_ref_count() {
+        let ok = |gpa: u64| gpa < 0x10_0000;
+        let mut p = part();
+        let Ok(MsrWrite::TscPage(gpa, seq, scale, offset)) =
+            p.wrmsr(MSR_REFERENCE_TSC, 0x7001, 0, ok)
+        else {
+            panic!("no TSC page");
+        };
+        assert_eq!((gpa, seq), (0x7000, 1));
+        assert_eq!(
+            p.tsc.ref_time(4_000_000_000),
+            0,
+            "counts from partition creation"
+        );
+        for tsc in [4_000_000_000u64, 6_000_000_000, 1 << 50] {
+            let page =
+                (((u128::from(tsc) * u128::from(scale)) >> 64) as u64).wrapping_add_signed(offset);
+            assert_eq!(page, p.tsc.ref_time(tsc));
+        }
+        assert_eq!(
+            p.tsc.ref_time(6_000_000_000),
+            10_000_000,
+            "1 s later at 2 GHz"
+        );
+        let Ok(MsrWrite::TscPage(_, seq2, ..)) = p.wrmsr(MSR_REFERENCE_TSC, 0x7001, 0, ok) else {
+            panic!("no TSC page")
+        };
+        assert_eq!(seq2, 2, "a new sequence on re-enable");
+        p.tsc.reliable = false;
+        let Ok(MsrWrite::TscPage(_, seq3, ..)) = p.wrmsr(MSR_REFERENCE_TSC, 0x7001, 0, ok) else {
+            panic!("no TSC page")
+        };
+        assert_eq!(seq3, 0, "unreliable TSC: use the MSR");
+        assert_eq!(p.wrmsr(MSR_REFERENCE_TSC, 0x7011, 0, ok), Err(Gp));
+        assert_eq!(p.wrmsr(MSR_REFERENCE_TSC, 0x20_0001, 0, ok), Err(Gp));
+        assert_eq!(p.rdmsr(MSR_REFERENCE_TSC, &env(0, 0)), Ok(0x7001));
+    }
+
     #[test]
     fn page_code_layout() {
         let p = hypercall_page();
