@@ -939,7 +939,7 @@ fn gate_sweep(ctx: &Ctx, name: &str) -> Outcome {
         return Outcome::Fail(m);
     }
     let v = reg_value(reg);
-    diag!("{} cleared: register {:#x}", name, v);
+    diag!("{} withdrawn for this VM? register {:#x}", name, v);
     check!(
         v & mask == 0,
         "{} still set ({:#x}): the profile's hv_clear was not applied",
