@@ -1,9 +1,22 @@
 //! Hyper-V-style native interface (TLFS semantics), done in user space.
 //!
 //! - Synthetic MSRs ([`Partition::rdmsr`]/[`Partition::wrmsr`], reached through KVM's
-//!   user-space MSR filter): GUEST_OS_ID 0x40000000, HYPERCALL 0x40000001, VP_INDEX
-//!   0x40000002 (read-only), TIME_REF_COUNT 0x40000020 (read-only, 100 ns units since the VM
-//!   was created). Anything else in 0x40000000..=0x400000FF raises #GP.
+//!   user-space MSR filter), each gated by its privilege ([`MSR_GATES`]; a clear bit is
+//!   #GP): GUEST_OS_ID 0x40000000, HYPERCALL 0x40000001, VP_INDEX 0x40000002 (read-only),
+//!   RESET 0x40000003 (bit 0 ends the VM as `VmEnd::Reset`), VP_RUNTIME 0x40000010 (vCPU
+//!   thread CPU time), TIME_REF_COUNT 0x40000020 (100 ns units from the guest TSC, counted
+//!   from partition creation, so equal on every vCPU), REFERENCE_TSC 0x40000021 (the TSC page:
+//!   sequence, scale, offset giving the same time; sequence 0 when the host TSC is not
+//!   invariant), TSC_FREQUENCY/APIC_FREQUENCY 0x40000022/3, VP_ASSIST_PAGE 0x40000073,
+//!   SynIC SCONTROL/SVERSION/SIEFP/SIMP/EOM/SINT0-15 0x40000080..=0x4000009F (state only:
+//!   nothing is delivered yet), GUEST_IDLE 0x400000F0, CRASH_P0-P4/CRASH_CTL
+//!   0x40000100..=0x40000105 (a CrashNotify write ends the VM as a "guest crash" with
+//!   P0..P4 in the reason). Reserved bits, writes to read-only MSRs, unmasked SINT vectors
+//!   below 16 and enabled overlay pages outside RAM raise #GP; anything else in
+//!   0x40000000..=0x40000105 raises #GP.
+//! - Hypercalls gated by a privilege ([`CALL_GATES`]) return HV_STATUS_ACCESS_DENIED without
+//!   it, before any input check (as KVM). HvCallPostMessage and HvCallSignalEvent validate
+//!   their input and answer HV_STATUS_INVALID_CONNECTION_ID (no connections exist yet).
 //! - The hypercall page ([`HYPERCALL_PAGE_CODE`]): `out 0xf6, eax; ret`, the OUT standing in
 //!   for VMCALL (which does not reach user space on this host). The VMM checks each port
 //!   exit: RIP must translate into the enabled page, at its OUT, and CPL must be 0; otherwise
