@@ -5,12 +5,32 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
+stage() { echo "==> $*"; }
+
+# A skipped test reads "ok" in cargo's output: each appends its reason to this file
+# (tests/common/skip.rs), cleared here and printed when the script ends (pass or fail).
+export HVCERT_SKIP_LOG="$PWD/target/hvcert-skips.txt"
+mkdir -p target
+rm -f "$HVCERT_SKIP_LOG"
+print_skips() {
+    if [ -s "$HVCERT_SKIP_LOG" ]; then
+        stage "skipped: $(sort -u "$HVCERT_SKIP_LOG" | wc -l) test(s) reported ok without running"
+        sort -u "$HVCERT_SKIP_LOG"
+    else
+        stage "skipped: none"
+    fi
+}
+trap print_skips EXIT
+
+stage "test tools: rustup components, chromium, junitparser, ansible-core, a test kernel"
+
 if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
     rustup component add clippy rustfmt
 fi
 
 # Test tools from the package registries (skipped when already there):
-# Debian's chromium renders the HTML report; Python's junitparser reads the JUnit XML.
+# Debian's chromium renders the HTML report; Python's junitparser reads the JUnit XML;
+# Python's ansible-core runs the fleet collection playbook.
 if [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
@@ -19,7 +39,13 @@ if [ ! -x /usr/bin/chromium ]; then
     fi
 fi
 if ! python3 -c 'import junitparser' 2>/dev/null; then
-    python3 -m pip install -q junitparser || echo "note: junitparser not installed: the JUnit consumer test will skip" >&2
+    # Quiet, and no "running pip as root" warning (an environment variable: pip before
+    # 22.1 ignores it, where an unknown --root-user-action would fail the install).
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q junitparser || echo "note: junitparser not installed: the JUnit consumer test will skip" >&2
+fi
+# ansible-core runs deploy/ansible/collect.yml in tests/e2e/ansible.rs.
+if ! command -v ansible-playbook >/dev/null 2>&1; then
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q ansible-core || echo "note: ansible-core not installed: the Ansible collection test will skip" >&2
 fi
 
 # A real distribution kernel for the bzImage loader test (hypervisor/tests/vm.rs): Debian's
@@ -47,9 +73,14 @@ if [ -z "${HVCERT_TEST_KERNEL:-}" ]; then
     fi
 fi
 
+stage "fmt"
 cargo fmt --all --check
+stage "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+stage "doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 # The guest kernel is its own cargo workspace (no_std): check it too.
+stage "guest kernel: fmt, clippy"
 (cd certify/guest && cargo fmt --check && cargo clippy --release -- -D warnings)
+stage "test"
 cargo test --workspace

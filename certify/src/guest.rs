@@ -1,4 +1,5 @@
 //! The guest kernel (certify/guest) that build.rs builds and this crate embeds.
+use hypervisor::Interface;
 use std::path::{Path, PathBuf};
 
 /// The guest kernel built by build.rs.
@@ -24,9 +25,55 @@ fn guest_path_from(explicit: Option<&Path>, built: &Path, out: &Path) -> std::io
     Ok(copy)
 }
 
+/// Whether `bytes` are this build's guest kernel (the embedded one).
+pub fn is_builtin_guest(bytes: &[u8]) -> bool {
+    bytes == GUEST_ELF_BYTES
+}
+
+/// The command line `hvcert run` gives the built-in guest when none is given: a `run`
+/// profile whose cases exercise what the VM has: boot, the paravirtual `interface`, the
+/// first disk when there are `disks`, the first network adapter when there are `nics`.
+/// (The guest refuses to run without `profile=`.)
+pub fn default_cmdline(interface: Interface, disks: usize, nics: usize) -> String {
+    let mut cases = vec!["boot"];
+    if matches!(interface, Interface::HyperV | Interface::Both) {
+        cases.extend(["hv_cpuid", "hv_hypercall_page"]);
+    }
+    if matches!(interface, Interface::Xen | Interface::Both) {
+        cases.extend(["xen_cpuid", "xen_version"]);
+    }
+    if disks > 0 {
+        cases.extend(["storage_write_read_verify", "storage_flush"]);
+    }
+    if nics > 0 {
+        cases.push("nic_frame_round_trip");
+    }
+    format!("profile=run cases={}", cases.join(","))
+}
+
 #[cfg(test)]
 mod tests {
+    use hypervisor::Interface;
     use std::path::Path;
+
+    #[test]
+    fn default_cmdline_follows_the_vm() {
+        assert_eq!(
+            super::default_cmdline(Interface::None, 0, 0),
+            "profile=run cases=boot"
+        );
+        assert_eq!(
+            super::default_cmdline(Interface::Xen, 1, 1),
+            "profile=run cases=boot,xen_cpuid,xen_version,\
+             storage_write_read_verify,storage_flush,nic_frame_round_trip"
+        );
+        assert_eq!(
+            super::default_cmdline(Interface::Both, 0, 0),
+            "profile=run cases=boot,hv_cpuid,hv_hypercall_page,xen_cpuid,xen_version"
+        );
+        assert!(super::is_builtin_guest(super::GUEST_ELF_BYTES));
+        assert!(!super::is_builtin_guest(b"\x7fELF"));
+    }
 
     #[test]
     fn guest_elf_was_built() {

@@ -4,7 +4,12 @@
 //! binary (src/main.rs, src/cmd/) only parses arguments and prints.
 pub mod build_info;
 pub mod guest;
+pub mod initramfs;
+pub mod journal;
 pub mod ktap;
+pub mod package;
+pub mod package_sign;
+pub mod package_summary;
 pub mod probe_report;
 pub mod profile;
 pub mod record;

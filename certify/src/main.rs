@@ -21,12 +21,18 @@ enum Command {
     Probe(cmd::probe::ProbeArgs),
     /// Boot a guest kernel on the hvcert hypervisor.
     Run(cmd::run::RunArgs),
+    /// Write the built-in guest kernel (a PVH ELF) to a file, for `run --kernel`.
+    Guest(cmd::guest::GuestArgs),
     /// Boot SUSE-like certification guests and validate device and hypercall behaviour.
     Certify(cmd::certify::CertifyArgs),
     /// Render a saved run as HTML, JUnit XML, Markdown or JSON.
     Report(cmd::report::ReportArgs),
     /// Compare a run with a baseline; exit 1 on a regression.
     Gate(cmd::gate::GateArgs),
+    /// Score every host snapshot under some folders, each on its own; one fleet report.
+    Fleet(cmd::fleet::FleetArgs),
+    /// Merge the reports of many hosts and runs into one certification package, or verify one.
+    Package(cmd::package::PackageArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,9 +44,12 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Probe(a) => cmd::probe::run(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::Guest(a) => cmd::guest::run(a),
         Command::Certify(a) => cmd::certify::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Gate(a) => cmd::gate::run(a),
+        Command::Fleet(a) => cmd::fleet::run(a),
+        Command::Package(a) => cmd::package::run(a),
     };
     match result {
         Ok(code) => code,

@@ -149,6 +149,9 @@ pub fn to_report(
         },
     });
     let mut report = Report::new(identity.with_host(host).with_config(config));
+    // One verdict, one wording: the run report of a probe is titled as the probe's table.
+    report.verdict_label = Some(p.verdict.headline());
+    report.wall_ms = wall.map(|w| w.as_millis() as u64);
 
     // Reasons go to the case of their fact; each is used exactly once.
     let mut used = vec![false; p.verdict.reasons.len()];

@@ -160,6 +160,7 @@ pub fn to_report(rec: &RunRecord) -> reports::Report {
         identity = identity.with_host(h.clone());
     }
     let mut report = reports::Report::new(identity);
+    report.wall_ms = Some(rec.wall_ms);
     for s in &rec.suites {
         let suite = report.suite_mut(&s.profile);
         suite.description = s.description.clone();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hypervisor::{Interface, VmEnd};
 use reports::Outcome;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ktap;
 use crate::profile::{CaseSpec, ExpectEnd, LoadedProfile};
@@ -61,8 +61,9 @@ pub trait Executor: Sync {
     fn run(&self, job: &Job) -> anyhow::Result<RawRun>;
 }
 
-/// The result of one case, as run.json records it.
-#[derive(Clone, Debug, Serialize)]
+/// The result of one case, as run.json records it (and the run's journal, which reads it
+/// back on `--resume`; the console is then read back from `log_file`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaseResult {
     /// The case's profile.
     pub profile: String,
@@ -83,7 +84,10 @@ pub struct CaseResult {
     /// The case's seed.
     pub seed: u64,
     /// How the VM ended (absent when it did not run).
-    #[serde(serialize_with = "serialize_vm_end")]
+    #[serde(
+        serialize_with = "serialize_vm_end",
+        deserialize_with = "deserialize_vm_end"
+    )]
     pub vm_end: Option<VmEnd>,
     /// Hypercalls served, by name.
     pub hypercalls: BTreeMap<String, u64>,
@@ -104,9 +108,13 @@ pub struct CaseResult {
     pub console: Vec<u8>,
 }
 
-/// A crash's reason with the first line of the vCPU's register dump (where it was).
+/// A crash's reason with the first line of the vCPU's register dump (where it was), or the
+/// reason alone when there is no dump (as when read back by [`deserialize_vm_end`]).
 fn crash_reason(reason: &str, regs: &str) -> String {
-    format!("{reason}; {}", regs.lines().next().unwrap_or(""))
+    match regs.lines().next().filter(|l| !l.is_empty()) {
+        Some(first) => format!("{reason}; {first}"),
+        None => reason.to_string(),
+    }
 }
 
 /// run.json's `vm_end`: `"shutdown"`, `"timeout"`, `{"status": N}` or
@@ -122,6 +130,31 @@ fn serialize_vm_end<S: serde::Serializer>(end: &Option<VmEnd>, s: S) -> Result<S
         }
     });
     value.serialize(s)
+}
+
+/// The inverse of [`serialize_vm_end`]: a crash comes back with its serialized reason
+/// (reason and first register line) and no dump, so it serializes to the same JSON.
+fn deserialize_vm_end<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<VmEnd>, D::Error> {
+    use serde::de::Error;
+    let v = serde_json::Value::deserialize(d)?;
+    let end = match &v {
+        serde_json::Value::Null => return Ok(None),
+        serde_json::Value::String(s) if s == "shutdown" => VmEnd::Shutdown,
+        serde_json::Value::String(s) if s == "timeout" => VmEnd::Timeout,
+        _ => {
+            if let Some(n) = v.get("status").and_then(|n| n.as_u64()) {
+                VmEnd::Status(u32::try_from(n).map_err(D::Error::custom)?)
+            } else if let Some(r) = v.pointer("/crash/reason").and_then(|r| r.as_str()) {
+                VmEnd::Crash {
+                    reason: r.to_string(),
+                    regs: String::new(),
+                }
+            } else {
+                return Err(D::Error::custom(format!("not a VM end: {v}")));
+            }
+        }
+    };
+    Ok(Some(end))
 }
 
 /// Decide a case's outcome from what the VM did. Pure; unit-tested below.
@@ -255,7 +288,7 @@ fn finish(
 /// gate_tsc=B gate_calls=C total_tsc=D`): ring 0 = boot (A) + gate calls (B), out of its
 /// whole life (D). B includes the VMM exits made from ring 0 (hypercalls, MSRs), so it is
 /// an upper bound on ring-0 execution proper.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestTiming {
     /// Guest ring-0 cycles: boot plus gate calls.
     pub ring0_tsc: u64,
@@ -436,6 +469,20 @@ pub fn run_all(
     progress: &mut (dyn Write + Send),
     bar: bool,
 ) -> Vec<CaseResult> {
+    run_all_with(exec, jobs, workers, progress, bar, &|_| {})
+}
+
+/// [`run_all`], calling `on_done` with each finished case before its progress update (the
+/// suite writes the case's log and journals it there, so a case is durable before the
+/// console says it finished).
+pub fn run_all_with(
+    exec: &dyn Executor,
+    jobs: &[Job],
+    workers: usize,
+    progress: &mut (dyn Write + Send),
+    bar: bool,
+    on_done: &(dyn Fn(&mut CaseResult) + Sync),
+) -> Vec<CaseResult> {
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<CaseResult>>> = Mutex::new(vec![None; jobs.len()]);
@@ -446,7 +493,8 @@ pub fn run_all(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(job) = jobs.get(i) else { break };
-                let r = run_one(exec, job);
+                let mut r = run_one(exec, job);
+                on_done(&mut r);
                 let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                 if let Ok(mut p) = progress.lock() {
                     let _ = p.write_all(progress_text(n, jobs.len(), &r, bar).as_bytes());
@@ -525,19 +573,28 @@ pub fn jobs_for(
 /// Write each case's console to OUT/logs/PROFILE/CASE.log and record the relative path.
 pub fn write_logs(out: &Path, results: &mut [CaseResult]) -> anyhow::Result<()> {
     for r in results.iter_mut() {
-        if r.outcome == Outcome::NotRun {
-            continue;
-        }
-        let rel: PathBuf = ["logs", r.profile.as_str(), &format!("{}.log", r.id)]
-            .iter()
-            .collect();
-        let path = out.join(&rel);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(&path, &r.console)?;
-        r.log_file = Some(rel.to_string_lossy().into_owned());
+        write_log(out, r)?;
     }
+    Ok(())
+}
+
+/// Write one case's console to OUT/logs/PROFILE/CASE.log (flushed to the disk) and record
+/// the relative path; a case that did not run has no log.
+pub fn write_log(out: &Path, r: &mut CaseResult) -> std::io::Result<()> {
+    if r.outcome == Outcome::NotRun {
+        return Ok(());
+    }
+    let rel: PathBuf = ["logs", r.profile.as_str(), &format!("{}.log", r.id)]
+        .iter()
+        .collect();
+    let path = out.join(&rel);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::File::create(&path)?;
+    f.write_all(&r.console)?;
+    f.sync_data()?;
+    r.log_file = Some(rel.to_string_lossy().into_owned());
     Ok(())
 }
 

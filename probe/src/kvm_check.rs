@@ -139,6 +139,7 @@ fn micro_guest(kvm: &Kvm, c: &mut KvmCheck) -> Result<(), String> {
 /// so the whole probe stays fast; the entry/exit overhead is measured and subtracted).
 fn loop_ns(vcpu: &mut VcpuFd, user: bool, mut n: u64) -> Result<f64, String> {
     const TARGET_S: f64 = 0.3e-3;
+    const REPEATS: usize = 4;
     // Entry, ring switch and exit cost of a run with a 1-iteration loop in the same ring
     // (best of 3, after the warm-up runs), subtracted from the loop timings.
     let mut overhead = f64::MAX;
@@ -151,7 +152,16 @@ fn loop_ns(vcpu: &mut VcpuFd, user: bool, mut n: u64) -> Result<f64, String> {
         let r = drive(vcpu)?;
         let t = (r.loop_s - overhead).max(r.loop_s * 0.05);
         if r.loop_s >= TARGET_S * 0.5 || n >= 1 << 32 {
-            return Ok(t * 1e9 / n as f64);
+            // Best of a few runs at this count: a preemption of the vCPU thread (a loaded
+            // host) only ever lengthens a run, and one such run made a 2-core machine under
+            // load read ring 3 at 74 ns per iteration instead of 0.3 (ratio 8.5: "hardware").
+            let mut best = t;
+            for _ in 0..REPEATS {
+                start(vcpu, n, user, 0)?;
+                let r = drive(vcpu)?;
+                best = best.min((r.loop_s - overhead).max(r.loop_s * 0.05));
+            }
+            return Ok(best * 1e9 / n as f64);
         }
         let grow = (TARGET_S / r.loop_s.max(1e-7)).clamp(2.0, 256.0);
         n = ((n as f64) * grow) as u64;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 pub mod chipsets;
 pub mod facts;
+pub mod fleet;
 pub mod hcl;
 pub mod import;
 pub mod kvm_check;
@@ -107,7 +108,7 @@ pub fn evaluate(raw: &RawHost, lists: &[Hcl]) -> ProbeReport {
     for i in &raw.inputs {
         let k = if i == "live host" {
             "live"
-        } else if i.starts_with("snapshot") {
+        } else if i.starts_with("snapshot") || i == snapshot::CAPTURED_LIVE {
             "snapshot"
         } else {
             "import"

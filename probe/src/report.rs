@@ -356,6 +356,12 @@ impl Verdict {
         let why: Vec<&str> = self.qualifiers.iter().map(|q| q.describe()).collect();
         format!("{}, provisional: {}", self.class.as_str(), why.join("; "))
     }
+
+    /// The verdict in the words every rendering of a probe uses (the table, and the run
+    /// report's title): the label and the score, e.g. `untested (score 44/100)`.
+    pub fn headline(&self) -> String {
+        format!("{} (score {}/100)", self.label(), self.score)
+    }
 }
 
 /// A reservation about a verdict's class: the class holds only if what it rests on is true.
@@ -505,6 +511,11 @@ impl ProbeReport {
             ),
             _ => opt(&k.why),
         };
+        let kvm_detail = if k.measured.as_deref() == Some("snapshot") {
+            format!("{kvm_detail} (replayed from the snapshot, not measured now)")
+        } else {
+            kvm_detail
+        };
         rows.push(("kvm".into(), k.mode.as_str().into(), kvm_detail));
         let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).min(40);
@@ -516,9 +527,8 @@ impl ProbeReport {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "verdict: {} (score {}/100){}",
-            v.label(),
-            v.score,
+            "verdict: {}{}",
+            v.headline(),
             v.matched
                 .as_ref()
                 .map(|m| format!(", matched {m}"))

@@ -14,6 +14,10 @@ pub const HOST_FILE: &str = "host.json";
 /// The file of a snapshot directory holding CPUID, in `cpuid -r -1` format.
 pub const CPUID_FILE: &str = "cpuid.txt";
 
+/// How a snapshot's reader names a live-host input it replays: the facts (KVM figures
+/// included) were captured on a live host, not read now.
+pub const CAPTURED_LIVE: &str = "captured live host";
+
 /// Writes `host` into `dir` (created if needed).
 pub fn write(dir: &Path, host: &RawHost) -> Result<(), ProbeError> {
     std::fs::create_dir_all(dir).map_err(|e| ProbeError::io(dir, e))?;
@@ -62,6 +66,11 @@ pub fn read(dir: &Path) -> Result<RawHost, ProbeError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| dir.display().to_string());
+    // What the capture read live is replayed now: say so, so that the report's source
+    // reads "snapshot", not "snapshot+live".
+    for i in host.inputs.iter_mut().filter(|i| *i == "live host") {
+        *i = CAPTURED_LIVE.to_string();
+    }
     host.inputs.insert(0, format!("snapshot {name}"));
     Ok(host)
 }

@@ -107,6 +107,11 @@ fn platform_names(d: &Derived) -> (&str, &str) {
 type Rule = fn(&mut Ctx);
 
 /// The rules, applied in this order (the order of the reasons in a report).
+/// The remedy when KVM cannot run a guest (the probe's KVM finding, and `hvcert certify`'s
+/// refusal to run without KVM).
+pub const KVM_UNAVAILABLE_REMEDY: &str =
+    "load kvm_intel or kvm_amd, and give the user access to /dev/kvm (group kvm)";
+
 const RULES: &[Rule] = &[
     required_features,
     recommended_features,
@@ -300,7 +305,7 @@ fn kvm_mode(cx: &mut Ctx) {
             "kvm",
             Level::Warning,
             format!("KVM cannot run a guest: {}", d.kvm.why.as_deref().unwrap_or("unknown error")),
-            Some("load kvm_intel or kvm_amd, and give the user access to /dev/kvm (group kvm)".into()),
+            Some(KVM_UNAVAILABLE_REMEDY.into()),
         ),
         KvmMode::Hardware => cx.push(
             "kvm",

@@ -1,6 +1,10 @@
 //! The live host. Needs /dev/kvm for the KVM part (skips with a reason when absent, unless
 //! HVCERT_REQUIRE_KVM is set).
 use probe::report::State;
+
+/// The tests' skip log (visible without `--nocapture`; see the file).
+#[path = "../../tests/common/skip.rs"]
+mod skip_log;
 use probe::{KvmMode, ProbeOptions};
 
 fn kvm_required_or_present() -> bool {
@@ -10,7 +14,10 @@ fn kvm_required_or_present() -> bool {
     if std::env::var_os("HVCERT_REQUIRE_KVM").is_some() {
         panic!("/dev/kvm is absent but HVCERT_REQUIRE_KVM is set");
     }
-    eprintln!("SKIP live KVM checks: /dev/kvm is absent (set HVCERT_REQUIRE_KVM=1 to make this a failure)");
+    skip_log::skip(
+        "probe live KVM checks",
+        "/dev/kvm is absent (set HVCERT_REQUIRE_KVM=1 to make this a failure)",
+    );
     false
 }
 
@@ -98,7 +105,17 @@ fn live_capture_replays_the_same_report() {
     assert_eq!(a.features, b.features);
     assert_eq!(a.cpu, b.cpu);
     assert_eq!(a.verdict.class, b.verdict.class);
-    assert_eq!(b.source.kind, "snapshot+live");
+    // Replayed, not live: the snapshot's live input is named as captured, and its KVM
+    // figures (when it has them) are marked as measured in the snapshot.
+    assert_eq!(a.source.kind, "live");
+    assert_eq!(b.source.kind, "snapshot");
+    assert_eq!(b.source.inputs[1], probe::snapshot::CAPTURED_LIVE);
+    if b.kvm.measured.is_some() {
+        assert_eq!(b.kvm.measured.as_deref(), Some("snapshot"));
+        assert!(b
+            .to_table()
+            .contains("(replayed from the snapshot, not measured now)"));
+    }
 }
 
 #[test]

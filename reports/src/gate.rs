@@ -120,6 +120,19 @@ impl GateResult {
     }
 }
 
+/// Why `baseline` and `current` cannot be compared: they are different kinds of report
+/// (made by different subcommands, e.g. a probe and a certify run), whose cases have
+/// nothing in common. `None` when they are the same kind.
+pub fn kind_mismatch(baseline: &Report, current: &Report) -> Option<String> {
+    let (b, c) = (&baseline.identity.command, &current.identity.command);
+    (b != c).then(|| {
+        format!(
+            "the baseline is a `hvcert {b}` report and the current run a `hvcert {c}` report: \
+             a gate compares two reports of the same kind"
+        )
+    })
+}
+
 /// Compares `current` with `baseline`.
 pub fn compare(baseline: &Report, current: &Report, opts: &GateOptions<'_>) -> GateResult {
     let mut result = GateResult::default();
@@ -389,6 +402,20 @@ mod tests {
             waivers: None,
             today: Date::parse("2026-11-25").unwrap(),
         }
+    }
+
+    #[test]
+    fn different_kinds_are_named() {
+        let certify = report(vec![]);
+        let mut probe = report(vec![]);
+        probe.identity.command = "probe".into();
+        assert_eq!(kind_mismatch(&certify, &certify), None);
+        let why = kind_mismatch(&probe, &certify).expect("a mismatch");
+        assert!(
+            why.contains("baseline is a `hvcert probe` report")
+                && why.contains("current run a `hvcert certify` report"),
+            "{why}"
+        );
     }
 
     #[test]

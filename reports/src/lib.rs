@@ -18,6 +18,7 @@
 //! assert!(json.contains("\"schema\": \"hvcert.report/v1\""));
 //! ```
 pub mod date;
+pub mod fleet;
 pub mod gate;
 mod model;
 mod render;

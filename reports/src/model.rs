@@ -35,6 +35,17 @@ pub struct Report {
     /// Waivers that matched this run but had expired, so were not applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expired_waivers: Vec<WaiverNote>,
+    /// The verdict in the producing command's own words, when it has its own (a probe's
+    /// `untested (score 44/100)`): every renderer shows it as the run's verdict, in place
+    /// of the verdict derived from the cases ([`Report::verdict_words`]). `None` for
+    /// certify runs, whose verdict is the cases'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict_label: Option<String>,
+    /// Wall time of the whole run, when the producer measured it. Cases may run in
+    /// parallel, so it differs from [`Summary::duration_ms`], the cases' summed time; the
+    /// renderers show both, each named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_ms: Option<u64>,
 }
 
 /// Run identity: enough to reproduce the run.
@@ -262,7 +273,8 @@ pub struct Summary {
     pub non_blocker_failures: usize,
     /// Failing blocker cases covered by a waiver.
     pub waived_failures: usize,
-    /// Sum of the cases' durations.
+    /// Sum of the cases' durations (not the run's wall time: cases may run in parallel;
+    /// see [`Report::wall_ms`]).
     pub duration_ms: u64,
 }
 
@@ -334,6 +346,24 @@ impl Verdict {
 }
 
 impl Report {
+    /// The verdict as every rendering shows it: [`Report::verdict_label`] when the
+    /// producing command set one, else the case-derived [`Verdict::label`].
+    pub fn verdict_words(&self) -> &str {
+        self.verdict_label
+            .as_deref()
+            .unwrap_or_else(|| self.summary.verdict.label())
+    }
+
+    /// A suite's verdict as the renderers show it: the report's own words
+    /// ([`Report::verdict_label`]) when the report has them and this is its only suite
+    /// (a probe's), else the verdict derived from the suite's cases.
+    pub fn suite_verdict_words(&self, suite: &Suite) -> &str {
+        match (&self.verdict_label, self.suites.len()) {
+            (Some(words), 1) => words,
+            _ => suite.summary().verdict.label(),
+        }
+    }
+
     /// An empty report for a run with this identity.
     pub fn new(identity: Identity) -> Self {
         let mut r = Report {
@@ -342,6 +372,8 @@ impl Report {
             summary: Summary::default(),
             suites: Vec::new(),
             expired_waivers: Vec::new(),
+            verdict_label: None,
+            wall_ms: None,
         };
         r.refresh_summary();
         r
@@ -660,11 +692,19 @@ impl Measurement {
         let v = format_number(self.value);
         if self.unit.is_empty() {
             v
+        } else if self.value == 1.0 && COUNT_UNITS.contains(&self.unit.as_str()) {
+            // "1 call", not "1 calls" (the unit itself stays as recorded: the gate compares it).
+            format!("{v} {}", &self.unit[..self.unit.len() - 1])
         } else {
             format!("{v} {}", self.unit)
         }
     }
 }
+
+/// Units that are plural nouns of a count: shown singular for a value of exactly 1.
+const COUNT_UNITS: &[&str] = &[
+    "calls", "cases", "exits", "frames", "requests", "sectors", "bytes",
+];
 
 /// Compact, deterministic number formatting: integers without decimals, others with up to
 /// 3 significant decimals.
@@ -733,6 +773,16 @@ mod tests {
         r.refresh_summary();
         assert_eq!(r.summary.verdict, Verdict::PassWithWarnings);
         assert_eq!(r.summary.waived_failures, 1);
+    }
+
+    #[test]
+    fn count_units_are_singular_for_one() {
+        let m = |v| Measurement::info("hypercalls", v, "calls").display_value();
+        assert_eq!(m(1.0), "1 call");
+        assert_eq!(m(2.0), "2 calls");
+        assert_eq!(m(0.0), "0 calls");
+        assert_eq!(Measurement::info("t", 1.0, "ms").display_value(), "1 ms");
+        assert_eq!(Measurement::info("t", 1.0, "s").display_value(), "1 s");
     }
 
     #[test]

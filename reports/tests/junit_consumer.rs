@@ -7,6 +7,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The tests' skip log (visible without `--nocapture`; see the file).
+#[path = "../../tests/common/skip.rs"]
+mod skip_log;
+
 use reports::{render, Format, Outcome};
 
 const SCRIPT: &str = r#"
@@ -36,9 +40,10 @@ fn junitparser_available() -> bool {
         if std::env::var_os("HVCERT_REQUIRE_JUNITPARSER").is_some() {
             panic!("python3 with junitparser is required (HVCERT_REQUIRE_JUNITPARSER is set)");
         }
-        eprintln!(
-            "SKIP junit_consumer: python3 or its junitparser module is absent \
-             (pip install junitparser; set HVCERT_REQUIRE_JUNITPARSER=1 to make this a failure)"
+        skip_log::skip(
+            "junit_consumer",
+            "python3 or its junitparser module is absent \
+             (pip install junitparser; set HVCERT_REQUIRE_JUNITPARSER=1 to make this a failure)",
         );
     }
     ok

@@ -6,6 +6,8 @@ use std::process::Command;
 mod kvm;
 #[allow(unused_imports)] // Not every test target needs KVM.
 pub use kvm::kvm_available_or_skip;
+#[allow(unused_imports)]
+pub use kvm::skip_log;
 
 /// The `hvcert` binary under test.
 pub fn hvcert() -> Command {

@@ -187,3 +187,38 @@ fn unreadable_input_exits_2() {
         "{err}"
     );
 }
+
+/// A probe report and a certify run have no case in common: comparing them is an error
+/// naming both kinds (exit 2), not a list of "not in the baseline" cases.
+#[test]
+fn different_report_kinds_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let probe = tmp.path().join("probe.json");
+    let o = common::hvcert()
+        .args(["probe", "--from"])
+        .arg(common::workspace_root().join("fixtures/hosts/dell-r630-haswell-ep"))
+        .arg("--report")
+        .arg(&probe)
+        .output()
+        .unwrap();
+    common::assert_exit(&o, 0);
+    let certify = fixture("all-pass.json");
+    for (base, current, first, second) in [
+        (&probe, &certify, "probe", "certify"),
+        (&certify, &probe, "certify", "probe"),
+    ] {
+        let o = gate(base, current, &[]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{}{err}", stdout(&o));
+        assert!(
+            err.contains(&format!("baseline is a `hvcert {first}` report"))
+                && err.contains(&format!("current run a `hvcert {second}` report")),
+            "{err}"
+        );
+        assert!(
+            !stdout(&o).contains("not in the baseline"),
+            "{}",
+            stdout(&o)
+        );
+    }
+}

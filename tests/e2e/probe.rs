@@ -224,7 +224,10 @@ fn probe_report_json_and_html_on_a_fixture_host() {
     probe_report("dell-r630-haswell-ep", &html_file, &[]);
     let html = std::fs::read_to_string(&html_file).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"), "{}", &html[..80]);
-    let verdict = html.find("PASS WITH WARNINGS").expect("verdict shown");
+    // The probe's own verdict words, not the case-derived "PASS WITH WARNINGS".
+    let verdict = html
+        .find("<h1>certified (score 98/100)</h1>")
+        .expect("verdict shown");
     let first_case = html.find("feature.long_mode").expect("cases shown");
     assert!(verdict < first_case, "the verdict comes first");
     assert!(html.contains("PowerEdge R630"));
@@ -235,7 +238,7 @@ fn probe_report_json_and_html_on_a_fixture_host() {
     probe_report("dell-r630-haswell-ep", &md_file, &["--report-format", "md"]);
     let md = std::fs::read_to_string(&md_file).unwrap();
     assert!(
-        md.starts_with("## ⚠️ hvcert probe: PASS WITH WARNINGS"),
+        md.starts_with("## ⚠️ hvcert probe: certified (score 98/100)"),
         "{md}"
     );
     // What --report wrote is what `hvcert report` reads and renders: same JSON back, and
@@ -260,6 +263,98 @@ fn probe_report_json_and_html_on_a_fixture_host() {
             .collect()
     };
     assert_eq!(words(&again), words(&md));
+}
+
+/// One verdict, one wording: the table, the run report's JSON, HTML and Markdown of the same
+/// probe all say the probe's class and score, and none says the case-derived verdict.
+#[test]
+fn probe_verdict_reads_the_same_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let fixture = "this-nested-kvm-machine";
+    let words = "untested (score 44/100)";
+    let table = ok(&hvcert()
+        .args(["probe", "--from"])
+        .arg(host(fixture))
+        .output()
+        .unwrap());
+    assert!(
+        table.lines().any(|l| l == format!("verdict: {words}")),
+        "{table}"
+    );
+    let json_file = dir.join("p.json");
+    probe_report(fixture, &json_file, &[]);
+    let r = read_json(&json_file);
+    assert_eq!(r["verdict_label"], words);
+    let html_file = dir.join("p.html");
+    probe_report(fixture, &html_file, &[]);
+    let html = std::fs::read_to_string(&html_file).unwrap();
+    assert!(
+        html.contains(&format!("<title>hvcert probe: {words}</title>")),
+        "{html}"
+    );
+    assert!(html.contains(&format!("<h1>{words}</h1>")), "{html}");
+    let md_file = dir.join("p.md");
+    probe_report(fixture, &md_file, &[]);
+    let md = std::fs::read_to_string(&md_file).unwrap();
+    assert!(
+        md.lines()
+            .next()
+            .unwrap()
+            .ends_with(&format!("hvcert probe: {words}")),
+        "{md}"
+    );
+    let xml_file = dir.join("p.xml");
+    probe_report(fixture, &xml_file, &[]);
+    let xml = std::fs::read_to_string(&xml_file).unwrap();
+    assert!(
+        xml.contains(&format!("name=\"hvcert.verdict\" value=\"{words}\"")),
+        "{xml}"
+    );
+    for (what, text) in [("html", &html), ("md", &md), ("xml", &xml)] {
+        assert!(!text.contains("PASS WITH WARNINGS"), "{what}: {text}");
+    }
+}
+
+/// `--from DIR` replays: its source is "snapshot" (not "snapshot+live"), its KVM line says
+/// the figures are replayed, and `--no-kvm` leaves the recorded KVM check out.
+#[test]
+fn probe_from_a_snapshot_says_replayed_and_honours_no_kvm() {
+    let run = |extra: &[&str]| {
+        ok(&hvcert()
+            .args(["probe", "--from"])
+            .arg(host("this-nested-kvm-machine"))
+            .args(extra)
+            .output()
+            .unwrap())
+    };
+    let kvm_line = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("kvm "))
+            .unwrap()
+            .to_string()
+    };
+    let table = run(&[]);
+    assert!(
+        table.starts_with(
+            "hvcert probe (snapshot: snapshot this-nested-kvm-machine, captured live host)"
+        ),
+        "{table}"
+    );
+    assert!(
+        !table.contains("live:") && !table.contains("+live"),
+        "{table}"
+    );
+    assert!(
+        kvm_line(&table).ends_with("(replayed from the snapshot, not measured now)"),
+        "{table}"
+    );
+    let table = run(&["--no-kvm"]);
+    let kvm = kvm_line(&table);
+    assert!(
+        kvm.contains("not_checked") && kvm.contains("--no-kvm") && !kvm.contains("API"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -398,7 +493,11 @@ fn report_renders_a_saved_probe_json() {
         .output()
         .unwrap());
     let html = std::fs::read_to_string(html).unwrap();
-    assert!(html.contains("FAIL") && html.contains("feature.hw_virt"));
+    // The probe's verdict words, as the table says them (not the case-derived "FAIL").
+    assert!(
+        html.contains("<h1>unsupported (score 19/100)</h1>") && html.contains("feature.hw_virt")
+    );
+    assert_eq!(converted["verdict_label"], direct["verdict_label"]);
     // Unknown schemas are still a clear error (exit 2).
     let foreign = dir.join("foreign.json");
     std::fs::write(&foreign, "{\"schema\": \"someone.else/v1\"}").unwrap();
@@ -497,6 +596,8 @@ fn probe_report_snapshot() {
         }
     }
     r["summary"]["duration_ms"] = 0.into();
+    assert!(r["wall_ms"].is_u64(), "the probe's wall time is recorded");
+    r["wall_ms"] = "<wall time>".into();
     insta::assert_json_snapshot!("probe_report_r630_vtx_disabled", r);
 }
 

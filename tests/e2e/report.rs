@@ -134,8 +134,9 @@ fn chromium_available_or_skip(test: &str) -> bool {
     if std::env::var_os("HVCERT_REQUIRE_CHROMIUM").is_some() {
         panic!("{test}: {CHROMIUM} is absent but HVCERT_REQUIRE_CHROMIUM is set");
     }
-    eprintln!(
-        "SKIP {test}: {CHROMIUM} is absent (apt-get install chromium; set HVCERT_REQUIRE_CHROMIUM=1 to make this a failure)"
+    common::skip_log::skip(
+        test,
+        &format!("{CHROMIUM} is absent (apt-get install chromium; set HVCERT_REQUIRE_CHROMIUM=1 to make this a failure)"),
     );
     false
 }

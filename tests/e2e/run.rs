@@ -141,3 +141,73 @@ fn run_refuses_a_timeout_it_cannot_represent() {
         assert!(!stderr.contains("panicked"), "--timeout {bad}: {stderr}");
     }
 }
+
+/// The README's tour lines that make a guest, a disk and boot them, taken from README.md
+/// so they cannot drift: each is run as written (in a scratch directory), and the guest
+/// must pass every case its default command line selects.
+#[test]
+fn readme_tour_runs_as_written() {
+    let readme = std::fs::read_to_string(common::workspace_root().join("README.md")).unwrap();
+    let tour = readme
+        .split("## A tour of the CLI")
+        .nth(1)
+        .and_then(|s| s.split("```").nth(1))
+        .expect("README has a tour block");
+    let lines: Vec<Vec<&str>> = tour
+        .lines()
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect()
+        })
+        .filter(|w: &Vec<&str>| {
+            matches!(
+                w.as_slice(),
+                ["hvcert", "guest", ..] | ["truncate", ..] | ["hvcert", "run", ..]
+            )
+        })
+        .collect();
+    assert_eq!(lines.len(), 3, "guest, truncate and run lines in: {tour}");
+    if !common::kvm_available_or_skip("readme_tour_runs_as_written") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for words in &lines {
+        let mut cmd = if words[0] == "hvcert" {
+            hvcert()
+        } else {
+            std::process::Command::new(words[0])
+        };
+        let out = cmd
+            .args(&words[1..])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            words.join(" ")
+        );
+        if words[1] == "run" {
+            assert!(!stdout.contains("not ok"), "{stdout}");
+            for case in [
+                "boot",
+                "xen_version",
+                "storage_write_read_verify",
+                "nic_frame_round_trip",
+            ] {
+                assert!(
+                    stdout
+                        .lines()
+                        .any(|l| l.starts_with("ok ") && l.contains(case)),
+                    "{case} not ok in:\n{stdout}"
+                );
+            }
+        }
+    }
+}

@@ -36,6 +36,12 @@ pub struct CertifyArgs {
     /// Don't record the host's probe facts (skips reading /proc, /sys and the KVM check).
     #[arg(long)]
     no_probe: bool,
+    /// Finish the interrupted run in DIR (its journal.jsonl): rerun only the cases that
+    /// did not finish, with that run's options, and write its report.
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "profiles", "cases", "out", "seed", "profiles_dir", "guest", "list", "no_probe"
+    ])]
+    resume: Option<PathBuf>,
 }
 
 /// Lists the profiles, or runs the suite and prints each case and the verdict: exit 0
@@ -58,7 +64,10 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
     }
     let mut stderr = std::io::stderr();
     let bar = std::io::IsTerminal::is_terminal(&stderr);
-    let done = suite::run(&opts, &mut stderr, bar)?;
+    let done = match &args.resume {
+        Some(dir) => suite::resume(dir, args.jobs, &mut stderr, bar)?,
+        None => suite::run(&opts, &mut stderr, bar)?,
+    };
     print_run(&done)?;
     Ok(if done.record.summary.blockers_failed.is_empty() {
         ExitCode::SUCCESS

@@ -1,6 +1,6 @@
 //! `hvcert gate`: compare a run with a baseline. Exit 0 when no blocker case regressed and
 //! no figure is worse than its tolerance, 1 on a regression (printed), 2 on unreadable
-//! input (reported by main).
+//! input or reports of different kinds (reported by main).
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,13 +49,20 @@ fn describe(r: &reports::Report) -> String {
         id.command,
         id.version,
         id.date,
-        r.summary.verdict.label()
+        r.verdict_words()
     )
 }
 
 pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
     let baseline = certify::probe_report::load(&args.baseline)?;
     let current = certify::probe_report::load(&args.current)?;
+    if let Some(why) = gate::kind_mismatch(&baseline, &current) {
+        anyhow::bail!(
+            "{} vs {}: {why}",
+            args.baseline.display(),
+            args.current.display()
+        );
+    }
     let waivers = args
         .waivers
         .as_deref()

@@ -1,6 +1,9 @@
 //! One module per subcommand; each owns its clap arguments and returns the exit code.
 pub mod certify;
+pub mod fleet;
 pub mod gate;
+pub mod guest;
+pub mod package;
 pub mod probe;
 pub mod report;
 pub mod run;

@@ -31,9 +31,14 @@ pub struct ProbeArgs {
     /// built-in sample list.
     #[arg(long, value_name = "PATH")]
     hcl: Vec<PathBuf>,
-    /// Skip the KVM functional check (micro-guest) on the live host.
+    /// Skip the KVM functional check (micro-guest) on the live host; with --from, leave out
+    /// the KVM check the snapshot recorded.
     #[arg(long)]
     no_kvm: bool,
+    /// Read the live host's /proc, /sys and /dev under DIR instead of / (tests and fake
+    /// hosts; CPUID is always this CPU's).
+    #[arg(long, value_name = "DIR", hide = true, default_value = "/")]
+    root: PathBuf,
     /// Also write the result as a run report ("schema": "hvcert.report/v1", as `hvcert
     /// certify` writes; read by `hvcert report` and `hvcert gate`) to FILE; `-` writes it
     /// to standard output instead of the table.
@@ -52,7 +57,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     if sources.is_empty() {
         sources.push(HostSource::Live(LiveOptions {
             kvm_check: !args.no_kvm,
-            ..LiveOptions::default()
+            root: args.root.clone(),
         }));
     }
     let mut lists = Vec::new();
@@ -67,7 +72,10 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--report - and --json both write to standard output: give --report a file");
     }
     let started = Instant::now();
-    let raw = probe::collect(&sources)?;
+    let mut raw = probe::collect(&sources)?;
+    if args.no_kvm {
+        raw.kvm = probe::raw::Avail::missing("the KVM check was not requested (--no-kvm)");
+    }
     if let Some(dir) = &args.capture {
         probe::snapshot::write(dir, &raw)
             .with_context(|| format!("writing snapshot {}", dir.display()))?;
@@ -96,7 +104,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "hvcert: report written to {} ({})",
                 path.display(),
-                run.summary.verdict.label()
+                run.verdict_words()
             );
             None
         }

@@ -10,9 +10,11 @@ pub struct RunArgs {
     /// Kernel: a PVH ELF (XEN_ELFNOTE_PHYS32_ENTRY) or a bzImage.
     #[arg(long)]
     pub kernel: PathBuf,
-    /// Kernel command line.
-    #[arg(long, default_value = "")]
-    pub cmdline: String,
+    /// Kernel command line. Default for the built-in guest (`hvcert guest --out FILE`): a
+    /// `profile=run cases=...` line whose cases exercise the interface, disk and network
+    /// given (printed on stderr); for any other kernel: empty.
+    #[arg(long)]
+    pub cmdline: Option<String>,
     /// Initial ramdisk.
     #[arg(long)]
     pub initrd: Option<PathBuf>,
@@ -67,12 +69,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             args.timeout
         );
     };
+    let cmdline = match args.cmdline {
+        Some(c) => c,
+        None => {
+            let builtin = std::fs::read(&args.kernel)
+                .is_ok_and(|bytes| certify::guest::is_builtin_guest(&bytes));
+            if builtin {
+                let c = certify::guest::default_cmdline(
+                    args.interface,
+                    args.disks.len(),
+                    args.nets.len(),
+                );
+                eprintln!("hvcert: built-in guest, no --cmdline: using \"{c}\"");
+                c
+            } else {
+                String::new()
+            }
+        }
+    };
     let mut cfg = VmConfig {
         memory_mib: args.memory,
         cpus: args.cpus,
         kernel: args.kernel,
         initrd: args.initrd,
-        cmdline: args.cmdline,
+        cmdline,
         interface: args.interface,
         timeout,
         disks: args.disks,

@@ -3,6 +3,10 @@
 
 use std::path::Path;
 
+/// The tests' skip log (visible without `--nocapture`; see the file).
+#[path = "../../../tests/common/skip.rs"]
+pub mod skip_log;
+
 /// Whether a KVM test can run: true when /dev/kvm exists. Otherwise the test is skipped
 /// (a line on stderr, return false), unless `HVCERT_REQUIRE_KVM` is set (to anything but
 /// `0`): then a missing /dev/kvm fails the test.
@@ -13,7 +17,10 @@ pub fn kvm_or_skip(test: &str) -> bool {
     if std::env::var_os("HVCERT_REQUIRE_KVM").is_some_and(|v| v != "0") {
         panic!("{test}: /dev/kvm is absent but HVCERT_REQUIRE_KVM is set");
     }
-    eprintln!("SKIP {test}: /dev/kvm is absent (set HVCERT_REQUIRE_KVM=1 to fail instead)");
+    skip_log::skip(
+        test,
+        "/dev/kvm is absent (set HVCERT_REQUIRE_KVM=1 to fail instead)",
+    );
     false
 }
 

@@ -54,7 +54,7 @@ pub fn render(r: &Report) -> String {
     let s = &r.summary;
     let id = &r.identity;
     let mut o = String::new();
-    let title = format!("hvcert {}: {}", id.command, s.verdict.label());
+    let title = format!("hvcert {}: {}", id.command, r.verdict_words());
     let _ = write!(
         o,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -70,7 +70,7 @@ pub fn render(r: &Report) -> String {
          <h1>{}</h1>\n<p>hvcert {} · {}</p>\n<p>{} blocker failure{} · {} waived · {} non-blocker failure{} · {}</p>\n</header>\n",
         s.verdict.slug(),
         s.verdict.slug(),
-        e(s.verdict.label()),
+        e(r.verdict_words()),
         e(&id.command),
         e(&s.counts_line()),
         s.blocker_failures,
@@ -78,7 +78,7 @@ pub fn render(r: &Report) -> String {
         s.waived_failures,
         s.non_blocker_failures,
         if s.non_blocker_failures == 1 { "" } else { "s" },
-        e(&human_duration(s.duration_ms)),
+        e(&super::times_line(r)),
     );
 
     // 2. Identity.
@@ -124,7 +124,7 @@ pub fn render(r: &Report) -> String {
 
     // 5. One table per profile.
     for (i, suite) in r.suites.iter().enumerate() {
-        suite_table(&mut o, i, suite);
+        suite_table(&mut o, i, suite, r.suite_verdict_words(suite));
     }
 
     // 6. Expired waivers.
@@ -245,14 +245,14 @@ fn reasons_html(c: &Case) -> String {
     s
 }
 
-fn suite_table(o: &mut String, index: usize, suite: &Suite) {
+fn suite_table(o: &mut String, index: usize, suite: &Suite, words: &str) {
     let ss = suite.summary();
     let _ = write!(
         o,
         "<section class=\"suite\" id=\"suite-{index}\">\n<h2>Profile {}: <span class=\"o o-{}\">{}</span></h2>\n<p>{}{}</p>\n",
         e(&suite.name),
         ss.verdict.slug(),
-        e(ss.verdict.label()),
+        e(words),
         e(&ss.counts_line()),
         if suite.description.is_empty() {
             String::new()

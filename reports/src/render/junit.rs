@@ -115,7 +115,7 @@ fn suite(o: &mut String, r: &Report, index: usize, s: &Suite, ts: &str, hostname
         ("hvcert.command", id.command.clone()),
         ("hvcert.version", id.version.clone()),
         ("hvcert.date", id.date.clone()),
-        ("hvcert.verdict", r.summary.verdict.label().to_string()),
+        ("hvcert.verdict", r.verdict_words().to_string()),
     ];
     if let Some(g) = &id.git_revision {
         props.push(("hvcert.git_revision", g.clone()));

@@ -99,7 +99,7 @@ pub fn render(r: &Report) -> String {
         "## {} hvcert {}: {}\n",
         icon(s.verdict),
         md(&id.command),
-        s.verdict.label()
+        md(r.verdict_words())
     );
     let _ = write!(o, "**{}**", md(&s.counts_line()));
     let _ = write!(
@@ -110,7 +110,7 @@ pub fn render(r: &Report) -> String {
         s.waived_failures,
         s.non_blocker_failures,
         if s.non_blocker_failures == 1 { "" } else { "s" },
-        human_duration(s.duration_ms)
+        super::times_line(r)
     );
     let _ = write!(o, "hvcert {}", md(&id.version));
     if let Some(g) = &id.git_revision {
@@ -162,7 +162,7 @@ pub fn render(r: &Report) -> String {
             o,
             "#### {}: {} ({})\n",
             md(&suite.name),
-            ss.verdict.label(),
+            md(r.suite_verdict_words(suite)),
             md(&ss.counts_line())
         );
         if suite.cases.is_empty() {

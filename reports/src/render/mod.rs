@@ -47,6 +47,19 @@ pub fn seconds(ms: u64) -> String {
     format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
+/// The run's times, each named: "1.5 s" (or only the
+/// summed time when the run's wall time is not recorded).
+pub fn times_line(r: &crate::Report) -> String {
+    let summed = format!(
+        "{} summed over cases",
+        human_duration(r.summary.duration_ms)
+    );
+    match r.wall_ms {
+        Some(w) => format!("{} wall time, {summed}", human_duration(w)),
+        None => summed,
+    }
+}
+
 /// Human duration: "850 ms", "12.3 s", "2 min 5 s".
 pub fn human_duration(ms: u64) -> String {
     if ms < 1000 {
@@ -79,5 +92,17 @@ mod tests {
         assert_eq!(human_duration(850), "850 ms");
         assert_eq!(human_duration(12_340), "12.3 s");
         assert_eq!(human_duration(125_000), "2 min 5 s");
+    }
+
+    #[test]
+    fn times_are_named() {
+        let mut r = crate::Report::new(crate::Identity::new("certify", "0.1.0", "x"));
+        r.add_case(
+            "p",
+            crate::Case::new("a", crate::Outcome::Pass).duration_ms(1500),
+        );
+        assert_eq!(times_line(&r), "1.5 s summed over cases");
+        r.wall_ms = Some(780);
+        assert_eq!(times_line(&r), "780 ms wall time, 1.5 s summed over cases");
     }
 }
