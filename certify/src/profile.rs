@@ -59,8 +59,24 @@ pub enum ExpectEnd {
     Status,
     /// The guest asks the hypervisor to power off (Xen SCHEDOP_shutdown).
     Shutdown,
-    /// The guest reports a crash to the hypervisor (Xen SCHEDOP_shutdown crash).
+    /// The guest reports a crash to the hypervisor (Xen SCHEDOP_shutdown crash, Hyper-V
+    /// CRASH_CTL).
     Crash,
+    /// The guest resets the partition (Hyper-V RESET MSR).
+    Reset,
+}
+
+/// The `[hyperv]` table: the Hyper-V face of the profile's VMs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HyperV {
+    /// Vendor signature in CPUID leaf 0x40000000 (default "Microsoft Hv").
+    #[serde(default)]
+    pub vendor: Option<String>,
+    /// TLFS names of the privileges, features and recommendations granted (default:
+    /// everything implemented).
+    #[serde(default)]
+    pub privileges: Option<Vec<toml::Spanned<String>>>,
 }
 
 /// One case of a profile: a guest case and what the host expects of it.
@@ -97,6 +113,9 @@ pub struct CaseSpec {
     /// Attach a virtio-net NIC with the loopback backend.
     #[serde(default)]
     pub nic: bool,
+    /// TLFS names of Hyper-V privileges to withdraw for this case's VM (the gating sweep).
+    #[serde(default)]
+    pub hv_clear: Vec<toml::Spanned<String>>,
 }
 
 /// A guest profile (one `fixtures/guests/*.toml`).
@@ -122,6 +141,9 @@ pub struct Profile {
     /// Device limits and sizes.
     #[serde(default)]
     pub devices: Devices,
+    /// The Hyper-V vendor and privileges.
+    #[serde(default)]
+    pub hyperv: HyperV,
     /// The cases, in run order.
     pub cases: Vec<CaseSpec>,
 }
@@ -150,6 +172,9 @@ pub struct LoadedProfile {
 impl Profile {
     /// Parses and validates profile TOML; errors name `origin` and the line.
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Profile> {
+        let line_of = |span: std::ops::Range<usize>| {
+            text[..span.start.min(text.len())].matches('\n').count() + 1
+        };
         let p: Profile = toml::from_str(text).map_err(|e| {
             let at = e
                 .span()
@@ -162,7 +187,43 @@ impl Profile {
         })?;
         p.validate()
             .with_context(|| format!("{}", origin.display()))?;
+        // Unknown privilege names: the file and the line of the name.
+        let names = p
+            .hyperv
+            .privileges
+            .iter()
+            .flatten()
+            .chain(p.cases.iter().flat_map(|c| &c.hv_clear));
+        for n in names {
+            if let Err(e) = hypervisor::hv_config::lookup(n.get_ref()) {
+                bail!("{}:{}: {e}", origin.display(), line_of(n.span()));
+            }
+        }
+        if let Some(v) = &p.hyperv.vendor {
+            hypervisor::hv_config::parse_vendor(v)
+                .map_err(|e| anyhow::anyhow!("{}: [hyperv] {e}", origin.display()))?;
+        }
         Ok(p)
+    }
+
+    /// The Hyper-V face of `case`'s VM: the profile's vendor and privileges, less the case's
+    /// `hv_clear` ones.
+    pub fn hv_config(&self, case: &CaseSpec) -> anyhow::Result<hypervisor::HvConfig> {
+        let mut cfg = hypervisor::HvConfig::default();
+        if let Some(v) = &self.hyperv.vendor {
+            cfg.vendor = hypervisor::hv_config::parse_vendor(v).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(names) = &self.hyperv.privileges {
+            let names: Vec<&str> = names.iter().map(|n| n.get_ref().as_str()).collect();
+            cfg.features =
+                hypervisor::HvFeatures::from_names(&names).map_err(anyhow::Error::msg)?;
+        }
+        for n in &case.hv_clear {
+            cfg.features
+                .set(n.get_ref(), false)
+                .map_err(anyhow::Error::msg)?;
+        }
+        Ok(cfg)
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -427,6 +488,43 @@ blocker = true
             Profile::parse(&dup, Path::new("x.toml")).unwrap_err()
         );
         assert!(e.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn hyperv_table_and_unknown_privilege_names() {
+        let p = Profile::parse(MINI, Path::new("t.toml")).unwrap();
+        let cfg = p.hv_config(&p.cases[0]).unwrap();
+        assert_eq!(cfg, hypervisor::HvConfig::default());
+        assert_eq!(&cfg.vendor, b"Microsoft Hv");
+        let custom = MINI.replace(
+            "[[cases]]\nid = \"boot\"\nblocker = true",
+            "[hyperv]\nvendor = \"hvcertHyperV\"\nprivileges = [\"AccessHypercallMsrs\", \"AccessVpIndex\", \"PostMessages\"]\n[[cases]]\nid = \"boot\"\nblocker = true\nhv_clear = [\"AccessVpIndex\"]",
+        );
+        let p = Profile::parse(&custom, Path::new("t.toml")).unwrap();
+        let cfg = p.hv_config(&p.cases[0]).unwrap();
+        assert_eq!(&cfg.vendor, b"hvcertHyperV");
+        assert_eq!(cfg.features.priv_eax, 1 << 5);
+        assert_eq!(cfg.features.priv_ebx, 1 << 4);
+        let bad = custom.replace(
+            "\"PostMessages\"]",
+            "\"PostMessages\",\n  \"AccessWarpDrive\"]",
+        );
+        let e = format!(
+            "{:#}",
+            Profile::parse(&bad, Path::new("g.toml")).unwrap_err()
+        );
+        assert!(
+            e.starts_with("g.toml:12:") && e.contains("AccessWarpDrive"),
+            "{e}"
+        );
+        let bad_clear = custom.replace("hv_clear = [\"AccessVpIndex\"]", "hv_clear = [\"Nope\"]");
+        let e = format!(
+            "{:#}",
+            Profile::parse(&bad_clear, Path::new("g.toml")).unwrap_err()
+        );
+        assert!(e.starts_with("g.toml:15:") && e.contains("Nope"), "{e}");
+        let long = custom.replace("hvcertHyperV", "hvcertHyperVX");
+        assert!(Profile::parse(&long, Path::new("g.toml")).is_err());
     }
 
     #[test]

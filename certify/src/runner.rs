@@ -123,6 +123,7 @@ fn serialize_vm_end<S: serde::Serializer>(end: &Option<VmEnd>, s: S) -> Result<S
     let value = end.as_ref().map(|e| match e {
         VmEnd::Status(n) => serde_json::json!({ "status": n }),
         VmEnd::Shutdown => serde_json::json!("shutdown"),
+        VmEnd::Reset => serde_json::json!("reset"),
         VmEnd::Timeout => serde_json::json!("timeout"),
         VmEnd::Crash { reason, regs } => {
             serde_json::json!({ "crash": { "reason": crash_reason(reason, regs) } })
@@ -211,7 +212,12 @@ pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<Str
     if doc.version.is_none() {
         reasons.push("no KTAP header on the console".into());
     }
-    if case.expect_end == ExpectEnd::Shutdown {
+    if matches!(case.expect_end, ExpectEnd::Shutdown | ExpectEnd::Reset) {
+        let want = if case.expect_end == ExpectEnd::Reset {
+            VmEnd::Reset
+        } else {
+            VmEnd::Shutdown
+        };
         if let Some(r) = result.filter(|r| !r.ok) {
             reasons.push(
                 r.reason
@@ -220,9 +226,9 @@ pub fn classify(case: &CaseSpec, raw: &RawRun) -> (Outcome, Vec<String>, Vec<Str
             );
             return (Outcome::Fail, reasons, diagnostics);
         }
-        if raw.end != VmEnd::Shutdown {
+        if raw.end != want {
             reasons.push(format!(
-                "expected the VM to end by shutdown, it ended with {}",
+                "expected the VM to end by {want}, it ended with {}",
                 raw.end
             ));
             return (Outcome::Fail, reasons, diagnostics);
@@ -608,6 +614,7 @@ mod tests {
             disk: false,
             check_image: false,
             nic: false,
+            hv_clear: Vec::new(),
         }
     }
 

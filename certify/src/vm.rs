@@ -67,6 +67,7 @@ impl Executor for HypervisorExecutor {
             } else {
                 Vec::new()
             },
+            hyperv: job.profile.profile.hv_config(&job.case)?,
             #[cfg(test)]
             fault: self.fault,
             ..Default::default()

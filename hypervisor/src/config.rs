@@ -105,6 +105,8 @@ pub struct VmConfig {
     pub disk_bus: DiskBus,
     /// virtio-net devices.
     pub nets: Vec<NetConfig>,
+    /// The Hyper-V vendor signature and privileges (with a Hyper-V interface).
+    pub hyperv: crate::hv_config::HvConfig,
     /// Deliberate misbehaviour to inject, if any.
     #[cfg(feature = "fault-injection")]
     pub fault: Option<Fault>,
@@ -125,6 +127,7 @@ impl Default for VmConfig {
             disks: Vec::new(),
             disk_bus: DiskBus::Blk,
             nets: Vec::new(),
+            hyperv: crate::hv_config::HvConfig::default(),
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -192,6 +195,11 @@ impl VmConfigBuilder {
     pub fn net(mut self, net: NetConfig) -> Self {
         self.0.nets.push(net);
         self.0.max_nics = self.0.max_nics.max(self.0.nets.len());
+        self
+    }
+    /// The Hyper-V vendor signature and privileges.
+    pub fn hyperv(mut self, hyperv: crate::hv_config::HvConfig) -> Self {
+        self.0.hyperv = hyperv;
         self
     }
     /// Deliberate misbehaviour to inject.

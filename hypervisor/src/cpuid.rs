@@ -14,6 +14,7 @@
 //! - every host hypervisor leaf 0x40000000..=0x4FFFFFFF (KVM's own "KVMKVMKVM" paravirt
 //!   leaves) removed, replaced by ours for the chosen [`Interface`].
 //! - leaves 0xB / 0x1F EDX (x2APIC ID) = the vCPU's id.
+use crate::hv_config::HvConfig;
 use crate::Interface;
 use kvm_bindings::kvm_cpuid_entry2;
 
@@ -49,10 +50,12 @@ fn clear(v: &mut u32, bits: &[u32]) {
     }
 }
 
-/// Builds the CPUID table for vCPU `vcpu` of `cpus` from the host's supported entries.
+/// Builds the CPUID table for vCPU `vcpu` of `cpus` from the host's supported entries; `hv`
+/// gives the Hyper-V vendor and privilege leaves.
 pub fn build(
     host: &[kvm_cpuid_entry2],
     iface: Interface,
+    hv: &HvConfig,
     vcpu: u8,
     cpus: u8,
 ) -> Vec<kvm_cpuid_entry2> {
@@ -82,15 +85,18 @@ pub fn build(
             _ => {}
         }
     }
-    out.extend(hypervisor_leaves(iface));
+    out.extend(hypervisor_leaves(iface, hv));
     out
 }
 
-/// Our hypervisor leaves for `iface` (pure; see the module docs and hyperv/xen modules).
-pub fn hypervisor_leaves(iface: Interface) -> Vec<kvm_cpuid_entry2> {
+/// Our hypervisor leaves for `iface` (pure; see the module docs and hyperv/xen modules);
+/// the Hyper-V vendor (leaf 0x40000000), privileges and features (0x40000003) and
+/// recommendations (0x40000004) come from `cfg`.
+pub fn hypervisor_leaves(iface: Interface, cfg: &HvConfig) -> Vec<kvm_cpuid_entry2> {
     let mut v = Vec::new();
     if iface.has_hyperv() {
-        let (b, c, d) = sig(hv::VENDOR);
+        let f = &cfg.features;
+        let (b, c, d) = sig(&cfg.vendor);
         v.push(leaf(hv::CPUID_VENDOR_AND_MAX, hv::CPUID_MAX_LEAF, b, c, d));
         v.push(leaf(hv::CPUID_INTERFACE, hv::INTERFACE_SIG, 0, 0, 0));
         // Build 1, version 10.0, service pack 0.
@@ -101,10 +107,16 @@ pub fn hypervisor_leaves(iface: Interface) -> Vec<kvm_cpuid_entry2> {
             0,
             0,
         ));
-        v.push(leaf(hv::CPUID_FEATURES, hv::PRIV_EAX, hv::PRIV_EBX, 0, 0));
+        v.push(leaf(
+            hv::CPUID_FEATURES,
+            f.priv_eax,
+            f.priv_ebx,
+            0,
+            f.features_edx,
+        ));
         v.push(leaf(
             hv::CPUID_ENLIGHTENMENTS,
-            hv::RECOMMEND_EAX,
+            f.recommend_eax,
             hv::SPIN_RETRIES,
             0,
             0,
@@ -165,7 +177,7 @@ mod tests {
 
     #[test]
     fn mask_hides_what_the_emulator_cannot_run() {
-        let v = build(&host(), Interface::None, 2, 4);
+        let v = build(&host(), Interface::None, &HvConfig::default(), 2, 4);
         let l1 = find(&v, 1).unwrap();
         for bit in [12, 13, 26, 27, 28, 29] {
             assert_eq!(l1.ecx & (1 << bit), 0, "leaf 1 ecx bit {bit}");
@@ -184,7 +196,7 @@ mod tests {
 
     #[test]
     fn hyperv_leaves() {
-        let v = build(&host(), Interface::HyperV, 0, 1);
+        let v = build(&host(), Interface::HyperV, &HvConfig::default(), 0, 1);
         let l0 = find(&v, 0x4000_0000).unwrap();
         assert!(l0.eax >= 0x4000_0005);
         let l1 = find(&v, 0x4000_0001).unwrap();
@@ -194,20 +206,65 @@ mod tests {
         assert_eq!(v.iter().filter(|e| e.function == 0x4000_0000).count(), 1);
     }
 
+    /// Linux's `ms_hyperv_platform()` (arch/x86/kernel/cpu/mshyperv.c): the hypervisor bit,
+    /// vendor "Microsoft Hv" with 0x40000005 <= max leaf <= 0x4000ffff, then the HYPERCALL
+    /// and VP_INDEX MSRs available in leaf 0x40000003 EAX.
+    fn ms_hyperv_platform(v: &[kvm_cpuid_entry2]) -> bool {
+        let Some(l1) = find(v, 1) else { return false };
+        if l1.ecx & (1 << 31) == 0 {
+            return false;
+        }
+        let Some(l0) = find(v, 0x4000_0000) else {
+            return false;
+        };
+        let mut sig = [0u8; 12];
+        for (i, r) in [l0.ebx, l0.ecx, l0.edx].iter().enumerate() {
+            sig[i * 4..i * 4 + 4].copy_from_slice(&r.to_le_bytes());
+        }
+        if !(0x4000_0005..=0x4000_ffff).contains(&l0.eax) || &sig != b"Microsoft Hv" {
+            return false;
+        }
+        let l3 = find(v, 0x4000_0003).map(|e| e.eax).unwrap_or(0);
+        l3 & (1 << 5) != 0 && l3 & (1 << 6) != 0
+    }
+
+    #[test]
+    fn linux_detects_the_default_vendor() {
+        let v = build(&host(), Interface::HyperV, &HvConfig::default(), 0, 1);
+        assert!(ms_hyperv_platform(&v));
+        let custom = HvConfig {
+            vendor: crate::hv_config::parse_vendor("hvcertHyperV").unwrap(),
+            ..HvConfig::default()
+        };
+        let v = build(&host(), Interface::HyperV, &custom, 0, 1);
+        assert!(
+            !ms_hyperv_platform(&v),
+            "another vendor is not Hyper-V to Linux"
+        );
+        assert_eq!(sig(b"hvcertHyperV").0, find(&v, 0x4000_0000).unwrap().ebx);
+        let mut no_vp = HvConfig::default();
+        no_vp.features.set("AccessVpIndex", false).unwrap();
+        let v = build(&host(), Interface::HyperV, &no_vp, 0, 1);
+        assert!(!ms_hyperv_platform(&v), "VP_INDEX privilege missing");
+        let l3 = find(&v, 0x4000_0003).unwrap();
+        assert_eq!(l3.eax, hv::PRIV_EAX & !(1 << 6));
+        assert_eq!((l3.ebx, l3.edx), (hv::PRIV_EBX, hv::FEAT_EDX));
+    }
+
     #[test]
     fn xen_leaves_move_when_both() {
-        let v = hypervisor_leaves(Interface::Xen);
+        let v = hypervisor_leaves(Interface::Xen, &HvConfig::default());
         let l0 = find(&v, 0x4000_0000).unwrap();
         assert_eq!((l0.ebx, l0.ecx, l0.edx), sig(b"XenVMMXenVMM"));
         assert!(l0.eax >= 0x4000_0002);
         assert_eq!(find(&v, 0x4000_0002).unwrap().ebx, 0x4000_0000);
-        let v = hypervisor_leaves(Interface::Both);
+        let v = hypervisor_leaves(Interface::Both, &HvConfig::default());
         assert_eq!(find(&v, 0x4000_0001).unwrap().eax, HV_INTERFACE_SIG);
         let x = find(&v, 0x4000_0100).unwrap();
         assert_eq!((x.ebx, x.ecx, x.edx), sig(b"XenVMMXenVMM"));
         assert_eq!(x.eax, 0x4000_0102);
         assert_eq!(find(&v, 0x4000_0101).unwrap().eax, XEN_VERSION);
         assert_eq!(find(&v, 0x4000_0102).unwrap().ebx, 0x4000_0200);
-        assert!(hypervisor_leaves(Interface::None).is_empty());
+        assert!(hypervisor_leaves(Interface::None, &HvConfig::default()).is_empty());
     }
 }

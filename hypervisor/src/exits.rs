@@ -13,7 +13,9 @@
 //! - MMIO: devices on the MMIO bus get the access; unclaimed addresses read all-ones and
 //!   drop writes, counted and logged, like unclaimed ports.
 //! - MSR exits (user-space MSR filter over 0x40000000..=0x400002FF): the synthetic MSRs of the
-//!   chosen interface; anything else in that range raises #GP.
+//!   chosen interface; anything else in that range raises #GP. Hyper-V MSRs are gated by the
+//!   VM's privileges ([`crate::hv_config`]); a RESET write ends the VM as `VmEnd::Reset`, a
+//!   CRASH_CTL notify as a crash whose reason starts "guest crash" and lists P0..P4.
 //! - HLT is handled by the in-kernel LAPIC. A watchdog kicks the vCPUs (signal) on a
 //!   back-off schedule (at 0.2 ms, then every 0.1 ms doubling to 10 ms) and asks each for its
 //!   state (these are also the time samples behind `RunOutcome::ring0_share`): when every
@@ -34,6 +36,7 @@
 //!   caller's writer: a bounded buffer and a `vm-console` writer thread; a stalled writer
 //!   loses output (counted in `RunOutcome::console_dropped`) and cannot hold `run` past its
 //!   timeout by more than 0.5 s (rules in the `console` module, `src/console.rs`).
+use crate::abi::hv as hv_abi;
 use crate::abi::{xen::MSR_PAGE_INDEX_MASK, PAGE_SIZE};
 use crate::devices::legacy::status::le_value;
 use crate::devices::port_bus::{PortRead, PortWrite};
@@ -124,12 +127,20 @@ pub(crate) fn handle_exit(
             }
             Next::Continue
         }
-        VcpuExit::X86Wrmsr(m) => {
-            if !wrmsr(shared, m.index, m.data) {
-                *m.error = 1;
+        VcpuExit::X86Wrmsr(m) => match hv_wrmsr(id, shared, m.index, m.data) {
+            HvWrite::NotHv => {
+                if !wrmsr(shared, m.index, m.data) {
+                    *m.error = 1;
+                }
+                Next::Continue
             }
-            Next::Continue
-        }
+            HvWrite::Ok => Next::Continue,
+            HvWrite::Gp => {
+                *m.error = 1;
+                Next::Continue
+            }
+            HvWrite::End(next) => next,
+        },
         VcpuExit::Hlt => Next::Crash("HLT exit to user space".into()),
         VcpuExit::Shutdown => Next::Crash("triple fault (KVM_EXIT_SHUTDOWN)".into()),
         VcpuExit::InternalError => {
@@ -200,13 +211,92 @@ fn rdmsr(id: usize, shared: &Shared, msr: u32) -> Option<u64> {
         }
     }
     if pv.interface.has_hyperv() && Partition::handles(msr) {
-        let t = shared.ref_clock().ns() / 100;
-        return lock(&pv.hv).rdmsr(msr, id as u32, t).ok();
+        let hv = lock(&pv.hv);
+        let env = hyperv::VpEnv {
+            vp_index: id as u32,
+            time_ref: time_ref(shared, &hv.tsc),
+            vp_runtime: if msr == hv_abi::MSR_VP_RUNTIME {
+                vp_runtime_100ns()
+            } else {
+                0
+            },
+        };
+        return hv.rdmsr(msr, &env).ok();
     }
     None
 }
 
-/// WRMSR in the filtered range; `false` raises #GP.
+/// Hyper-V reference time (100 ns units): from the guest TSC when its frequency is known
+/// (the same formula as the reference TSC page, so both agree), else from VM creation.
+fn time_ref(shared: &Shared, tsc: &hyperv::TscInfo) -> u64 {
+    if tsc.hz == 0 {
+        return (shared.created.elapsed().as_nanos() / 100) as u64;
+    }
+    let guest_tsc = hyperv::host_tsc().wrapping_add_signed(tsc.offset);
+    tsc.ref_time(guest_tsc)
+}
+
+/// CPU time of the calling thread (the vCPU thread: KVM_RUN time counts) in 100 ns units,
+/// from /proc/thread-self/schedstat; 0 if unreadable.
+fn vp_runtime_100ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |ns| ns / 100)
+}
+
+/// What a Hyper-V MSR write came to.
+enum HvWrite {
+    /// Not a Hyper-V MSR of this VM.
+    NotHv,
+    /// Done.
+    Ok,
+    /// #GP.
+    Gp,
+    /// The VM ends.
+    End(Next),
+}
+
+/// WRMSR of a Hyper-V synthetic MSR (vCPU `id`).
+fn hv_wrmsr(id: usize, shared: &Shared, msr: u32, value: u64) -> HvWrite {
+    let pv = &shared.paravirt;
+    if !(pv.interface.has_hyperv() && Partition::handles(msr)) {
+        return HvWrite::NotHv;
+    }
+    if pv.interface.xen_base().is_some_and(|(_, x)| x == msr) {
+        return HvWrite::NotHv;
+    }
+    let mem = &shared.mem;
+    let page_ok = |gpa: u64| mem.check_range(GuestAddress(gpa), PAGE_SIZE as usize);
+    let r = lock(&pv.hv).wrmsr(msr, value, id as u32, page_ok);
+    let wrote = |r: Result<(), vm_memory::GuestMemoryError>| {
+        if r.is_ok() {
+            HvWrite::Ok
+        } else {
+            HvWrite::Gp
+        }
+    };
+    match r {
+        Ok(MsrWrite::Done) => HvWrite::Ok,
+        Ok(MsrWrite::FillHypercallPage(gpa)) => {
+            wrote(mem.write_slice(&hyperv::hypercall_page(), GuestAddress(gpa)))
+        }
+        Ok(MsrWrite::ZeroPage(gpa)) => {
+            wrote(mem.write_slice(&[0u8; PAGE_SIZE as usize], GuestAddress(gpa)))
+        }
+        Ok(MsrWrite::TscPage(gpa, seq, scale, offset)) => {
+            let mut page = [0u8; PAGE_SIZE as usize];
+            page[..24].copy_from_slice(&hyperv::tsc_page(seq, scale, offset));
+            wrote(mem.write_slice(&page, GuestAddress(gpa)))
+        }
+        Ok(MsrWrite::Reset) => HvWrite::End(Next::End(VmEnd::Reset)),
+        Ok(MsrWrite::Crash(p)) => HvWrite::End(Next::Crash(hyperv::crash_reason(&p))),
+        Err(_) => HvWrite::Gp,
+    }
+}
+
+/// WRMSR in the filtered range other than the Hyper-V MSRs ([`hv_wrmsr`]); `false` raises
+/// #GP.
 fn wrmsr(shared: &Shared, msr: u32, value: u64) -> bool {
     let mem = &shared.mem;
     let pv = &shared.paravirt;
@@ -226,16 +316,6 @@ fn wrmsr(shared: &Shared, msr: u32, value: u64) -> bool {
             lock(&pv.xen).page_gpa = Some(value);
             return true;
         }
-    }
-    if pv.interface.has_hyperv() && Partition::handles(msr) {
-        let r = lock(&pv.hv).wrmsr(msr, value, page_ok);
-        return match r {
-            Ok(MsrWrite::Done) => true,
-            Ok(MsrWrite::FillHypercallPage(gpa)) => mem
-                .write_slice(&hyperv::hypercall_page(), GuestAddress(gpa))
-                .is_ok(),
-            Err(_) => false,
-        };
     }
     false
 }

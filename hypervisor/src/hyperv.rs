@@ -1,9 +1,22 @@
 //! Hyper-V-style native interface (TLFS semantics), done in user space.
 //!
 //! - Synthetic MSRs ([`Partition::rdmsr`]/[`Partition::wrmsr`], reached through KVM's
-//!   user-space MSR filter): GUEST_OS_ID 0x40000000, HYPERCALL 0x40000001, VP_INDEX
-//!   0x40000002 (read-only), TIME_REF_COUNT 0x40000020 (read-only, 100 ns units since the VM
-//!   was created). Anything else in 0x40000000..=0x400000FF raises #GP.
+//!   user-space MSR filter), each gated by its privilege ([`MSR_GATES`]; a clear bit is
+//!   #GP): GUEST_OS_ID 0x40000000, HYPERCALL 0x40000001, VP_INDEX 0x40000002 (read-only),
+//!   RESET 0x40000003 (bit 0 ends the VM as `VmEnd::Reset`), VP_RUNTIME 0x40000010 (vCPU
+//!   thread CPU time), TIME_REF_COUNT 0x40000020 (100 ns units from the guest TSC, counted
+//!   from partition creation, so equal on every vCPU), REFERENCE_TSC 0x40000021 (the TSC page:
+//!   sequence, scale, offset giving the same time; sequence 0 when the host TSC is not
+//!   invariant), TSC_FREQUENCY/APIC_FREQUENCY 0x40000022/3, VP_ASSIST_PAGE 0x40000073,
+//!   SynIC SCONTROL/SVERSION/SIEFP/SIMP/EOM/SINT0-15 0x40000080..=0x4000009F (state only:
+//!   nothing is delivered yet), GUEST_IDLE 0x400000F0, CRASH_P0-P4/CRASH_CTL
+//!   0x40000100..=0x40000105 (a CrashNotify write ends the VM as a "guest crash" with
+//!   P0..P4 in the reason). Reserved bits, writes to read-only MSRs, unmasked SINT vectors
+//!   below 16 and enabled overlay pages outside RAM raise #GP; anything else in
+//!   0x40000000..=0x40000105 raises #GP.
+//! - Hypercalls gated by a privilege ([`CALL_GATES`]) return HV_STATUS_ACCESS_DENIED without
+//!   it, before any input check (as KVM). HvCallPostMessage and HvCallSignalEvent validate
+//!   their input and answer HV_STATUS_INVALID_CONNECTION_ID (no connections exist yet).
 //! - The hypercall page ([`HYPERCALL_PAGE_CODE`]): `out 0xf6, eax; ret`, the OUT standing in
 //!   for VMCALL (which does not reach user space on this host). The VMM checks each port
 //!   exit: RIP must translate into the enabled page, at its OUT, and CPL must be 0; otherwise
@@ -25,6 +38,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::abi::hv::*;
 use crate::abi::{OPCODE_INT3, OPCODE_OUT_IMM8_EAX, OPCODE_RET, PAGE_SIZE};
+use crate::hv_config::HvFeatures;
 use crate::layout::HV_HYPERCALL_PORT;
 
 // Kept at their old paths for callers of `hypervisor::hyperv::*`.
@@ -116,6 +130,18 @@ const CALLS: &[CallInfo] = &[
         fast_ok: true,
     },
     CallInfo {
+        code: CALL_POST_MESSAGE,
+        name: "HvCallPostMessage",
+        rep: false,
+        fast_ok: false,
+    },
+    CallInfo {
+        code: CALL_SIGNAL_EVENT,
+        name: "HvCallSignalEvent",
+        rep: false,
+        fast_ok: true,
+    },
+    CallInfo {
         code: CALL_POST_DEBUG_DATA,
         name: "HvCallPostDebugData",
         rep: false,
@@ -158,13 +184,16 @@ pub struct Outcome {
     pub console: Vec<u8>,
 }
 
-/// Options that change dispatch behaviour (fault injection).
+/// Options that change dispatch behaviour: the privileges that gate calls, fault injection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DispatchOptions {
     /// Answer an unknown call code with HV_STATUS_INVALID_PARAMETER instead of
     /// HV_STATUS_INVALID_HYPERCALL_CODE (the `fault-injection` feature's
     /// `Fault::WrongInvalidCodeStatus`).
     pub wrong_invalid_code_status: bool,
+    /// The partition's privileges: a call whose gate ([`CALL_GATES`]) is clear gets
+    /// HV_STATUS_ACCESS_DENIED before any input check.
+    pub features: HvFeatures,
 }
 
 /// Validates and executes a hypercall. Order of checks: call code, RsvdZ bits, rep/simple
@@ -189,6 +218,11 @@ pub fn dispatch(mem: &GuestMemoryMmap, call: Call, opts: DispatchOptions) -> Out
         name: info.name.into(),
         console: Vec::new(),
     };
+    if let Some(&(_, reg, mask)) = CALL_GATES.iter().find(|g| g.0 == code) {
+        if !opts.features.has(reg, mask) {
+            return fail(HV_STATUS_ACCESS_DENIED);
+        }
+    }
     let input = match decode(call.input) {
         Ok(i) => i,
         Err(s) => return fail(s),
@@ -215,6 +249,8 @@ pub fn dispatch(mem: &GuestMemoryMmap, call: Call, opts: DispatchOptions) -> Out
         CALL_FLUSH_VA_LIST => ctx.flush_list(),
         CALL_POST_DEBUG_DATA => ctx.post_debug_data(),
         CALL_RETRIEVE_DEBUG_DATA => ctx.retrieve_debug_data(),
+        CALL_POST_MESSAGE => ctx.post_message(),
+        CALL_SIGNAL_EVENT => ctx.signal_event(),
         _ => (HV_STATUS_INVALID_HYPERCALL_CODE, 0, Vec::new()),
     };
     Outcome {
@@ -344,6 +380,46 @@ impl Ctx<'_> {
         }
     }
 
+    /// Input: ConnectionId u32, Reserved u32, MessageType u32, PayloadSize u32, Payload.
+    /// Reserved must be 0, MessageType in 1..0x80000000 (the top half is the hypervisor's),
+    /// PayloadSize at most 240 (else HV_STATUS_INVALID_PARAMETER). No connection exists yet
+    /// (VMBus has its own issue), so a well-formed message gets
+    /// HV_STATUS_INVALID_CONNECTION_ID.
+    fn post_message(&self) -> Res {
+        let mut b = [0u8; POST_MESSAGE_INPUT_SIZE];
+        if let Err(s) = self.read_in(0, &mut b) {
+            return (s, 0, Vec::new());
+        }
+        let w = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let (reserved, msg_type, size) = (w(4), w(8), w(12));
+        if reserved != 0
+            || msg_type == 0
+            || msg_type >= 0x8000_0000
+            || size > POST_MESSAGE_MAX_PAYLOAD
+        {
+            return (HV_STATUS_INVALID_PARAMETER, 0, Vec::new());
+        }
+        (HV_STATUS_INVALID_CONNECTION_ID, 0, Vec::new())
+    }
+
+    /// Input (one qword, fast or in memory): ConnectionId u32, FlagNumber u16, RsvdZ u16.
+    /// RsvdZ set is HV_STATUS_INVALID_HYPERCALL_INPUT; no connection exists yet, so
+    /// otherwise HV_STATUS_INVALID_CONNECTION_ID.
+    fn signal_event(&self) -> Res {
+        let v = if self.input.fast {
+            self.call.in_gpa
+        } else {
+            match self.read_in_u64(0) {
+                Ok(v) => v,
+                Err(s) => return (s, 0, Vec::new()),
+            }
+        };
+        if v >> 48 != 0 {
+            return (HV_STATUS_INVALID_HYPERCALL_INPUT, 0, Vec::new());
+        }
+        (HV_STATUS_INVALID_CONNECTION_ID, 0, Vec::new())
+    }
+
     /// Input: Count u32, Options u32, Timeout u64. Output: RetrievedCount u32,
     /// RemainingCount u32, Data. No host-to-guest debug data exists, so 0 bytes come back.
     fn retrieve_debug_data(&self) -> Res {
@@ -357,13 +433,107 @@ impl Ctx<'_> {
     }
 }
 
-/// Partition-wide synthetic-MSR state.
+/// The guest TSC as the reference clock sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TscInfo {
+    /// Guest TSC frequency in Hz (KVM_GET_TSC_KHZ x 1000); 0 when unknown.
+    pub hz: u64,
+    /// Guest TSC minus host TSC (KVM's offset, measured at VM creation).
+    pub offset: i64,
+    /// Whether the host TSC is invariant (constant and nonstop), so that the reference TSC
+    /// page may be used; otherwise the page carries sequence 0 ("use the MSR").
+    pub reliable: bool,
+    /// Guest TSC when the partition was created: reference time counts from here.
+    pub base: u64,
+}
+
+impl TscInfo {
+    /// TscScale of the reference TSC page: 100 ns units per TSC tick, 64.64 fixed point.
+    pub fn scale(&self) -> u64 {
+        if self.hz == 0 {
+            return 0;
+        }
+        ((u128::from(REFERENCE_HZ) << 64) / u128::from(self.hz)).min(u128::from(u64::MAX)) as u64
+    }
+
+    /// TscOffset of the reference TSC page: minus the reference time of [`TscInfo::base`], so
+    /// that time counts from partition creation.
+    pub fn page_offset(&self) -> i64 {
+        (((u128::from(self.base) * u128::from(self.scale())) >> 64) as u64).wrapping_neg() as i64
+    }
+
+    /// Reference time (100 ns units) at guest TSC `tsc`: exactly what a guest computes from the
+    /// page, ((tsc * scale) >> 64) + offset.
+    pub fn ref_time(&self, tsc: u64) -> u64 {
+        (((u128::from(tsc) * u128::from(self.scale())) >> 64) as u64)
+            .wrapping_add_signed(self.page_offset())
+    }
+}
+
+/// The host's TSC now (the guest's is this plus [`TscInfo::offset`]).
+pub fn host_tsc() -> u64 {
+    // SAFETY: RDTSC has no memory effects; every x86-64 CPU has it.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Per-VP synthetic-MSR state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpState {
+    /// HV_X64_MSR_VP_ASSIST_PAGE.
+    pub vp_assist: u64,
+    /// HV_X64_MSR_SCONTROL.
+    pub scontrol: u64,
+    /// HV_X64_MSR_SIEFP.
+    pub siefp: u64,
+    /// HV_X64_MSR_SIMP.
+    pub simp: u64,
+    /// HV_X64_MSR_SINT0..15.
+    pub sint: [u64; 16],
+}
+
+impl Default for VpState {
+    /// As at reset: pages disabled, SynIC disabled, every SINT masked.
+    fn default() -> Self {
+        VpState {
+            vp_assist: 0,
+            scontrol: 0,
+            siefp: 0,
+            simp: 0,
+            sint: [SINT_MASKED; 16],
+        }
+    }
+}
+
+/// Partition-wide synthetic-MSR state (and the per-VP state, indexed by VP index).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Partition {
     /// HV_X64_MSR_GUEST_OS_ID as the guest wrote it.
     pub guest_os_id: u64,
     /// HV_X64_MSR_HYPERCALL: page GPA, locked and enable bits.
     pub hypercall_msr: u64,
+    /// The privileges that gate each MSR ([`MSR_GATES`]).
+    pub features: HvFeatures,
+    /// HV_X64_MSR_REFERENCE_TSC.
+    pub reference_tsc: u64,
+    /// The reference TSC page's sequence last written (never 0 for a valid page).
+    pub tsc_sequence: u32,
+    /// The guest TSC behind TIME_REF_COUNT and the reference TSC page.
+    pub tsc: TscInfo,
+    /// HV_X64_MSR_CRASH_P0..P4.
+    pub crash: [u64; 5],
+    /// Per-VP state.
+    pub vps: Vec<VpState>,
+}
+
+/// What the VMM knows when a VP reads an MSR.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VpEnv {
+    /// The VP's index.
+    pub vp_index: u32,
+    /// Reference time now (100 ns units).
+    pub time_ref: u64,
+    /// Time the VP has run (100 ns units).
+    pub vp_runtime: u64,
 }
 
 /// What an MSR write asks of the VMM.
@@ -373,42 +543,118 @@ pub enum MsrWrite {
     Done,
     /// Fill the hypercall page at this GPA.
     FillHypercallPage(u64),
+    /// Zero the overlay page at this GPA (VP assist, SIMP, SIEFP when enabled).
+    ZeroPage(u64),
+    /// Write the reference TSC page at this GPA: sequence, scale, offset.
+    TscPage(u64, u32, u64, i64),
+    /// The guest asked for a reset (RESET bit 0).
+    Reset,
+    /// The guest reported a crash (CRASH_CTL CrashNotify) with P0..P4.
+    Crash([u64; 5]),
 }
 
 /// A #GP for the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gp;
 
+/// Writes an overlay-page MSR value (enable bit 0, reserved 11:1, GPA 63:12): reserved bits
+/// or an enabled page outside RAM raise #GP (our reading of the TLFS's "the GPA must be
+/// valid"; KVM does the same for the pages it has to write).
+fn overlay(value: u64, page_ok: &impl Fn(u64) -> bool) -> Result<Option<u64>, Gp> {
+    if value & OVERLAY_RESERVED != 0 {
+        return Err(Gp);
+    }
+    if value & OVERLAY_ENABLE == 0 {
+        return Ok(None);
+    }
+    let gpa = value & !HYPERCALL_PAGE_OFFSET_MASK;
+    if !page_ok(gpa) {
+        return Err(Gp);
+    }
+    Ok(Some(gpa))
+}
+
 impl Partition {
+    /// A partition of `vps` VPs with these privileges.
+    pub fn new(features: HvFeatures, vps: usize, tsc: TscInfo) -> Partition {
+        Partition {
+            features,
+            tsc,
+            vps: vec![VpState::default(); vps],
+            ..Partition::default()
+        }
+    }
+
     /// Page GPA if the hypercall page is enabled.
     pub fn hypercall_page_gpa(&self) -> Option<u64> {
         (self.hypercall_msr & HYPERCALL_ENABLE != 0)
             .then_some(self.hypercall_msr & !HYPERCALL_PAGE_OFFSET_MASK)
     }
 
-    /// Whether `msr` is in the Hyper-V synthetic range (0x40000000..=0x400000FF).
+    /// Whether `msr` is in the Hyper-V synthetic range we decode (0x40000000..=0x40000105).
     pub fn handles(msr: u32) -> bool {
-        (MSR_FIRST..=MSR_LAST).contains(&msr)
+        (MSR_FIRST..=MSR_LAST_DECODED).contains(&msr)
     }
 
-    /// `time_ref_100ns`: time since VM creation in 100 ns units.
-    pub fn rdmsr(&self, msr: u32, vp_index: u32, time_ref_100ns: u64) -> Result<u64, Gp> {
+    /// Whether `msr` is implemented and its privilege granted.
+    fn allowed(&self, msr: u32) -> bool {
+        MSR_GATES
+            .iter()
+            .find(|g| (g.0..=g.1).contains(&msr))
+            .is_some_and(|&(_, _, reg, mask)| self.features.has(reg, mask))
+    }
+
+    /// Reads `msr` for the VP in `env`; #GP for an MSR that is not implemented, whose
+    /// privilege is clear, or that is write-only.
+    pub fn rdmsr(&self, msr: u32, env: &VpEnv) -> Result<u64, Gp> {
+        if !self.allowed(msr) {
+            return Err(Gp);
+        }
+        let vp = self.vps.get(env.vp_index as usize);
+        let vp_reg = |f: fn(&VpState) -> u64| vp.map(f).ok_or(Gp);
         match msr {
             MSR_GUEST_OS_ID => Ok(self.guest_os_id),
             MSR_HYPERCALL => Ok(self.hypercall_msr),
-            MSR_VP_INDEX => Ok(u64::from(vp_index)),
-            MSR_TIME_REF_COUNT => Ok(time_ref_100ns),
+            MSR_VP_INDEX => Ok(u64::from(env.vp_index)),
+            MSR_RESET => Ok(0),
+            MSR_VP_RUNTIME => Ok(env.vp_runtime),
+            MSR_TIME_REF_COUNT => Ok(env.time_ref),
+            MSR_REFERENCE_TSC => Ok(self.reference_tsc),
+            MSR_TSC_FREQUENCY if self.tsc.hz != 0 => Ok(self.tsc.hz),
+            MSR_APIC_FREQUENCY => Ok(APIC_FREQUENCY_HZ),
+            MSR_VP_ASSIST_PAGE => vp_reg(|v| v.vp_assist),
+            MSR_SCONTROL => vp_reg(|v| v.scontrol),
+            MSR_SVERSION => Ok(SYNIC_VERSION),
+            MSR_SIEFP => vp_reg(|v| v.siefp),
+            MSR_SIMP => vp_reg(|v| v.simp),
+            MSR_EOM => Ok(0),
+            MSR_SINT0..=MSR_SINT15 => {
+                let i = (msr - MSR_SINT0) as usize;
+                vp.map(|v| v.sint[i]).ok_or(Gp)
+            }
+            // Idle until an interrupt: returning at once is a spurious wake-up, which the
+            // guest must tolerate (it re-checks its idle condition).
+            MSR_GUEST_IDLE => Ok(0),
+            MSR_CRASH_P0..=MSR_CRASH_P4 => Ok(self.crash[(msr - MSR_CRASH_P0) as usize]),
+            // Reads give the capabilities: CrashNotify.
+            MSR_CRASH_CTL => Ok(CRASH_CTL_NOTIFY),
             _ => Err(Gp),
         }
     }
 
-    /// Writes `msr`; `mem_size_ok(gpa)` says whether a page at `gpa` is guest RAM.
+    /// Writes `msr` for VP `vp`; `page_ok(gpa)` says whether a page at `gpa` is guest RAM.
+    /// #GP for an MSR that is not implemented, whose privilege is clear, that is read-only,
+    /// or for reserved bits.
     pub fn wrmsr(
         &mut self,
         msr: u32,
         value: u64,
-        mem_size_ok: impl Fn(u64) -> bool,
+        vp: u32,
+        page_ok: impl Fn(u64) -> bool,
     ) -> Result<MsrWrite, Gp> {
+        if !self.allowed(msr) {
+            return Err(Gp);
+        }
         match msr {
             MSR_GUEST_OS_ID => {
                 self.guest_os_id = value;
@@ -432,7 +678,7 @@ impl Partition {
                 let value = value & !HYPERCALL_RESERVED;
                 let gpa = value & !HYPERCALL_PAGE_OFFSET_MASK;
                 if value & HYPERCALL_ENABLE != 0 {
-                    if !mem_size_ok(gpa) {
+                    if !page_ok(gpa) {
                         return Err(Gp);
                     }
                     self.hypercall_msr = value;
@@ -441,9 +687,104 @@ impl Partition {
                 self.hypercall_msr = value;
                 Ok(MsrWrite::Done)
             }
+            MSR_RESET => match value {
+                0 => Ok(MsrWrite::Done),
+                RESET_REQUEST => Ok(MsrWrite::Reset),
+                _ => Err(Gp),
+            },
+            MSR_REFERENCE_TSC => {
+                let page = overlay(value, &page_ok)?;
+                self.reference_tsc = value;
+                let Some(gpa) = page else {
+                    return Ok(MsrWrite::Done);
+                };
+                // A new sequence on every (re)enable, never 0 (invalid) or u32::MAX.
+                self.tsc_sequence = match self.tsc_sequence.wrapping_add(1) {
+                    0 | u32::MAX => 1,
+                    n => n,
+                };
+                let seq = if self.tsc.reliable && self.tsc.hz != 0 {
+                    self.tsc_sequence
+                } else {
+                    0
+                };
+                Ok(MsrWrite::TscPage(
+                    gpa,
+                    seq,
+                    self.tsc.scale(),
+                    self.tsc.page_offset(),
+                ))
+            }
+            MSR_VP_ASSIST_PAGE | MSR_SIEFP | MSR_SIMP => {
+                let page = overlay(value, &page_ok)?;
+                let st = self.vps.get_mut(vp as usize).ok_or(Gp)?;
+                let reg = match msr {
+                    MSR_VP_ASSIST_PAGE => &mut st.vp_assist,
+                    MSR_SIEFP => &mut st.siefp,
+                    _ => &mut st.simp,
+                };
+                let changed = *reg != value;
+                *reg = value;
+                Ok(match page {
+                    Some(gpa) if changed => MsrWrite::ZeroPage(gpa),
+                    _ => MsrWrite::Done,
+                })
+            }
+            MSR_SCONTROL => {
+                if value & !SCONTROL_ENABLE != 0 {
+                    return Err(Gp);
+                }
+                self.vps.get_mut(vp as usize).ok_or(Gp)?.scontrol = value;
+                Ok(MsrWrite::Done)
+            }
+            // End of message: nothing is pending until SynIC delivery exists.
+            MSR_EOM => Ok(MsrWrite::Done),
+            MSR_SINT0..=MSR_SINT15 => {
+                if value & !SINT_VALID != 0
+                    || (value & SINT_MASKED == 0 && value & SINT_VECTOR_MASK < SINT_MIN_VECTOR)
+                {
+                    return Err(Gp);
+                }
+                let st = self.vps.get_mut(vp as usize).ok_or(Gp)?;
+                st.sint[(msr - MSR_SINT0) as usize] = value;
+                Ok(MsrWrite::Done)
+            }
+            MSR_CRASH_P0..=MSR_CRASH_P4 => {
+                self.crash[(msr - MSR_CRASH_P0) as usize] = value;
+                Ok(MsrWrite::Done)
+            }
+            MSR_CRASH_CTL => {
+                if value & !(CRASH_CTL_NOTIFY | CRASH_CTL_MESSAGE) != 0 {
+                    return Err(Gp);
+                }
+                if value & CRASH_CTL_NOTIFY != 0 {
+                    return Ok(MsrWrite::Crash(self.crash));
+                }
+                Ok(MsrWrite::Done)
+            }
+            // Read-only (VP_INDEX, VP_RUNTIME, TIME_REF_COUNT, frequencies, SVERSION) or
+            // read-only in effect (GUEST_IDLE).
             _ => Err(Gp),
         }
     }
+}
+
+/// The reason a VM ends with after a crash notification: "guest crash" and P0..P4.
+pub fn crash_reason(p: &[u64; 5]) -> String {
+    format!(
+        "guest crash (Hyper-V CRASH_CTL notify): P0={:#x} P1={:#x} P2={:#x} P3={:#x} P4={:#x}",
+        p[0], p[1], p[2], p[3], p[4]
+    )
+}
+
+/// The reference TSC page's first 24 bytes: TscSequence u32, reserved u32, TscScale u64,
+/// TscOffset i64 (the rest of the page is zero).
+pub fn tsc_page(seq: u32, scale: u64, offset: i64) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    b[TSC_PAGE_SEQUENCE_OFFSET as usize..4].copy_from_slice(&seq.to_le_bytes());
+    b[TSC_PAGE_SCALE_OFFSET as usize..16].copy_from_slice(&scale.to_le_bytes());
+    b[TSC_PAGE_OFFSET_OFFSET as usize..24].copy_from_slice(&offset.to_le_bytes());
+    b
 }
 
 #[cfg(test)]
@@ -469,7 +810,16 @@ mod tests {
 
     const OPTS: DispatchOptions = DispatchOptions {
         wrong_invalid_code_status: false,
+        features: HvFeatures::ALL,
     };
+
+    fn env(vp_index: u32, time_ref: u64) -> VpEnv {
+        VpEnv {
+            vp_index,
+            time_ref,
+            vp_runtime: 0,
+        }
+    }
 
     #[test]
     fn decode_fields() {
@@ -521,6 +871,7 @@ mod tests {
             call(0x7777, 0, 0),
             DispatchOptions {
                 wrong_invalid_code_status: true,
+                ..OPTS
             },
         );
         assert_eq!(status(&o), 5);
@@ -609,29 +960,252 @@ mod tests {
     fn msrs() {
         let mut p = Partition::default();
         let ok = |gpa: u64| gpa < 0x10_0000;
-        assert_eq!(p.wrmsr(MSR_HYPERCALL, 0x5001, ok), Ok(MsrWrite::Done));
+        assert_eq!(p.wrmsr(MSR_HYPERCALL, 0x5001, 0, ok), Ok(MsrWrite::Done));
         assert_eq!(
-            p.rdmsr(MSR_HYPERCALL, 0, 0),
+            p.rdmsr(MSR_HYPERCALL, &env(0, 0)),
             Ok(0),
             "ignored before GUEST_OS_ID"
         );
-        p.wrmsr(MSR_GUEST_OS_ID, 0x8100_0000_0000_0001, ok).unwrap();
-        assert_eq!(p.rdmsr(MSR_GUEST_OS_ID, 0, 0), Ok(0x8100_0000_0000_0001));
+        p.wrmsr(MSR_GUEST_OS_ID, 0x8100_0000_0000_0001, 0, ok)
+            .unwrap();
         assert_eq!(
-            p.wrmsr(MSR_HYPERCALL, 0x5001, ok),
+            p.rdmsr(MSR_GUEST_OS_ID, &env(0, 0)),
+            Ok(0x8100_0000_0000_0001)
+        );
+        assert_eq!(
+            p.wrmsr(MSR_HYPERCALL, 0x5001, 0, ok),
             Ok(MsrWrite::FillHypercallPage(0x5000))
         );
         assert_eq!(p.hypercall_page_gpa(), Some(0x5000));
-        assert_eq!(p.wrmsr(MSR_HYPERCALL, 0x20_0001, ok), Err(Gp));
-        assert_eq!(p.rdmsr(MSR_VP_INDEX, 3, 0), Ok(3));
-        assert_eq!(p.wrmsr(MSR_VP_INDEX, 3, ok), Err(Gp));
-        assert_eq!(p.rdmsr(MSR_TIME_REF_COUNT, 0, 42), Ok(42));
-        assert_eq!(p.wrmsr(MSR_TIME_REF_COUNT, 1, ok), Err(Gp));
-        assert_eq!(p.rdmsr(0x4000_0010, 0, 0), Err(Gp));
+        assert_eq!(p.wrmsr(MSR_HYPERCALL, 0x20_0001, 0, ok), Err(Gp));
+        assert_eq!(p.rdmsr(MSR_VP_INDEX, &env(3, 0)), Ok(3));
+        assert_eq!(p.wrmsr(MSR_VP_INDEX, 3, 0, ok), Err(Gp));
+        assert_eq!(p.rdmsr(MSR_TIME_REF_COUNT, &env(0, 42)), Ok(42));
+        assert_eq!(p.wrmsr(MSR_TIME_REF_COUNT, 1, 0, ok), Err(Gp));
+        assert_eq!(p.rdmsr(0x4000_0011, &env(0, 0)), Err(Gp));
         // Lock, then writes are ignored.
-        p.wrmsr(MSR_HYPERCALL, 0x5003, ok).unwrap();
-        p.wrmsr(MSR_HYPERCALL, 0x6001, ok).unwrap();
+        p.wrmsr(MSR_HYPERCALL, 0x5003, 0, ok).unwrap();
+        p.wrmsr(MSR_HYPERCALL, 0x6001, 0, ok).unwrap();
         assert_eq!(p.hypercall_page_gpa(), Some(0x5000));
+    }
+
+    fn part() -> Partition {
+        Partition::new(
+            HvFeatures::ALL,
+            2,
+            TscInfo {
+                hz: 2_000_000_000,
+                offset: 0,
+                reliable: true,
+                base: 4_000_000_000,
+            },
+        )
+    }
+
+    fn without(reg: crate::abi::hv::FeatureReg, mask: u32) -> HvFeatures {
+        let mut f = HvFeatures::ALL;
+        match reg {
+            crate::abi::hv::FeatureReg::PrivEax => f.priv_eax &= !mask,
+            crate::abi::hv::FeatureReg::PrivEbx => f.priv_ebx &= !mask,
+            crate::abi::hv::FeatureReg::FeatEdx => f.features_edx &= !mask,
+            crate::abi::hv::FeatureReg::RecommendEax => f.recommend_eax &= !mask,
+        }
+        f
+    }
+
+    #[test]
+    fn every_msr_is_gated_by_its_privilege() {
+        let ok = |gpa: u64| gpa < 0x10_0000;
+        for &(first, last, reg, mask) in MSR_GATES {
+            for msr in [first, last] {
+                let mut p = part();
+                assert!(
+                    p.rdmsr(msr, &env(0, 0)).is_ok(),
+                    "{msr:#x} readable when granted"
+                );
+                p.features = without(reg, mask);
+                assert_eq!(
+                    p.rdmsr(msr, &env(0, 0)),
+                    Err(Gp),
+                    "rdmsr {msr:#x} without privilege"
+                );
+                assert_eq!(
+                    p.wrmsr(msr, 0, 0, ok),
+                    Err(Gp),
+                    "wrmsr {msr:#x} without privilege"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_gated_call_is_denied_without_its_privilege() {
+        let m = mem();
+        for &(code, reg, mask) in CALL_GATES {
+            let opts = DispatchOptions {
+                features: without(reg, mask),
+                ..OPTS
+            };
+            let input = u64::from(code);
+            assert_eq!(
+                status(&dispatch(&m, call(input, 0x1000, 0x2000), opts)),
+                6,
+                "{code:#x}"
+            );
+            assert_ne!(
+                status(&dispatch(&m, call(input, 0x1000, 0x2000), OPTS)),
+                6,
+                "{code:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn post_message_and_signal_event() {
+        let m = mem();
+        m.write_obj([1u32, 0, 1, 16], GuestAddress(0x4000)).unwrap();
+        assert_eq!(status(&dispatch(&m, call(0x5c, 0x4000, 0), OPTS)), 0x12);
+        m.write_obj(241u32, GuestAddress(0x400c)).unwrap();
+        assert_eq!(status(&dispatch(&m, call(0x5c, 0x4000, 0), OPTS)), 5);
+        assert_eq!(status(&dispatch(&m, call(0x5c | 1 << 16, 1, 0), OPTS)), 3);
+        assert_eq!(
+            status(&dispatch(&m, call(0x5d | 1 << 16, 7, 0), OPTS)),
+            0x12
+        );
+        assert_eq!(
+            status(&dispatch(&m, call(0x5d | 1 << 16, 7 | 1 << 48, 0), OPTS)),
+            3
+        );
+    }
+
+    #[test]
+    fn reset_crash_and_read_only_msrs() {
+        let ok = |gpa: u64| gpa < 0x10_0000;
+        let mut p = part();
+        assert_eq!(p.wrmsr(MSR_RESET, 1, 0, ok), Ok(MsrWrite::Reset));
+        assert_eq!(p.wrmsr(MSR_RESET, 2, 0, ok), Err(Gp));
+        assert_eq!(p.wrmsr(MSR_RESET, 0, 0, ok), Ok(MsrWrite::Done));
+        for i in 0..5 {
+            p.wrmsr(MSR_CRASH_P0 + i, u64::from(i) + 10, 0, ok).unwrap();
+        }
+        assert_eq!(p.rdmsr(MSR_CRASH_CTL, &env(0, 0)), Ok(1 << 63));
+        assert_eq!(p.wrmsr(MSR_CRASH_CTL, 1, 0, ok), Err(Gp));
+        assert_eq!(
+            p.wrmsr(MSR_CRASH_CTL, 1 << 63, 0, ok),
+            Ok(MsrWrite::Crash([10, 11, 12, 13, 14]))
+        );
+        assert!(crash_reason(&[10, 11, 12, 13, 14]).starts_with("guest crash"));
+        assert!(crash_reason(&[10, 11, 12, 13, 14]).contains("P4=0xe"));
+        assert_eq!(p.rdmsr(MSR_TSC_FREQUENCY, &env(0, 0)), Ok(2_000_000_000));
+        assert_eq!(p.rdmsr(MSR_APIC_FREQUENCY, &env(0, 0)), Ok(1_000_000_000));
+        let e = VpEnv {
+            vp_runtime: 77,
+            ..env(1, 5)
+        };
+        assert_eq!(p.rdmsr(MSR_VP_RUNTIME, &e), Ok(77));
+        for msr in [
+            MSR_VP_RUNTIME,
+            MSR_TSC_FREQUENCY,
+            MSR_APIC_FREQUENCY,
+            MSR_SVERSION,
+            MSR_GUEST_IDLE,
+        ] {
+            assert_eq!(p.wrmsr(msr, 0, 0, ok), Err(Gp), "{msr:#x}");
+        }
+        assert_eq!(p.rdmsr(MSR_GUEST_IDLE, &env(0, 0)), Ok(0));
+    }
+
+    #[test]
+    fn overlay_pages_and_synic() {
+        let ok = |gpa: u64| gpa < 0x10_0000;
+        let mut p = part();
+        assert_eq!(
+            p.wrmsr(MSR_VP_ASSIST_PAGE, 0x5001, 1, ok),
+            Ok(MsrWrite::ZeroPage(0x5000))
+        );
+        assert_eq!(p.rdmsr(MSR_VP_ASSIST_PAGE, &env(1, 0)), Ok(0x5001));
+        assert_eq!(p.rdmsr(MSR_VP_ASSIST_PAGE, &env(0, 0)), Ok(0), "per VP");
+        assert_eq!(
+            p.wrmsr(MSR_VP_ASSIST_PAGE, 0x5003, 1, ok),
+            Err(Gp),
+            "reserved"
+        );
+        assert_eq!(p.wrmsr(MSR_SIMP, 0x20_0001, 0, ok), Err(Gp), "outside RAM");
+        assert_eq!(
+            p.wrmsr(MSR_SIMP, 0x20_0000, 0, ok),
+            Ok(MsrWrite::Done),
+            "disabled: any GPA"
+        );
+        assert_eq!(
+            p.wrmsr(MSR_SIEFP, 0x6001, 0, ok),
+            Ok(MsrWrite::ZeroPage(0x6000))
+        );
+        assert_eq!(p.wrmsr(MSR_SIMP, 0x20_0000, 5, ok), Err(Gp), "no VP 5");
+        assert_eq!(p.rdmsr(MSR_SINT0 + 3, &env(0, 0)), Ok(SINT_MASKED));
+        assert_eq!(
+            p.wrmsr(MSR_SINT0, 0x0f, 0, ok),
+            Err(Gp),
+            "vector < 16 unmasked"
+        );
+        assert_eq!(
+            p.wrmsr(MSR_SINT0, 0x0f | SINT_MASKED, 0, ok),
+            Ok(MsrWrite::Done)
+        );
+        assert_eq!(
+            p.wrmsr(MSR_SINT15, 0x40 | 1 << 19, 0, ok),
+            Err(Gp),
+            "reserved"
+        );
+        assert_eq!(
+            p.wrmsr(MSR_SINT15, 0x40 | SINT_AUTO_EOI | SINT_POLLING, 0, ok),
+            Ok(MsrWrite::Done)
+        );
+        assert_eq!(
+            p.rdmsr(MSR_SINT15, &env(0, 0)),
+            Ok(0x40 | SINT_AUTO_EOI | SINT_POLLING)
+        );
+        assert_eq!(p.wrmsr(MSR_SCONTROL, 2, 0, ok), Err(Gp));
+        assert_eq!(p.wrmsr(MSR_SCONTROL, 1, 0, ok), Ok(MsrWrite::Done));
+        assert_eq!(p.rdmsr(MSR_SVERSION, &env(0, 0)), Ok(1));
+    }
+
+    #[test]
+    fn reference_tsc_page_agrees_with_time_ref_count() {
+        let ok = |gpa: u64| gpa < 0x10_0000;
+        let mut p = part();
+        let Ok(MsrWrite::TscPage(gpa, seq, scale, offset)) =
+            p.wrmsr(MSR_REFERENCE_TSC, 0x7001, 0, ok)
+        else {
+            panic!("no TSC page");
+        };
+        assert_eq!((gpa, seq), (0x7000, 1));
+        assert_eq!(
+            p.tsc.ref_time(4_000_000_000),
+            0,
+            "counts from partition creation"
+        );
+        for tsc in [4_000_000_000u64, 6_000_000_000, 1 << 50] {
+            let page =
+                (((u128::from(tsc) * u128::from(scale)) >> 64) as u64).wrapping_add_signed(offset);
+            assert_eq!(page, p.tsc.ref_time(tsc));
+        }
+        assert_eq!(
+            p.tsc.ref_time(6_000_000_000),
+            10_000_000,
+            "1 s later at 2 GHz"
+        );
+        let Ok(MsrWrite::TscPage(_, seq2, ..)) = p.wrmsr(MSR_REFERENCE_TSC, 0x7001, 0, ok) else {
+            panic!("no TSC page")
+        };
+        assert_eq!(seq2, 2, "a new sequence on re-enable");
+        p.tsc.reliable = false;
+        let Ok(MsrWrite::TscPage(_, seq3, ..)) = p.wrmsr(MSR_REFERENCE_TSC, 0x7001, 0, ok) else {
+            panic!("no TSC page")
+        };
+        assert_eq!(seq3, 0, "unreliable TSC: use the MSR");
+        assert_eq!(p.wrmsr(MSR_REFERENCE_TSC, 0x7011, 0, ok), Err(Gp));
+        assert_eq!(p.wrmsr(MSR_REFERENCE_TSC, 0x20_0001, 0, ok), Err(Gp));
+        assert_eq!(p.rdmsr(MSR_REFERENCE_TSC, &env(0, 0)), Ok(0x7001));
     }
 
     #[test]

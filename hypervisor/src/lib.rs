@@ -20,6 +20,7 @@ pub mod cpuid;
 pub mod devices;
 pub mod error;
 pub mod exits;
+pub mod hv_config;
 pub mod hypercall;
 pub mod hyperv;
 mod kvm_stats;
@@ -40,6 +41,7 @@ pub use devices::virtio::{DiskBus, DiskConfig, NetConfig};
 /// `hypervisor::virtio`.
 pub use devices::{bus, virtio};
 pub use error::Error;
+pub use hv_config::{HvConfig, HvFeatures};
 pub use outcome::{RunOutcome, VmEnd};
 pub use run::{teardowns_pending, wait_for_teardowns};
 pub use vstate::vm::Vm;

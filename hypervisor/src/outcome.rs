@@ -10,6 +10,8 @@ pub enum VmEnd {
     Status(u32),
     /// The guest asked to power off (Xen SCHEDOP_shutdown poweroff/reboot, a KVM system event).
     Shutdown,
+    /// The guest reset the partition (Hyper-V RESET MSR); the VMM does not reboot it.
+    Reset,
     /// The wall-clock timeout elapsed.
     Timeout,
     /// The guest cannot continue: triple fault, emulation failure, halted with interrupts
@@ -27,6 +29,7 @@ impl std::fmt::Display for VmEnd {
         match self {
             VmEnd::Status(s) => write!(f, "status {s:#x}"),
             VmEnd::Shutdown => f.write_str("shutdown"),
+            VmEnd::Reset => f.write_str("reset"),
             VmEnd::Timeout => f.write_str("timeout"),
             VmEnd::Crash { reason, .. } => write!(f, "crash: {reason}"),
         }
@@ -34,11 +37,12 @@ impl std::fmt::Display for VmEnd {
 }
 
 impl VmEnd {
-    /// Process exit code for `hvcert run`: status & 0xff, 124 timeout, 125 crash, 0 shutdown.
+    /// Process exit code for `hvcert run`: status & 0xff, 124 timeout, 125 crash, 0 shutdown
+    /// or reset.
     pub fn exit_code(&self) -> u8 {
         match self {
             VmEnd::Status(s) => (*s & 0xff) as u8,
-            VmEnd::Shutdown => 0,
+            VmEnd::Shutdown | VmEnd::Reset => 0,
             VmEnd::Timeout => 124,
             VmEnd::Crash { .. } => 125,
         }

@@ -285,6 +285,18 @@ fn msr(r: &mut Rng) -> u64 {
             0x4000_0002,
             0x4000_0020,
             0x4000_0200,
+            // RESET, VP_RUNTIME, REFERENCE_TSC, VP_ASSIST_PAGE, SCONTROL, SIMP, SINT0,
+            // GUEST_IDLE, CRASH_CTL: overlay pages outside RAM, reserved bits, SINT vectors
+            // below 16 (msr_value never gives RESET exactly 1 or CRASH_CTL only bit 63).
+            0x4000_0003,
+            0x4000_0010,
+            0x4000_0021,
+            0x4000_0073,
+            0x4000_0080,
+            0x4000_0083,
+            0x4000_0090,
+            0x4000_00f0,
+            0x4000_0105,
         ]),
         5 => 0x4000_0100 + r.below(0x200),
         6 => 0x4000_0200,

@@ -48,6 +48,15 @@ pub struct RunArgs {
     /// Most network adapters this VM may have.
     #[arg(long, default_value_t = 1)]
     pub max_nics: usize,
+    /// Hyper-V vendor signature in CPUID leaf 0x40000000 (at most 12 ASCII characters).
+    #[arg(long, default_value = "Microsoft Hv")]
+    pub hv_vendor: String,
+    /// Hyper-V privileges, features and recommendations the guest gets, as a comma-separated
+    /// list of TLFS names (AccessVpIndex,PostMessages,...); every synthetic MSR and hypercall
+    /// whose bit is missing raises #GP / returns HV_STATUS_ACCESS_DENIED. Default: everything
+    /// implemented.
+    #[arg(long, value_name = "LIST")]
+    pub hv_features: Option<String>,
     /// Print every vCPU's registers on stderr when the VM ends.
     #[arg(long)]
     pub dump_regs: bool,
@@ -93,12 +102,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     cfg.max_nics = args.max_nics;
+    cfg.hyperv = hypervisor::HvConfig {
+        vendor: hypervisor::hv_config::parse_vendor(&args.hv_vendor)
+            .map_err(|e| anyhow::anyhow!("--hv-vendor: {e}"))?,
+        features: match &args.hv_features {
+            Some(list) => hypervisor::hv_config::parse_feature_list(list)
+                .map_err(|e| anyhow::anyhow!("--hv-features: {e}"))?,
+            None => hypervisor::HvFeatures::default(),
+        },
+    };
     let vm = Vm::new(cfg)?;
     let outcome = vm.run(Box::new(std::io::stdout()))?;
     match &outcome.end {
         VmEnd::Crash { reason, .. } => eprintln!("hvcert: guest crashed: {reason}"),
         VmEnd::Timeout => eprintln!("hvcert: timeout after {:.1} s", outcome.wall.as_secs_f64()),
-        VmEnd::Status(_) | VmEnd::Shutdown => {}
+        _ => {}
     }
     if args.dump_regs {
         for (i, r) in outcome.final_regs.iter().enumerate() {

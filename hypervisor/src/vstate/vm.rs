@@ -126,7 +126,12 @@ impl Vm {
             ports,
             mmio,
         };
-        let shared = Arc::new(shared_state(&cfg, mem, guest.memory_map, devices, &vm));
+        let tsc = vcpus
+            .first()
+            .and_then(Option::as_ref)
+            .map(measure_tsc)
+            .unwrap_or_default();
+        let shared = Arc::new(shared_state(&cfg, mem, guest.memory_map, devices, &vm, tsc));
         let blocking: Option<Vec<BlockingStat>> =
             vcpus.iter().flatten().map(BlockingStat::open).collect();
         lock(&threads.gate.st).vcpus = vcpus;
@@ -294,7 +299,7 @@ fn create_vcpus(
     phases.mark("cpuid");
     let mut vcpus = Vec::new();
     for id in 0..cfg.cpus {
-        let entries = cpuid::build(&host_cpuid, cfg.interface, id, cfg.cpus);
+        let entries = cpuid::build(&host_cpuid, cfg.interface, &cfg.hyperv, id, cfg.cpus);
         let table = CpuId::from_entries(&entries)
             .map_err(|_| Error::Config("CPUID table too large".into()))?;
         let entry = (id == 0).then_some(mode);
@@ -339,13 +344,18 @@ fn shared_state(
     memory_map: Vec<MemEntry>,
     devices: Devices,
     vm: &Arc<VmFd>,
+    tsc: hyperv::TscInfo,
 ) -> Shared {
     #[cfg(feature = "fault-injection")]
     let hv_opts = hyperv::DispatchOptions {
         wrong_invalid_code_status: cfg.fault == Some(crate::Fault::WrongInvalidCodeStatus),
+        features: cfg.hyperv.features,
     };
     #[cfg(not(feature = "fault-injection"))]
-    let hv_opts = hyperv::DispatchOptions::default();
+    let hv_opts = hyperv::DispatchOptions {
+        features: cfg.hyperv.features,
+        ..Default::default()
+    };
     Shared {
         mem,
         memory_map,
@@ -353,7 +363,11 @@ fn shared_state(
         devices,
         paravirt: Paravirt {
             interface: cfg.interface,
-            hv: Mutex::new(Partition::default()),
+            hv: Mutex::new(Partition::new(
+                cfg.hyperv.features,
+                usize::from(cfg.cpus),
+                tsc,
+            )),
             hv_opts,
             xen: Arc::new(Mutex::new(XenState {
                 sink: Some(Arc::new(MsiUpcall::new(vm))),
@@ -378,6 +392,40 @@ fn shared_state(
             run_start: Mutex::new(None),
             timeline: Mutex::new(String::new()),
         },
+    }
+}
+
+/// The guest TSC for Hyper-V's reference time: its frequency (KVM_GET_TSC_KHZ), its offset
+/// from the host TSC (IA32_TSC read through KVM_GET_MSRS between two host reads), and whether
+/// the host TSC is invariant (/proc/cpuinfo `constant_tsc` and `nonstop_tsc`). Anything
+/// unavailable leaves `hz` 0: TIME_REF_COUNT then counts from VM creation and the reference
+/// TSC page says "use the MSR".
+fn measure_tsc(vcpu: &VcpuFd) -> hyperv::TscInfo {
+    const MSR_IA32_TSC: u32 = 0x10;
+    let Ok(khz) = vcpu.get_tsc_khz() else {
+        return hyperv::TscInfo::default();
+    };
+    let Ok(mut msrs) = kvm_bindings::Msrs::from_entries(&[kvm_bindings::kvm_msr_entry {
+        index: MSR_IA32_TSC,
+        ..Default::default()
+    }]) else {
+        return hyperv::TscInfo::default();
+    };
+    let t0 = hyperv::host_tsc();
+    let n = vcpu.get_msrs(&mut msrs);
+    let t1 = hyperv::host_tsc();
+    if n.ok() != Some(1) {
+        return hyperv::TscInfo::default();
+    }
+    let guest = msrs.as_slice()[0].data;
+    let host_mid = t0 / 2 + t1 / 2;
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let has = |f: &str| flags.split_whitespace().any(|w| w == f);
+    hyperv::TscInfo {
+        hz: u64::from(khz) * 1000,
+        offset: guest.wrapping_sub(host_mid) as i64,
+        reliable: has("constant_tsc") && has("nonstop_tsc"),
+        base: guest,
     }
 }
 

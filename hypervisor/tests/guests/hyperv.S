@@ -75,7 +75,7 @@ main:
         jae 2f
         mov $1, %eax
         jmp fail
-2:      check %rbx, 0x65637668, 2       # "hvce"
+2:      check %rbx, 0x7263694d, 2       # "Micr" (vendor "Microsoft Hv")
         mov $0x40000001, %eax
         cpuid
         check %rax, 0x31237648, 3       # "Hv#1"
@@ -122,7 +122,7 @@ main:
         jmp fail
 4:      # 11-12: #GP for an unimplemented synthetic MSR and for writing VP_INDEX
         movl $0, gp_count(%rip)
-        mov $0x40000010, %ecx
+        mov $0x40000011, %ecx            # (0x40000010 is VP_RUNTIME now)
         rdmsr
         mov gp_count(%rip), %eax
         check %rax, 1, 11
