@@ -105,6 +105,9 @@ pub struct VmConfig {
     pub disk_bus: DiskBus,
     /// virtio-net devices.
     pub nets: Vec<NetConfig>,
+    /// Whether the VMM's own threads (vCPUs, device workers, console writer) run under their
+    /// seccomp allow-lists ([`crate::seccomp`]); on by default.
+    pub seccomp: bool,
     /// Deliberate misbehaviour to inject, if any.
     #[cfg(feature = "fault-injection")]
     pub fault: Option<Fault>,
@@ -125,6 +128,7 @@ impl Default for VmConfig {
             disks: Vec::new(),
             disk_bus: DiskBus::Blk,
             nets: Vec::new(),
+            seccomp: true,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -194,6 +198,11 @@ impl VmConfigBuilder {
         self.0.max_nics = self.0.max_nics.max(self.0.nets.len());
         self
     }
+    /// Whether the VMM's threads run under their seccomp allow-lists.
+    pub fn seccomp(mut self, on: bool) -> Self {
+        self.0.seccomp = on;
+        self
+    }
     /// Deliberate misbehaviour to inject.
     #[cfg(feature = "fault-injection")]
     pub fn fault(mut self, fault: Fault) -> Self {
@@ -229,5 +238,7 @@ mod tests {
         assert_eq!((c.disks.len(), c.max_disks), (2, 2));
         assert_eq!((c.nets.len(), c.max_nics), (0, 1));
         assert_eq!(c.initrd, None);
+        assert!(c.seccomp, "seccomp is on by default");
+        assert!(!VmConfig::builder("k").seccomp(false).build().seccomp);
     }
 }
