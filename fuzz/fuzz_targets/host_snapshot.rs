@@ -7,7 +7,8 @@ const SPLIT: &[u8] = b"\n----cpuid.txt----\n";
 
 fn dir() -> &'static std::path::Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("scratch dir")).path()
+    DIR.get_or_init(|| tempfile::tempdir().expect("scratch dir"))
+        .path()
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

@@ -24,7 +24,13 @@ fn u64_at(d: &[u8], i: usize) -> u64 {
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let input = u64_at(data, 0);
     // GPAs mostly inside the small memory, sometimes anywhere.
-    let gpa = |v: u64| if v >> 63 == 0 { v % (MEM as u64 + 0x100) } else { v };
+    let gpa = |v: u64| {
+        if v >> 63 == 0 {
+            v % (MEM as u64 + 0x100)
+        } else {
+            v
+        }
+    };
     let call = Call {
         input,
         in_gpa: gpa(u64_at(data, 1)),
@@ -33,7 +39,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let m = mem();
     let rest = data.get(24..).unwrap_or(&[]);
     let n = rest.len().min(MEM);
-    m.write_slice(&rest[..n], GuestAddress(0)).expect("in range");
+    m.write_slice(&rest[..n], GuestAddress(0))
+        .expect("in range");
     let _ = hyperv::decode(input);
     let _ = hyperv::call_name(input as u16);
     let _ = hyperv::dispatch(m, call, DispatchOptions::default());

@@ -116,8 +116,7 @@ impl Console {
                                 }
                             }
                             writer_thread(&inner, out)
-                        })
-                    {
+                        }) {
                         Ok(h) => s.thread = Some(h),
                         Err(e) => {
                             tracing::warn!("cannot start the console writer thread ({e}); dropping guest output");

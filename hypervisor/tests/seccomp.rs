@@ -54,10 +54,15 @@ fn child(name: &str, forbid: Option<&str>) -> (Option<i32>, String, String) {
     let kernel = kernel(name);
     let img = TempFile::new("seccomp", &vec![0u8; 4 << 20]);
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["seccomp_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env("HVCERT_SECCOMP_KERNEL", &kernel)
-        .env("HVCERT_SECCOMP_IMAGE", &img.0)
-        .env_remove("HVCERT_SECCOMP_TEST_FORBIDDEN");
+    cmd.args([
+        "seccomp_child",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("HVCERT_SECCOMP_KERNEL", &kernel)
+    .env("HVCERT_SECCOMP_IMAGE", &img.0)
+    .env_remove("HVCERT_SECCOMP_TEST_FORBIDDEN");
     if let Some(kind) = forbid {
         cmd.env("HVCERT_SECCOMP_TEST_FORBIDDEN", kind);
     }
@@ -70,7 +75,11 @@ fn child(name: &str, forbid: Option<&str>) -> (Option<i32>, String, String) {
 }
 
 fn forbidden_call_is_refused(kind: ThreadKind) {
-    let name = if kind == ThreadKind::Console { "hello" } else { "blk" };
+    let name = if kind == ThreadKind::Console {
+        "hello"
+    } else {
+        "blk"
+    };
     let (code, stdout, stderr) = child(name, Some(kind.name()));
     let want = format!(
         "hvcert: seccomp: thread {} made forbidden syscall socket ({})",
@@ -81,7 +90,11 @@ fn forbidden_call_is_refused(kind: ThreadKind) {
         stderr.contains(&want),
         "stderr lacks {want:?}\nstdout: {stdout}\nstderr: {stderr}"
     );
-    assert_eq!(code, Some(EXIT_FORBIDDEN), "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(
+        code,
+        Some(EXIT_FORBIDDEN),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
     assert!(!stdout.contains("END "), "the run went on: {stdout}");
 }
 

@@ -6,7 +6,9 @@ mod virtio_util;
 
 use hypervisor::virtio::mmio::QueueHandler;
 use virtio_bindings::bindings::virtio_config::VIRTIO_F_VERSION_1;
-use virtio_bindings::bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
+use virtio_bindings::bindings::virtio_ring::{
+    VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+};
 use virtio_queue::Queue;
 pub use virtio_util::TempFile;
 use virtio_util::{device_queue, push_avail, store_desc, with_queues, Vq};

@@ -92,8 +92,12 @@ pub fn current() -> Option<ThreadKind> {
 
 /// The compiled program of `kind` (built once per process).
 fn program(kind: ThreadKind) -> Result<&'static BpfProgram, SeccompError> {
-    static PROGRAMS: [OnceLock<Result<BpfProgram, String>>; 4] =
-        [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    static PROGRAMS: [OnceLock<Result<BpfProgram, String>>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
     let slot = &PROGRAMS[usize::from(kind.index() - 1)];
     let built = slot.get_or_init(|| {
         compile(
@@ -234,7 +238,15 @@ fn message(buf: &mut [u8; 160], kind: u8, nr: i64) -> usize {
         .and_then(|i| names::NAMES.get(i))
         .copied()
         .unwrap_or("");
-    put(buf, &mut len, if name.is_empty() { b"?" } else { name.as_bytes() });
+    put(
+        buf,
+        &mut len,
+        if name.is_empty() {
+            b"?"
+        } else {
+            name.as_bytes()
+        },
+    );
     put(buf, &mut len, b" (");
     let mut digits = [0u8; 20];
     let mut n = nr.unsigned_abs();
@@ -331,7 +343,9 @@ mod tests {
             let r = std::thread::spawn(move || {
                 install(kind).unwrap();
                 assert_eq!(current(), Some(kind));
-                let open = std::fs::File::open("/").map(|_| ()).map_err(|e| e.raw_os_error());
+                let open = std::fs::File::open("/")
+                    .map(|_| ())
+                    .map_err(|e| e.raw_os_error());
                 // Allowed calls still work: a write to stderr, memory.
                 eprint!("");
                 let v = vec![0u8; 1 << 20];

@@ -206,12 +206,18 @@ mod tests {
         let vcpu = rules(ThreadKind::Vcpu);
         for kind in [ThreadKind::Worker, ThreadKind::Console] {
             for nr in rules(kind).keys() {
-                assert!(vcpu.contains_key(nr), "{kind:?} needs {nr}, the vCPU list lacks it");
+                assert!(
+                    vcpu.contains_key(nr),
+                    "{kind:?} needs {nr}, the vCPU list lacks it"
+                );
             }
         }
         assert!(!rules(ThreadKind::Worker).contains_key(&libc::SYS_ioctl));
         assert!(!vcpu.contains_key(&libc::SYS_socket));
         assert!(!vcpu.contains_key(&libc::SYS_execve));
-        assert!(vcpu.contains_key(&libc::SYS_openat), "denied with ENOENT by no_open");
+        assert!(
+            vcpu.contains_key(&libc::SYS_openat),
+            "denied with ENOENT by no_open"
+        );
     }
 }
