@@ -10,7 +10,7 @@
 //! Filters stack: a thread inherits its creator's filter and may only narrow it. The device
 //! workers and the console writer are started by a vCPU thread (when the guest activates a
 //! device or first writes to COM1), so the vCPU list also holds what they need; each of them
-//! then installs its own, narrower list. What each list holds and why is in [`rules`].
+//! then installs its own, narrower list. What each list holds and why is in `seccomp/rules.rs`.
 mod names;
 mod rules;
 
