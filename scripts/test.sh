@@ -84,3 +84,19 @@ stage "guest kernel: fmt, clippy"
 (cd certify/guest && cargo fmt --check && cargo clippy --release -- -D warnings)
 stage "test"
 cargo test --workspace
+
+# ---- fuzzing (issue 16) ---------------------------------------------------------------
+# Every cargo-fuzz target (fuzz/, its own workspace) from its committed seed corpus for
+# HVCERT_FUZZ_SECONDS each (default 10; 0 skips this section). cargo-fuzz needs the nightly
+# toolchain; both are installed here when missing. The first build takes a few minutes.
+fuzz_secs=${HVCERT_FUZZ_SECONDS:-10}
+if [ "$fuzz_secs" != 0 ]; then
+    if ! cargo +nightly --version >/dev/null 2>&1; then
+        rustup toolchain install nightly --profile minimal
+    fi
+    if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+        cargo install cargo-fuzz --locked
+    fi
+    ./scripts/fuzz.sh "$fuzz_secs"
+fi
+# ---- end of fuzzing ---------------------------------------------------------------------

@@ -28,6 +28,8 @@ fn cfg(kernel: std::path::PathBuf, cmdline: &str, mib: u32, iface: Interface) ->
         memory_mib: mib,
         interface: iface,
         timeout: Duration::from_secs(30),
+        // HVCERT_BENCH_NO_SECCOMP=1 measures without the seccomp filters (issue 16's cost).
+        seccomp: std::env::var_os("HVCERT_BENCH_NO_SECCOMP").is_none(),
         ..Default::default()
     }
 }

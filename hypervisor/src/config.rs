@@ -107,6 +107,9 @@ pub struct VmConfig {
     pub nets: Vec<NetConfig>,
     /// The Hyper-V vendor signature and privileges (with a Hyper-V interface).
     pub hyperv: crate::hv_config::HvConfig,
+    /// Whether the VMM's own threads (vCPUs, device workers, console writer) run under their
+    /// seccomp allow-lists ([`crate::seccomp`]); on by default.
+    pub seccomp: bool,
     /// Deliberate misbehaviour to inject, if any.
     #[cfg(feature = "fault-injection")]
     pub fault: Option<Fault>,
@@ -128,6 +131,7 @@ impl Default for VmConfig {
             disk_bus: DiskBus::Blk,
             nets: Vec::new(),
             hyperv: crate::hv_config::HvConfig::default(),
+            seccomp: true,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -202,6 +206,11 @@ impl VmConfigBuilder {
         self.0.hyperv = hyperv;
         self
     }
+    /// Whether the VMM's threads run under their seccomp allow-lists.
+    pub fn seccomp(mut self, on: bool) -> Self {
+        self.0.seccomp = on;
+        self
+    }
     /// Deliberate misbehaviour to inject.
     #[cfg(feature = "fault-injection")]
     pub fn fault(mut self, fault: Fault) -> Self {
@@ -237,5 +246,7 @@ mod tests {
         assert_eq!((c.disks.len(), c.max_disks), (2, 2));
         assert_eq!((c.nets.len(), c.max_nics), (0, 1));
         assert_eq!(c.initrd, None);
+        assert!(c.seccomp, "seccomp is on by default");
+        assert!(!VmConfig::builder("k").seccomp(false).build().seccomp);
     }
 }

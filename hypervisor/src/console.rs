@@ -95,10 +95,28 @@ impl Console {
                 if let Some(out) = s.out.take() {
                     // The first output: start the writer thread (it waits for this lock).
                     let inner = self.0.clone();
+                    // Started by a sandboxed vCPU thread, the writer narrows its inherited
+                    // filter to its own list.
+                    let sandboxed = crate::seccomp::current().is_some();
                     match std::thread::Builder::new()
                         .name("vm-console".into())
-                        .spawn(move || writer_thread(&inner, out))
-                    {
+                        .spawn(move || {
+                            if sandboxed {
+                                if let Err(e) =
+                                    crate::seccomp::install(crate::seccomp::ThreadKind::Console)
+                                {
+                                    tracing::warn!("{e}; dropping guest output");
+                                    let mut s = lock(&inner.state);
+                                    s.dropped += s.buf.len() as u64;
+                                    s.buf.clear();
+                                    s.failed = true;
+                                    s.done = true;
+                                    inner.cv.notify_all();
+                                    return;
+                                }
+                            }
+                            writer_thread(&inner, out)
+                        }) {
                         Ok(h) => s.thread = Some(h),
                         Err(e) => {
                             tracing::warn!("cannot start the console writer thread ({e}); dropping guest output");

@@ -10,7 +10,7 @@
 //! watchdog), [`exits`] (exit dispatch) and [`hypercall`] (hypercall entry), [`devices`]
 //! (port bus with COM1 and the status port, MMIO bus with the virtio devices), [`abi`]
 //! (Hyper-V and Xen definitions as pure data), [`hyperv`] and [`xen`] (their semantics),
-//! [`boot`], [`cpuid`], [`pagewalk`], [`regs`].
+//! [`boot`], [`cpuid`], [`pagewalk`], [`regs`]; [`seccomp`] (the threads' allow-lists).
 
 pub mod abi;
 pub mod boot;
@@ -29,6 +29,7 @@ pub mod outcome;
 pub mod pagewalk;
 pub mod regs;
 pub mod run;
+pub mod seccomp;
 mod state;
 pub mod vstate;
 pub mod xen;

@@ -79,6 +79,8 @@ pub(crate) struct Control {
     pub vcpu_state: Vec<AtomicU64>,
     /// vCPU threads that have left their loop.
     pub exited: AtomicUsize,
+    /// Whether the vCPU threads install their seccomp filter before their first KVM_RUN.
+    pub seccomp: bool,
 }
 
 /// What the run reports besides its end ([`crate::RunOutcome`]) and the debug timeline.

@@ -60,6 +60,10 @@ pub struct RunArgs {
     /// Print every vCPU's registers on stderr when the VM ends.
     #[arg(long)]
     pub dump_regs: bool,
+    /// Run without the seccomp allow-lists (on by default: the vCPU, device, console and
+    /// VMM threads may only make the system calls they need; any other kills the VMM).
+    #[arg(long)]
+    pub no_seccomp: bool,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -111,7 +115,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             None => hypervisor::HvFeatures::default(),
         },
     };
+    cfg.seccomp = !args.no_seccomp;
     let vm = Vm::new(cfg)?;
+    if !args.no_seccomp {
+        // This thread runs the VM and then only reports: it gets the VMM thread's list.
+        hypervisor::seccomp::install(hypervisor::seccomp::ThreadKind::Vmm)?;
+    }
     let outcome = vm.run(Box::new(std::io::stdout()))?;
     match &outcome.end {
         VmEnd::Crash { reason, .. } => eprintln!("hvcert: guest crashed: {reason}"),

@@ -133,6 +133,16 @@ fn vcpu_thread(id: usize, gate: Arc<Gate>) -> Option<VcpuFd> {
         let shared = s.go.clone()?;
         Some((s.vcpus.get_mut(id)?.take()?, shared))
     })?;
+    if shared.control.seccomp {
+        if let Err(e) = crate::seccomp::install(crate::seccomp::ThreadKind::Vcpu) {
+            // Never run a guest unfiltered when the filter was asked for.
+            shared.finish(VmEnd::Crash {
+                reason: format!("vCPU {id}: {e}"),
+                regs: String::new(),
+            });
+            return Some(vcpu);
+        }
+    }
     // A panic is a VMM bug: end the VM now, not at its timeout (or never).
     let s = shared.clone();
     let run = std::panic::AssertUnwindSafe(|| vcpu_loop(id, &mut vcpu, shared));

@@ -88,6 +88,11 @@ impl Vm {
     /// Creates the VM: memory, irqchip + PIT, vCPUs with CPUID, MSR filter, kernel loaded.
     pub fn new(cfg: VmConfig) -> Result<Vm, Error> {
         let sys = check_config(&cfg)?;
+        if cfg.seccomp {
+            // The filters are compiled (and the SIGSYS handler installed) here, not on the
+            // vCPU threads' way to their first KVM_RUN.
+            crate::seccomp::prepare().map_err(|e| Error::Config(e.to_string()))?;
+        }
         kick_handler_install();
         let mut phases = Phases::new();
         // The vCPU threads are started last (see `Gate`); dropping `threads` on an error
@@ -381,6 +386,7 @@ fn shared_state(
             probe_round: AtomicU64::new(0),
             vcpu_state: (0..cfg.cpus).map(|_| AtomicU64::new(0)).collect(),
             exited: AtomicUsize::new(0),
+            seccomp: cfg.seccomp,
         },
         stats: Stats {
             counts: Mutex::new(BTreeMap::new()),

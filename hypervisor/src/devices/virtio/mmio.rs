@@ -381,9 +381,20 @@ impl MmioTransport {
             interrupt: self.interrupt.clone(),
             shared: self.shared.clone(),
         };
+        // Started by a sandboxed vCPU thread, the worker inherits its filter and narrows it
+        // to its own list before it reads a queue.
+        let sandboxed = crate::seccomp::current().is_some();
         let thread = std::thread::Builder::new()
             .name(format!("virtio-{}", self.device.name()))
-            .spawn(move || worker.run())
+            .spawn(move || {
+                if sandboxed {
+                    if let Err(e) = crate::seccomp::install(crate::seccomp::ThreadKind::Worker) {
+                        fail(&worker.shared, &worker.interrupt, e.to_string());
+                        return;
+                    }
+                }
+                worker.run()
+            })
             .map_err(|e| format!("spawning the worker thread: {e}"))?;
         self.worker = Some(WorkerHandle { kill, thread });
         Ok(())
