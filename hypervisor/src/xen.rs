@@ -463,6 +463,12 @@ impl Env<'_> {
     fn write(&self, va: u64, data: &[u8]) -> Result<(), i64> {
         write_virt(self.mem, self.paging, va, data).map_err(|_| EFAULT)
     }
+    /// Writes a field at `off` bytes into the guest structure at `va`: a structure that
+    /// wraps around the end of the address space is -EFAULT (found by the chaos test: a
+    /// guest handle near 2^64 made `va + off` overflow).
+    fn write_field(&self, va: u64, off: u64, data: &[u8]) -> Result<(), i64> {
+        self.write(va.checked_add(off).ok_or(EFAULT)?, data)
+    }
     fn read_u32(&self, va: u64) -> Result<u32, i64> {
         let b = self.read(va, 4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -478,7 +484,7 @@ impl Env<'_> {
         self.memory_map
             .iter()
             .filter(|e| e.kind == crate::layout::E820_RAM)
-            .map(|e| (e.addr + e.size) >> 12)
+            .map(|e| e.addr.saturating_add(e.size) >> 12)
             .max()
             .unwrap_or(0)
             .saturating_sub(1)
@@ -486,10 +492,11 @@ impl Env<'_> {
     /// Whether the frame at `gpa` is RAM in the e820 map (and mapped).
     fn is_ram(&self, gpa: u64, len: u64) -> bool {
         let end = gpa.saturating_add(len);
-        self.memory_map
-            .iter()
-            .any(|e| e.kind == crate::layout::E820_RAM && gpa >= e.addr && end <= e.addr + e.size)
-            && shinfo::in_one_ram_page(self.mem, gpa, len)
+        self.memory_map.iter().any(|e| {
+            e.kind == crate::layout::E820_RAM
+                && gpa >= e.addr
+                && end <= e.addr.saturating_add(e.size)
+        }) && shinfo::in_one_ram_page(self.mem, gpa, len)
     }
 }
 
@@ -1157,7 +1164,7 @@ fn event_channel_op(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outcome
                 .evtchn
                 .bind_virq(virq, vcpu)
                 .map_err(|e| (e, format!("bind_virq({virq}, vcpu {vcpu})")))?;
-            env.write(arg + 8, &port.to_le_bytes())
+            env.write_field(arg, 8, &port.to_le_bytes())
                 .map_err(|e| (e, String::new()))?;
             Ok((0, format!("bind_virq({virq}, vcpu {vcpu}) -> port {port}")))
         })(),
@@ -1167,7 +1174,7 @@ fn event_channel_op(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outcome
                 .evtchn
                 .bind_ipi(vcpu)
                 .map_err(|e| (e, format!("bind_ipi(vcpu {vcpu})")))?;
-            env.write(arg + 4, &port.to_le_bytes())
+            env.write_field(arg, 4, &port.to_le_bytes())
                 .map_err(|e| (e, String::new()))?;
             Ok((0, format!("bind_ipi(vcpu {vcpu}) -> port {port}")))
         })(),
@@ -1232,7 +1239,8 @@ fn event_channel_op(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outcome
             o.extend_from_slice(&st.to_le_bytes());
             o.extend_from_slice(&vcpu.to_le_bytes());
             o.extend_from_slice(&u.to_le_bytes());
-            env.write(arg + 8, &o).map_err(|e| (e, String::new()))?;
+            env.write_field(arg, 8, &o)
+                .map_err(|e| (e, String::new()))?;
             Ok((0, format!("status({port}) -> {st}, vcpu {vcpu}")))
         })(),
         EVTCHNOP_INIT_CONTROL => Err((
