@@ -1,0 +1,214 @@
+//! `hvcert serve` end to end: the real binary on 127.0.0.1:0 with a store in a temporary
+//! folder; import, a VM from the built-in guest followed through SSE to its end, the
+//! binding rule, and the pages in headless Chromium (when installed).
+#[path = "../../console/tests/common/client.rs"]
+mod client;
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::process::{Child, Stdio};
+
+/// A running `hvcert serve`, killed on drop.
+struct Serve {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data: &std::path::Path, extra: &[&str]) -> Serve {
+    let fixture = common::workspace_root().join("fixtures/reports/all-pass.json");
+    let mut child = common::hvcert()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .arg("--import")
+        .arg(&fixture)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hvcert serve starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    Serve { child, addr }
+}
+
+#[test]
+fn non_loopback_without_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::hvcert()
+        .args(["serve", "--listen", "0.0.0.0:0", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    common::assert_exit(&out, 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("requires --token"));
+}
+
+#[test]
+fn vm_from_builtin_guest_streams_its_console_to_the_end() {
+    if !common::kvm_available_or_skip("vm_from_builtin_guest_streams_its_console_to_the_end") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(dir.path(), &[]);
+    let runs = client::get(s.addr, "/api/runs").json();
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        1,
+        "the --import run is listed"
+    );
+    let vm = client::post_json(
+        s.addr,
+        "/api/vms",
+        br#"{"name":"t","kernel":"builtin","timeout_s":60}"#,
+    );
+    assert_eq!(vm.status, 201, "{}", vm.text());
+    let id = vm.json()["id"].as_i64().unwrap();
+    let started = client::post_json(s.addr, &format!("/api/vms/{id}/start"), b"");
+    assert_eq!(started.status, 202, "{}", started.text());
+    let (status, headers, mut r) =
+        client::open(s.addr, "GET", &format!("/api/vms/{id}/console"), &[], b"");
+    assert_eq!(status, 200);
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v == "text/event-stream"));
+    let events = client::read_events(&mut r);
+    let text: String = events
+        .iter()
+        .filter(|(e, _)| e == "console")
+        .map(|(_, d)| serde_json::from_str::<String>(d).unwrap())
+        .collect();
+    let (last, end) = events.last().expect("events");
+    assert_eq!(last, "end", "{events:?}");
+    let end: serde_json::Value = serde_json::from_str(end).unwrap();
+    assert_eq!(end["state"], "exited", "{end} {text}");
+    assert_eq!(end["exit_code"], 0, "{end} {text}");
+    assert!(text.contains("ok 1"), "KTAP output expected: {text}");
+    let row = client::get(s.addr, &format!("/api/vms/{id}")).json();
+    assert_eq!(row["state"], "exited");
+    // The VM page shows the console text; deleting removes the record.
+    assert!(client::get(s.addr, &format!("/vms/{id}"))
+        .text()
+        .contains("ok 1"));
+    assert_eq!(
+        client::request(s.addr, "DELETE", &format!("/api/vms/{id}"), &[], b"").status,
+        200
+    );
+    assert_eq!(client::get(s.addr, &format!("/api/vms/{id}")).status, 404);
+}
+
+#[test]
+fn stop_kills_a_running_vm() {
+    if !common::kvm_available_or_skip("stop_kills_a_running_vm") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(dir.path(), &[]);
+    // A guest that never ends by itself: no profile, so it waits until the timeout.
+    let vm = client::post_json(
+        s.addr,
+        "/api/vms",
+        br#"{"kernel":"builtin","cmdline":"profile=run cases=boot hang","timeout_s":300}"#,
+    );
+    let id = vm.json()["id"].as_i64().unwrap();
+    assert_eq!(
+        client::post_json(s.addr, &format!("/api/vms/{id}/start"), b"").status,
+        202
+    );
+    let again = client::post_json(s.addr, &format!("/api/vms/{id}/start"), b"");
+    assert!(
+        again.status == 409 || again.status == 202,
+        "{}",
+        again.text()
+    );
+    let stop = client::post_json(s.addr, &format!("/api/vms/{id}/stop"), b"");
+    if stop.status == 409 {
+        // The guest ended before the stop: nothing to prove here.
+        return;
+    }
+    assert_eq!(stop.status, 202, "{}", stop.text());
+    let (_, _, mut r) = client::open(s.addr, "GET", &format!("/api/vms/{id}/console"), &[], b"");
+    let events = client::read_events(&mut r);
+    let end: serde_json::Value = serde_json::from_str(&events.last().unwrap().1).unwrap();
+    assert_eq!(end["state"], "stopped", "{end}");
+}
+
+/// Chromium's DOM of `url` after its scripts ran, or `None` (skip) without Chromium.
+fn chromium_dom(url: &str) -> Option<String> {
+    let bin = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(bin) = bin else {
+        let required = std::env::var("HVCERT_REQUIRE_CHROMIUM").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "chromium is absent but HVCERT_REQUIRE_CHROMIUM=1"
+        );
+        common::skip_log::skip("serve pages in chromium", "chromium is absent");
+        return None;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=3000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn pages_load_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(dir.path(), &[]);
+    let base = format!("http://{}", s.addr);
+    let vm = client::post_json(
+        s.addr,
+        "/api/vms",
+        br#"{"name":"page-vm","kernel":"builtin"}"#,
+    );
+    let vid = vm.json()["id"].as_i64().unwrap();
+    let pages = [
+        ("/hosts", "ci-runner-01"),
+        ("/hosts/1", "Probe facts"),
+        ("/runs", "pass/fail trend"),
+        ("/runs/1", "Run #1"),
+        ("/vms", "page-vm"),
+        (&format!("/vms/{vid}") as &str, "Console"),
+        ("/compare?base=1&run=1", "GATE PASSES"),
+    ];
+    for (path, want) in pages {
+        let Some(dom) = chromium_dom(&format!("{base}{path}")) else {
+            return;
+        };
+        assert!(dom.contains(want), "{path}: {want:?} missing in\n{dom}");
+    }
+}
