@@ -188,3 +188,47 @@ fn token_is_required_when_set() {
     .expect("refused");
     assert!(err.to_string().contains("requires --token"), "{err}");
 }
+
+/// Figure: server time of a run page of 5,000 cases (printed; bounded loosely so a
+/// pathological slowdown fails).
+#[test]
+fn run_page_of_5000_cases() {
+    use reports::{Case, Identity, Outcome, Report};
+    let mut r = Report::new(Identity::new("certify", "0.1.0", "2026-12-06T00:00:00Z"));
+    for i in 0..5000 {
+        let o = if i % 50 == 0 {
+            Outcome::Fail
+        } else {
+            Outcome::Pass
+        };
+        r.add_case(
+            &format!("suite{}", i % 4),
+            Case::new(format!("case_{i}"), o)
+                .duration_ms(i)
+                .log(&format!("line of case {i}\nok {i}")),
+        );
+    }
+    let json = reports::render(&r, reports::Format::Json);
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), None, 16 << 20);
+    let t = std::time::Instant::now();
+    let imp = post_json(s.addr(), "/api/runs", json.as_bytes());
+    let import_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(imp.status, 201, "{}", imp.text());
+    let id = imp.json()["id"].as_i64().unwrap();
+    let t = std::time::Instant::now();
+    let page = get(s.addr(), &format!("/runs/{id}"));
+    let page_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("case_4999"));
+    let t = std::time::Instant::now();
+    let api = get(s.addr(), &format!("/api/runs/{id}"));
+    let api_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(api.status, 200);
+    eprintln!(
+        "FIGURE 5000 cases: import {import_ms:.0} ms, run page {page_ms:.0} ms ({} bytes), \
+         GET /api/runs/{id} {api_ms:.0} ms",
+        page.body.len()
+    );
+    assert!(page_ms < 10_000.0, "run page took {page_ms} ms");
+}
