@@ -1,7 +1,7 @@
 //! The VM manager: VM requests are validated against the limits `hvcert run` applies, stored
 //! as records, and run as `hvcert run` child processes (never through a shell). A child's
 //! serial console (its stdout, and its stderr notes) goes into a bounded in-memory buffer
-//! that the SSE stream ([`ConsoleBuf::reader`]) follows live. Stopping kills the child.
+//! that the SSE stream ([`ConsoleBuf::wait_from`], [`crate::sse`]) follows live. Stopping kills the child.
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
