@@ -212,3 +212,73 @@ fn pages_load_in_chromium() {
         assert!(dom.contains(want), "{path}: {want:?} missing in\n{dom}");
     }
 }
+
+/// Threads, open fds and resident memory (KiB) of process `pid`.
+fn usage(pid: u32) -> (u64, usize, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    (field("Threads:"), fds, field("VmRSS:"))
+}
+
+/// Figure (run with `--ignored`): 20 VMs created, started and stopped through the API in
+/// parallel; the server's threads, fds and memory before and after.
+#[test]
+#[ignore = "a figure: cargo test -p certify --test serve -- --ignored --nocapture"]
+fn twenty_vms_in_parallel_do_not_leak() {
+    if !common::kvm_available_or_skip("twenty_vms_in_parallel_do_not_leak") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(dir.path(), &[]);
+    let pid = s.child.id();
+    // Warm up once (first-use allocations are not leaks).
+    let one = |i: usize| {
+        let body = format!(
+            r#"{{"name":"p{i}","kernel":"builtin","memory_mib":32,"cmdline":"profile=run cases=boot hang","timeout_s":120}}"#
+        );
+        let vm = client::post_json(s.addr, "/api/vms", body.as_bytes());
+        assert_eq!(vm.status, 201, "{}", vm.text());
+        let id = vm.json()["id"].as_i64().unwrap();
+        let st = client::post_json(s.addr, &format!("/api/vms/{id}/start"), b"");
+        assert_eq!(st.status, 202, "{}", st.text());
+        let stop = client::post_json(s.addr, &format!("/api/vms/{id}/stop"), b"");
+        assert!(stop.status == 202 || stop.status == 409, "{}", stop.text());
+        let (_, _, mut r) = client::open(s.addr, "GET", &format!("/api/vms/{id}/console"), &[], b"");
+        let events = client::read_events(&mut r);
+        assert_eq!(events.last().unwrap().0, "end");
+        let del = client::request(s.addr, "DELETE", &format!("/api/vms/{id}"), &[], b"");
+        assert_eq!(del.status, 200, "{}", del.text());
+    };
+    one(0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = usage(pid);
+    let t = std::time::Instant::now();
+    std::thread::scope(|sc| {
+        for i in 1..=20 {
+            sc.spawn(move || one(i));
+        }
+    });
+    let took = t.elapsed();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let after = usage(pid);
+    eprintln!(
+        "FIGURE 20 VMs in parallel: {:.1} s; threads {} -> {}, fds {} -> {}, RSS {} -> {} KiB",
+        took.as_secs_f64(),
+        before.0,
+        after.0,
+        before.1,
+        after.1,
+        before.2,
+        after.2
+    );
+    assert_eq!(after.0, before.0, "threads leaked");
+    assert_eq!(after.1, before.1, "fds leaked");
+    assert_eq!(client::get(s.addr, "/api/vms").json().as_array().unwrap().len(), 0);
+}
