@@ -150,7 +150,8 @@ fn stop_kills_a_running_vm() {
 }
 
 /// Chromium's DOM of `url` after its scripts ran, or `None` (skip) without Chromium.
-fn chromium_dom(url: &str) -> Option<String> {
+/// With `shot`, also a PNG screenshot kept at that path.
+fn chromium_dom(url: &str, shot: Option<&std::path::Path>) -> Option<String> {
     let bin = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists());
@@ -182,6 +183,25 @@ fn chromium_dom(url: &str) -> Option<String> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    if let Some(shot) = shot {
+        let st = std::process::Command::new(bin)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+            ])
+            .args(["--window-size=1000,800", "--virtual-time-budget=3000"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(url)
+            .output()
+            .expect("chromium runs");
+        assert!(
+            st.status.success() && shot.exists(),
+            "no screenshot of {url}"
+        );
+    }
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -205,8 +225,24 @@ fn pages_load_in_chromium() {
         (&format!("/vms/{vid}") as &str, "Console"),
         ("/compare?base=1&run=1", "GATE PASSES"),
     ];
+    // Screenshots of three pages are kept as artifacts in <target>/console-screenshots/.
+    let shots = std::env::current_exe()
+        .ok()
+        .and_then(|e| common::skip_log::target_dir_of(&e))
+        .map(|t| t.join("console-screenshots"));
+    if let Some(d) = &shots {
+        let _ = std::fs::create_dir_all(d);
+    }
     for (path, want) in pages {
-        let Some(dom) = chromium_dom(&format!("{base}{path}")) else {
+        let shot = ["/runs", "/runs/1", "/vms"]
+            .contains(&path)
+            .then(|| {
+                shots
+                    .as_ref()
+                    .map(|d| d.join(format!("{}.png", path.trim_matches('/').replace('/', "-"))))
+            })
+            .flatten();
+        let Some(dom) = chromium_dom(&format!("{base}{path}"), shot.as_deref()) else {
             return;
         };
         assert!(dom.contains(want), "{path}: {want:?} missing in\n{dom}");
@@ -223,7 +259,9 @@ fn usage(pid: u32) -> (u64, usize, u64) {
             .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
     (field("Threads:"), fds, field("VmRSS:"))
 }
 
@@ -250,7 +288,8 @@ fn twenty_vms_in_parallel_do_not_leak() {
         assert_eq!(st.status, 202, "{}", st.text());
         let stop = client::post_json(s.addr, &format!("/api/vms/{id}/stop"), b"");
         assert!(stop.status == 202 || stop.status == 409, "{}", stop.text());
-        let (_, _, mut r) = client::open(s.addr, "GET", &format!("/api/vms/{id}/console"), &[], b"");
+        let (_, _, mut r) =
+            client::open(s.addr, "GET", &format!("/api/vms/{id}/console"), &[], b"");
         let events = client::read_events(&mut r);
         assert_eq!(events.last().unwrap().0, "end");
         let del = client::request(s.addr, "DELETE", &format!("/api/vms/{id}"), &[], b"");
@@ -280,5 +319,12 @@ fn twenty_vms_in_parallel_do_not_leak() {
     );
     assert_eq!(after.0, before.0, "threads leaked");
     assert_eq!(after.1, before.1, "fds leaked");
-    assert_eq!(client::get(s.addr, "/api/vms").json().as_array().unwrap().len(), 0);
+    assert_eq!(
+        client::get(s.addr, "/api/vms")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
 }
