@@ -328,3 +328,78 @@ fn twenty_vms_in_parallel_do_not_leak() {
         0
     );
 }
+
+#[path = "../../console/tests/common/cdp.rs"]
+mod cdp;
+
+/// The bar of issue 17 in a real browser (DevTools protocol): create a VM from the VMs
+/// page, start the built-in guest from its page, see its console text and end state
+/// appear live, start and stop it again, and no console error on the way.
+#[test]
+fn vm_page_starts_and_stops_the_guest_in_chromium() {
+    if !common::kvm_available_or_skip("vm_page_starts_and_stops_the_guest_in_chromium") {
+        return;
+    }
+    let Some(bin) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        let required = std::env::var("HVCERT_REQUIRE_CHROMIUM").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "chromium is absent but HVCERT_REQUIRE_CHROMIUM=1"
+        );
+        common::skip_log::skip("vm page in chromium", "chromium is absent");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(dir.path(), &[]);
+    let base = format!("http://{}", s.addr);
+    let mut b = cdp::Browser::launch(bin);
+    b.goto(&format!("{base}/vms"));
+    b.eval(
+        "document.querySelector('#create [name=name]').value='from-page';\
+         document.querySelector('#create button').click(); true",
+    );
+    b.wait_for(
+        "/^\\/vms\\/\\d+$/.test(location.pathname) && document.readyState === 'complete'",
+        std::time::Duration::from_secs(30),
+    );
+    assert!(b
+        .eval("document.querySelector('h1').textContent")
+        .as_str()
+        .unwrap()
+        .contains("from-page"));
+    b.eval("document.getElementById('start').click(); true");
+    b.wait_for(
+        "document.getElementById('state').textContent.includes('exited')",
+        std::time::Duration::from_secs(60),
+    );
+    let console = b.eval("document.getElementById('console').textContent");
+    assert!(console.as_str().unwrap().contains("ok 1 boot"), "{console}");
+    assert_eq!(
+        b.eval("document.getElementById('end').textContent"),
+        "guest status 0"
+    );
+    if let Some(t) = std::env::current_exe()
+        .ok()
+        .and_then(|e| common::skip_log::target_dir_of(&e))
+    {
+        let d = t.join("console-screenshots");
+        let _ = std::fs::create_dir_all(&d);
+        b.screenshot(&d.join("vm-page-after-run.png"));
+    }
+    // Start again and stop at once, from the page's own buttons' actions.
+    b.eval("(async () => { await act('start'); await act('stop'); return true })()");
+    b.wait_for(
+        "document.getElementById('end').textContent !== ''",
+        std::time::Duration::from_secs(60),
+    );
+    let end = b.eval("document.getElementById('end').textContent");
+    let msg = b.eval("document.getElementById('msg').textContent");
+    assert!(
+        end == "stopped through the console" || msg.as_str().unwrap().contains("not running"),
+        "end {end}, message {msg}"
+    );
+    assert_eq!(b.console_errors(), Vec::<String>::new());
+}
