@@ -43,6 +43,18 @@ pub struct App {
     max_body: usize,
 }
 
+/// The cookie that carries the token for a browser (set by `POST /login`).
+pub const TOKEN_COOKIE: &str = "hvcert_token";
+
+impl App {
+    /// Whether `given` is this server's token (always true without one).
+    pub fn token_ok(&self, given: &str) -> bool {
+        self.token
+            .as_deref()
+            .is_none_or(|want| same_token(given, want))
+    }
+}
+
 /// A request as the routes see it: the body already read and size-checked.
 pub struct Req {
     /// `GET`, `POST`, ...
@@ -80,6 +92,13 @@ pub enum Resp {
     },
     /// A Server-Sent Events stream of a VM console.
     Sse(crate::sse::ConsoleStream),
+    /// `303 See Other` to `location`, setting the cookie `set_cookie` when given.
+    Redirect {
+        /// Where to.
+        location: String,
+        /// A `Set-Cookie` value.
+        set_cookie: Option<String>,
+    },
 }
 
 impl Resp {
@@ -273,6 +292,22 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
                         ),
                 );
             }
+            Ok(Resp::Redirect {
+                location,
+                set_cookie,
+            }) => {
+                let mut r = tiny_http::Response::empty(303).with_header(
+                    tiny_http::Header::from_bytes(&b"Location"[..], location.as_bytes())
+                        .expect("valid header"),
+                );
+                if let Some(c) = set_cookie {
+                    r = r.with_header(
+                        tiny_http::Header::from_bytes(&b"Set-Cookie"[..], c.as_bytes())
+                            .expect("valid header"),
+                    );
+                }
+                let _ = rq.respond(r);
+            }
             Ok(Resp::Sse(stream)) => {
                 let mut w = rq.into_writer();
                 let _ = stream.write_to(&mut *w);
@@ -284,14 +319,26 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
 
 /// Authentication, cross-site and size checks, then the body.
 fn prepare(app: &App, rq: &mut tiny_http::Request) -> Result<Req, ApiError> {
-    if let Some(want) = &app.token {
-        let given = header(rq, "Authorization");
-        let ok = given
+    // The login page is the one place reachable without the token (it checks it itself).
+    let login = rq.url() == "/login";
+    if let (Some(want), false) = (&app.token, login) {
+        let bearer = header(rq, "Authorization")
             .as_deref()
             .and_then(|g| g.strip_prefix("Bearer "))
             .is_some_and(|g| same_token(g.trim(), want));
-        if !ok {
-            return Err(ApiError::new(401, "missing or wrong bearer token"));
+        let cookie = header(rq, "Cookie").is_some_and(|c| {
+            c.split(';').any(|kv| {
+                kv.trim()
+                    .strip_prefix(TOKEN_COOKIE)
+                    .and_then(|v| v.strip_prefix('='))
+                    .is_some_and(|v| same_token(v, want))
+            })
+        });
+        if !bearer && !cookie {
+            return Err(ApiError::new(
+                401,
+                "missing or wrong token: send Authorization: Bearer TOKEN (browsers: /login)",
+            ));
         }
     }
     let method = rq.method().as_str().to_ascii_uppercase();

@@ -59,7 +59,16 @@ fn badge(slug: &str, words: &str) -> String {
 pub fn error_page(e: &ApiError) -> String {
     page(
         "Error",
-        &format!("<h1>{}</h1><p>{}</p>", e.status, esc(&e.message)),
+        &format!(
+            "<h1>{}</h1><p>{}</p>{}",
+            e.status,
+            esc(&e.message),
+            if e.status == 401 {
+                "<p><a href=\"/login\">Sign in</a></p>"
+            } else {
+                ""
+            }
+        ),
     )
 }
 
@@ -70,6 +79,9 @@ fn id(s: &str) -> Result<i64, ApiError> {
 
 /// Routes one page request.
 pub fn route(app: &App, req: &Req) -> Result<Resp, ApiError> {
+    if req.path == "/login" {
+        return login(app, req);
+    }
     if req.method != "GET" {
         return Err(ApiError::new(405, "pages are read with GET"));
     }
@@ -85,6 +97,40 @@ pub fn route(app: &App, req: &Req) -> Result<Resp, ApiError> {
         _ => return Err(ApiError::new(404, format!("no page {}", req.path))),
     };
     Ok(Resp::html(200, html))
+}
+
+/// `GET /login`: a form for the token; `POST /login` (form field `token`): sets the token
+/// cookie (HttpOnly, SameSite=Strict) and goes to the hosts page.
+fn login(app: &App, req: &Req) -> Result<Resp, ApiError> {
+    let form = "<h1>Sign in</h1><form method=\"post\" action=\"/login\"><label>Token \
+                <input name=\"token\" type=\"password\" autocomplete=\"current-password\"></label> \
+                <button>Sign in</button></form>";
+    match req.method.as_str() {
+        "GET" => Ok(Resp::html(200, page("Sign in", form))),
+        "POST" => {
+            let body = String::from_utf8_lossy(&req.body);
+            let fields = crate::http::parse_query(&body);
+            let token = fields
+                .iter()
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("");
+            if token.is_empty() || !app.token_ok(token) || token.contains([';', '\r', '\n']) {
+                return Ok(Resp::html(
+                    401,
+                    page("Sign in", &format!("<p>Wrong token.</p>{form}")),
+                ));
+            }
+            Ok(Resp::Redirect {
+                location: "/hosts".into(),
+                set_cookie: Some(format!(
+                    "{}={token}; HttpOnly; SameSite=Strict; Path=/",
+                    crate::http::TOKEN_COOKIE
+                )),
+            })
+        }
+        _ => Err(ApiError::new(405, "GET or POST /login")),
+    }
 }
 
 fn hosts(app: &App) -> Result<String, ApiError> {

@@ -176,6 +176,35 @@ fn token_is_required_when_set() {
     let auth = format!("Bearer {token}");
     let ok = request(a, "GET", "/api/runs", &[("Authorization", &auth)], b"");
     assert_eq!(ok.status, 200);
+    // Browsers sign in once: the form sets an HttpOnly cookie that then stands for the token.
+    let bad = request(
+        a,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"token=nope",
+    );
+    assert_eq!(bad.status, 401);
+    let form = format!("token={token}");
+    let login = request(
+        a,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    );
+    assert_eq!(login.status, 303, "{}", login.text());
+    let cookie = login.header("set-cookie").expect("a cookie").to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap();
+    let page = request(a, "GET", "/hosts", &[("Cookie", pair)], b"");
+    assert_eq!(page.status, 200);
+    let wrong = request(a, "GET", "/hosts", &[("Cookie", "hvcert_token=nope")], b"");
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.text().contains("/login"));
     // A non-loopback address without a token is refused before binding.
     let err = console::Server::start(console::Config {
         addr: "0.0.0.0:0".parse().unwrap(),
