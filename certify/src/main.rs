@@ -33,6 +33,8 @@ enum Command {
     Fleet(cmd::fleet::FleetArgs),
     /// Merge the reports of many hosts and runs into one certification package, or verify one.
     Package(cmd::package::PackageArgs),
+    /// Serve the management console (web pages and JSON API) over a store of runs and VMs.
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Gate(a) => cmd::gate::run(a),
         Command::Fleet(a) => cmd::fleet::run(a),
         Command::Package(a) => cmd::package::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
     };
     match result {
         Ok(code) => code,

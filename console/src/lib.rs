@@ -1,0 +1,50 @@
+//! The management console behind `hvcert serve`: one process serving a JSON API and
+//! server-rendered web pages over a SQLite store of hosts, runs (imported `hvcert.report/v1`
+//! reports with their cases) and VMs (run as `hvcert run` child processes).
+//!
+//! Layout: [`migrations`] and [`store`] (the database), [`vms`] (VM requests, limits and
+//! processes), [`http`] (the server: binding rules, token, body limits), [`api`] (JSON
+//! routes), [`pages`] (HTML), [`sse`] (the live console stream). The API is documented in
+//! docs/console-api.md.
+pub mod api;
+pub mod http;
+pub mod migrations;
+pub mod pages;
+pub mod sse;
+pub mod store;
+pub mod vms;
+
+pub use http::{Config, Server};
+
+/// An error answer: an HTTP status and the reason, sent as `{"error": reason}` (API) or
+/// a short page (HTML).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status code (4xx: the request's fault, 5xx: the server's).
+    pub status: u16,
+    /// What was wrong, for a person.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with `status` and `message`.
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// A 500 from an internal error.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError::new(500, e.to_string())
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
