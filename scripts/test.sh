@@ -91,12 +91,21 @@ cargo test --workspace
 # toolchain; both are installed here when missing. The first build takes a few minutes.
 fuzz_secs=${HVCERT_FUZZ_SECONDS:-10}
 if [ "$fuzz_secs" != 0 ]; then
+    stage "fuzz: every cargo-fuzz target for ${fuzz_secs} s"
     if ! cargo +nightly --version >/dev/null 2>&1; then
-        rustup toolchain install nightly --profile minimal
+        rustup toolchain install nightly --profile minimal || true
     fi
-    if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-        cargo install cargo-fuzz --locked
+    if cargo +nightly --version >/dev/null 2>&1 && ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+        cargo install cargo-fuzz --locked || true
     fi
-    ./scripts/fuzz.sh "$fuzz_secs"
+    if cargo +nightly fuzz --version >/dev/null 2>&1; then
+        # A crash fails the run (scripts/fuzz.sh exits 1 naming the target and its input).
+        ./scripts/fuzz.sh "$fuzz_secs"
+    else
+        # No nightly toolchain or cargo-fuzz could be installed (no registry access): say so
+        # in the skip summary rather than fail the tests that did run.
+        echo "SKIP fuzzing: the nightly toolchain or cargo-fuzz is missing and could not be installed" >>"$HVCERT_SKIP_LOG"
+        echo "note: fuzzing skipped: nightly toolchain or cargo-fuzz unavailable" >&2
+    fi
 fi
 # ---- end of fuzzing ---------------------------------------------------------------------
