@@ -105,6 +105,12 @@ pub struct VmConfig {
     pub disk_bus: DiskBus,
     /// virtio-net devices.
     pub nets: Vec<NetConfig>,
+    /// Stock-kernel fixes for a `nested_software` host ([`crate::platform`]): the
+    /// command-line fragment [`crate::platform::NESTED_CMDLINE`] is appended, and KVM
+    /// emulation failures on the instructions the VMM knows are emulated by it. Off by
+    /// default (an honest CPU; every emulation failure ends the VM). The library never
+    /// decides this itself: certify's `hvcert run` does, from the probe's KVM check.
+    pub nested_fixes: bool,
     /// Deliberate misbehaviour to inject, if any.
     #[cfg(feature = "fault-injection")]
     pub fault: Option<Fault>,
@@ -125,6 +131,7 @@ impl Default for VmConfig {
             disks: Vec::new(),
             disk_bus: DiskBus::Blk,
             nets: Vec::new(),
+            nested_fixes: false,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -194,6 +201,11 @@ impl VmConfigBuilder {
         self.0.max_nics = self.0.max_nics.max(self.0.nets.len());
         self
     }
+    /// Whether the nested-host fixes for stock kernels apply ([`VmConfig::nested_fixes`]).
+    pub fn nested_fixes(mut self, on: bool) -> Self {
+        self.0.nested_fixes = on;
+        self
+    }
     /// Deliberate misbehaviour to inject.
     #[cfg(feature = "fault-injection")]
     pub fn fault(mut self, fault: Fault) -> Self {
@@ -229,5 +241,12 @@ mod tests {
         assert_eq!((c.disks.len(), c.max_disks), (2, 2));
         assert_eq!((c.nets.len(), c.max_nics), (0, 1));
         assert_eq!(c.initrd, None);
+        assert!(!c.nested_fixes, "nested fixes are off unless asked for");
+        assert!(
+            VmConfig::builder("k")
+                .nested_fixes(true)
+                .build()
+                .nested_fixes
+        );
     }
 }
