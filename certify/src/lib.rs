@@ -6,6 +6,7 @@ pub mod build_info;
 pub mod guest;
 pub mod initramfs;
 pub mod ktap;
+pub mod nested;
 pub mod probe_report;
 pub mod profile;
 pub mod record;

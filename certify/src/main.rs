@@ -29,6 +29,8 @@ enum Command {
     Gate(cmd::gate::GateArgs),
     /// Score every host snapshot under some folders, each on its own; one fleet report.
     Fleet(cmd::fleet::FleetArgs),
+    /// Build the initramfs for stock kernels (modules + busybox + a KTAP /init) as a cpio.
+    Initramfs(cmd::initramfs::InitramfsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Report(a) => cmd::report::run(a),
         Command::Gate(a) => cmd::gate::run(a),
         Command::Fleet(a) => cmd::fleet::run(a),
+        Command::Initramfs(a) => cmd::initramfs::run(a),
     };
     match result {
         Ok(code) => code,

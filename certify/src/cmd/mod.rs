@@ -2,6 +2,7 @@
 pub mod certify;
 pub mod fleet;
 pub mod gate;
+pub mod initramfs;
 pub mod probe;
 pub mod report;
 pub mod run;
