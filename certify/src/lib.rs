@@ -9,6 +9,7 @@ pub mod ktap;
 pub mod nested;
 pub mod probe_report;
 pub mod profile;
+pub mod realguest;
 pub mod record;
 pub mod runner;
 pub mod storage;

@@ -31,6 +31,8 @@ enum Command {
     Fleet(cmd::fleet::FleetArgs),
     /// Build the initramfs for stock kernels (modules + busybox + a KTAP /init) as a cpio.
     Initramfs(cmd::initramfs::InitramfsArgs),
+    /// Boot a stock distribution kernel (real-guest tier, minutes) and grade its milestones.
+    RealGuest(cmd::real_guest::RealGuestArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Gate(a) => cmd::gate::run(a),
         Command::Fleet(a) => cmd::fleet::run(a),
         Command::Initramfs(a) => cmd::initramfs::run(a),
+        Command::RealGuest(a) => cmd::real_guest::run(a),
     };
     match result {
         Ok(code) => code,

@@ -4,5 +4,6 @@ pub mod fleet;
 pub mod gate;
 pub mod initramfs;
 pub mod probe;
+pub mod real_guest;
 pub mod report;
 pub mod run;
