@@ -7,15 +7,24 @@
 //! must be in the DSDT (`LNRO0005`, one per device, with its MMIO window and interrupt), and
 //! without a MADT it says "smpboot: Boot CPU (id 0) not listed by BIOS".
 //!
-//! Not wired into boot yet. What wiring needs: call [`write()`] in `Vm::new` after the devices
-//! are attached; give the guest [`RSDP_ADDR`] through PVH `hvm_start_info.rsdp_paddr` and
-//! bzImage `boot_params.acpi_rsdp_addr` (Linux also finds the RSDP by scanning
-//! 0xe0000..0x100000, so it works without them); optionally mark [`TABLES_START`]..
-//! [`TABLES_END`] as E820 type 3 (ACPI reclaimable) instead of plain reserved. The FADT is
-//! hardware-reduced with no sleep registers: an ACPI power-off (S5) needs a sleep
-//! control/status port handled by the VMM (Cloud Hypervisor uses 0x600), not done here.
+//! Wired into boot for every guest (`vstate::vm`): [`write()`] after the devices are
+//! attached; the guest gets [`RSDP_ADDR`] through PVH `hvm_start_info.rsdp_paddr` and bzImage
+//! `boot_params.acpi_rsdp_addr` (Linux also finds the RSDP by scanning 0xe0000..0x100000);
+//! [`TABLES_START`]..[`TABLES_END`] lies in the reserved BIOS entry of every memory map.
+//!
+//! The FADT is **not** hardware-reduced. Linux on a hardware-reduced ACPI platform skips the
+//! legacy timer set-up (no PIT tick) and the legacy PIC; a guest without kvm-clock whose TSC
+//! cannot be calibrated (the nested host: "tsc: Unable to calibrate against PIT") then
+//! never sees a jiffy and hangs in "Calibrating delay loop" (seen 2026-12-06 with the
+//! hardware-reduced tables of the first port). So the FADT describes a legacy PC: SCI on
+//! IRQ 9, PM1a event/control blocks at ports [`PM1A_EVT_PORT`]/[`PM1A_CNT_PORT`] (unclaimed:
+//! reads return all-ones, so SCI_EN reads set and the kernel takes the system as already in
+//! ACPI mode; nothing raises the SCI), no PM timer, no SMI command port, a FACS. An ACPI
+//! power-off (S5) would need those ports handled by the VMM; not done here.
 use acpi_tables::aml;
+use acpi_tables::facs::FACS;
 use acpi_tables::fadt::{FADTBuilder, Flags};
+use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
 use acpi_tables::madt::{
     EnabledStatus, IoApic, LocalInterruptController, ProcessorLocalApic, MADT,
 };
@@ -34,6 +43,12 @@ pub const TABLES_END: u64 = 0x0010_0000;
 pub const LAPIC_ADDR: u32 = 0xfee0_0000;
 /// The IOAPIC's MMIO address.
 pub const IOAPIC_ADDR: u32 = 0xfec0_0000;
+/// The SCI's interrupt (ISA IRQ 9, as on PC chipsets).
+pub const SCI_IRQ: u16 = 9;
+/// PM1a event block (status + enable, 4 bytes) port.
+pub const PM1A_EVT_PORT: u32 = 0x600;
+/// PM1a control block (2 bytes) port.
+pub const PM1A_CNT_PORT: u32 = 0x604;
 
 const OEM_ID: [u8; 6] = *b"HVCERT";
 const OEM_TABLE_ID: [u8; 8] = *b"HVCERT01";
@@ -62,7 +77,7 @@ pub struct AcpiConfig {
 /// The tables, each with the guest-physical address it goes to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tables {
-    /// (address, bytes) of RSDP, XSDT, FADT, MADT, DSDT in that order.
+    /// (address, bytes) of RSDP, XSDT, FADT, FACS, MADT, DSDT in that order.
     pub blobs: Vec<(u64, Vec<u8>)>,
 }
 
@@ -144,7 +159,10 @@ pub fn build(cfg: &AcpiConfig) -> Result<Tables, AcpiError> {
     let xsdt_addr = align16(RSDP_ADDR + Rsdp::len() as u64);
     // XSDT: header + 2 entries (FADT, MADT).
     let fadt_addr = align16(xsdt_addr + 36 + 2 * 8);
-    let madt_addr = align16(fadt_addr + acpi_tables::fadt::FADT::len() as u64);
+    // The FACS is 64-byte aligned.
+    let facs_addr = (fadt_addr + acpi_tables::fadt::FADT::len() as u64 + 63) & !63;
+    let after_fadt = facs_addr + FACS::len() as u64;
+    let madt_addr = align16(after_fadt);
     let mut madt = MADT::new(
         OEM_ID,
         OEM_TABLE_ID,
@@ -162,12 +180,7 @@ pub fn build(cfg: &AcpiConfig) -> Result<Tables, AcpiError> {
     if end > TABLES_END {
         return Err(AcpiError::TooLarge(end - TABLES_START));
     }
-    let fadt = FADTBuilder::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION)
-        .dsdt_64(dsdt_addr)
-        .flag(Flags::HwReducedAcpi)
-        .flag(Flags::PwrButton)
-        .flag(Flags::SlpButton)
-        .finalize();
+    let fadt = legacy_fadt(dsdt_addr, facs_addr);
     let mut xsdt = XSDT::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION);
     xsdt.add_entry(fadt_addr);
     xsdt.add_entry(madt_addr);
@@ -176,10 +189,31 @@ pub fn build(cfg: &AcpiConfig) -> Result<Tables, AcpiError> {
             (RSDP_ADDR, bytes(&Rsdp::new(OEM_ID, xsdt_addr))),
             (xsdt_addr, bytes(&xsdt)),
             (fadt_addr, bytes(&fadt)),
+            (facs_addr, bytes(&FACS::new())),
             (madt_addr, madt),
             (dsdt_addr, dsdt),
         ],
     })
+}
+
+/// The FADT of a legacy (not hardware-reduced) PC; see the module documentation.
+fn legacy_fadt(dsdt_addr: u64, facs_addr: u64) -> acpi_tables::fadt::FADT {
+    let io = |port: u32, bytes: u8, size| {
+        GAS::new(AddressSpace::SystemIo, bytes * 8, 0, size, port.into())
+    };
+    let mut b = FADTBuilder::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION)
+        .dsdt_64(dsdt_addr)
+        .firmware_ctrl_64(facs_addr)
+        .flag(Flags::PwrButton)
+        .flag(Flags::SlpButton);
+    b.sci_int = SCI_IRQ.into();
+    b.pm1a_evt_blk = PM1A_EVT_PORT.into();
+    b.pm1a_cnt_blk = PM1A_CNT_PORT.into();
+    b.pm1_evt_len = 4;
+    b.pm1_cnt_len = 2;
+    b.x_pm1a_evt_blk = io(PM1A_EVT_PORT, 4, AccessSize::DwordAccess);
+    b.x_pm1a_cnt_blk = io(PM1A_CNT_PORT, 2, AccessSize::WordAccess);
+    b.finalize()
 }
 
 /// Writes `tables` into guest memory.
@@ -221,8 +255,9 @@ mod tests {
     #[test]
     fn checksums_lengths_and_links() {
         let t = build(&cfg(2, 2)).unwrap();
-        let [(ra, rsdp), (xa, xsdt), (fa, fadt), (ma, madt), (da, dsdt)] = &t.blobs[..] else {
-            panic!("five tables")
+        let [(ra, rsdp), (xa, xsdt), (fa, fadt), (sa, facs), (ma, madt), (da, dsdt)] = &t.blobs[..]
+        else {
+            panic!("six tables")
         };
         assert_eq!(*ra, RSDP_ADDR);
         assert_eq!(&rsdp[..8], b"RSD PTR ");
@@ -252,7 +287,16 @@ mod tests {
             "XSDT entries"
         );
         assert_eq!(u64_at(fadt, 140), *da, "FADT X_DSDT");
-        assert_ne!(u32_at(fadt, 112) & (1 << 20), 0, "hardware-reduced");
+        assert_eq!(u32_at(fadt, 112) & (1 << 20), 0, "not hardware-reduced");
+        assert_eq!(u16::from_le_bytes([fadt[46], fadt[47]]), 9, "SCI_INT");
+        assert_eq!(u32_at(fadt, 56), PM1A_EVT_PORT, "PM1a_EVT_BLK");
+        assert_eq!(u32_at(fadt, 64), PM1A_CNT_PORT, "PM1a_CNT_BLK");
+        assert_eq!((fadt[88], fadt[89]), (4, 2), "PM1 lengths");
+        assert_eq!(u32_at(fadt, 76), 0, "no PM timer");
+        assert_eq!(u64_at(fadt, 132), *sa, "FADT X_FIRMWARE_CTRL -> FACS");
+        assert_eq!(&facs[..4], b"FACS");
+        assert_eq!((u32_at(facs, 4), facs.len()), (64, 64), "FACS length");
+        assert_eq!(sa % 64, 0, "FACS alignment");
         // Tables do not overlap and stay in the BIOS area.
         let mut end = 0;
         for (a, b) in &t.blobs {
@@ -265,7 +309,7 @@ mod tests {
     #[test]
     fn madt_lists_every_vcpu_and_the_ioapic() {
         let t = build(&cfg(4, 0)).unwrap();
-        let madt = &t.blobs[3].1;
+        let madt = &t.blobs[4].1;
         assert_eq!(u32_at(madt, 36), LAPIC_ADDR);
         let mut lapics = Vec::new();
         let mut ioapics = 0;
@@ -292,7 +336,7 @@ mod tests {
     #[test]
     fn dsdt_has_com1_and_each_virtio_device() {
         let t = build(&cfg(1, 3)).unwrap();
-        let dsdt = &t.blobs[4].1;
+        let dsdt = &t.blobs[5].1;
         let count = |pat: &[u8]| dsdt.windows(pat.len()).filter(|w| *w == pat).count();
         assert_eq!(count(b"LNRO0005\0"), 3);
         assert_eq!(count(b"COM1"), 1);
@@ -309,7 +353,7 @@ mod tests {
             assert_eq!(count(&irq), 1, "interrupt {i}");
         }
         assert_eq!(
-            build(&cfg(1, 0)).unwrap().blobs[4]
+            build(&cfg(1, 0)).unwrap().blobs[5]
                 .1
                 .windows(8)
                 .filter(|w| *w == b"LNRO0005")
