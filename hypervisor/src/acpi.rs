@@ -373,6 +373,29 @@ mod tests {
         ));
     }
 
+    /// The guest must not take the tables' area for RAM: it lies inside one reserved
+    /// e820 entry of every memory map, devices or not.
+    #[test]
+    fn tables_area_is_reserved_in_every_memory_map() {
+        for mib in [4, 128, 4096] {
+            for reserved in [&[][..], &[(0xd000_0000, 0x1000)][..]] {
+                let map = crate::layout::memory_map(mib, reserved);
+                assert!(
+                    map.iter().any(|e| e.kind == crate::layout::E820_RESERVED
+                        && e.addr <= TABLES_START
+                        && TABLES_END <= e.addr + e.size),
+                    "{mib} MiB: {map:?}"
+                );
+                assert!(
+                    !map.iter().any(|e| e.kind == crate::layout::E820_RAM
+                        && e.addr < TABLES_END
+                        && TABLES_START < e.addr + e.size),
+                    "RAM overlaps the tables at {mib} MiB"
+                );
+            }
+        }
+    }
+
     #[test]
     fn written_into_guest_memory() {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 2 << 20)]).unwrap();
