@@ -275,12 +275,17 @@ pub fn end_text(end: &VmEnd, wall: f64) -> String {
 
 fn tail(lines: &[Line]) -> String {
     let from = lines.len().saturating_sub(TAIL_LINES);
-    lines[from..]
+    let text = lines[from..]
         .iter()
         .map(|l| l.text.trim())
         .filter(|t| !t.is_empty())
         .collect::<Vec<_>>()
-        .join(" | ")
+        .join(" | ");
+    if text.is_empty() {
+        "(no console output)".into()
+    } else {
+        text
+    }
 }
 
 /// Grades a finished boot: the milestones, the hypervisor the kernel detected (`expect`:
@@ -613,6 +618,17 @@ not ok 2 - hypervisor detected: none # expected Microsoft Hyper-V
         let d = &g.iter().find(|c| c.id == "run_init").unwrap().detail;
         assert!(d.contains("timeout after 900 s"), "{d}");
         assert!(d.contains("smp: Brought up 1 node"), "{d}");
+    }
+
+    #[test]
+    fn a_silent_console_says_so() {
+        let g = grade(&[], None, &VmEnd::Timeout, 20.0);
+        assert!(g.iter().all(|c| !c.ok));
+        assert!(
+            g[0].detail.ends_with("last lines: (no console output)"),
+            "{}",
+            g[0].detail
+        );
     }
 
     #[test]
