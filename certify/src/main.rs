@@ -35,6 +35,10 @@ enum Command {
     Package(cmd::package::PackageArgs),
     /// Serve the management console (web pages and JSON API) over a store of runs and VMs.
     Serve(cmd::serve::ServeArgs),
+    /// Build the initramfs for stock kernels (modules + busybox + a KTAP /init) as a cpio.
+    Initramfs(cmd::initramfs::InitramfsArgs),
+    /// Boot a stock distribution kernel (real-guest tier, minutes) and grade its milestones.
+    RealGuest(cmd::real_guest::RealGuestArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +57,8 @@ fn main() -> std::process::ExitCode {
         Command::Fleet(a) => cmd::fleet::run(a),
         Command::Package(a) => cmd::package::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Initramfs(a) => cmd::initramfs::run(a),
+        Command::RealGuest(a) => cmd::real_guest::run(a),
     };
     match result {
         Ok(code) => code,

@@ -74,7 +74,10 @@ pub fn cmdline(user: &str, extra: &[String]) -> Result<Cmdline, Error> {
 /// Bigger ones are read from the file straight into guest memory (no extra copy).
 const READ_WHOLE_MAX: u64 = 4 << 20;
 
-/// Loads `kernel` (+ `initrd`) and writes boot parameters, command line and memory map.
+/// Loads `kernel` (+ `initrd`) and writes boot parameters, command line and memory map;
+/// `rsdp` (the ACPI RSDP's address, [`crate::acpi::RSDP_ADDR`]) goes to PVH
+/// `hvm_start_info.rsdp_paddr` or bzImage `boot_params.acpi_rsdp_addr` (boot protocol
+/// 2.14+).
 pub fn load(
     mem: &GuestMemoryMmap,
     memory_mib: u32,
@@ -82,6 +85,7 @@ pub fn load(
     initrd: Option<&Path>,
     cmdline: &Cmdline,
     reserved: &[(u64, u64)],
+    rsdp: Option<u64>,
 ) -> Result<Loaded, Error> {
     let mut f = File::open(kernel).map_err(|e| kerr(kernel, format!("cannot open: {e}")))?;
     // Only a regular file's length is known: a device (/dev/zero) or FIFO goes through the
@@ -99,12 +103,17 @@ pub fn load(
             .read_to_end(&mut data)
             .map_err(|e| kerr(kernel, format!("cannot read: {e}")))?;
         let mut c = std::io::Cursor::new(data);
-        load_from(&mut c, mem, memory_mib, kernel, initrd, cmdline, reserved)
+        load_from(
+            &mut c, mem, memory_mib, kernel, initrd, cmdline, reserved, rsdp,
+        )
     } else {
-        load_from(&mut f, mem, memory_mib, kernel, initrd, cmdline, reserved)
+        load_from(
+            &mut f, mem, memory_mib, kernel, initrd, cmdline, reserved, rsdp,
+        )
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn load_from<F: vm_memory::ReadVolatile + Read + std::io::Seek>(
     f: &mut F,
     mem: &GuestMemoryMmap,
@@ -113,6 +122,7 @@ fn load_from<F: vm_memory::ReadVolatile + Read + std::io::Seek>(
     initrd: Option<&Path>,
     cmdline: &Cmdline,
     reserved: &[(u64, u64)],
+    rsdp: Option<u64>,
 ) -> Result<Loaded, Error> {
     let mut magic = [0u8; 4];
     f.read_exact(&mut magic)
@@ -146,7 +156,7 @@ fn load_from<F: vm_memory::ReadVolatile + Read + std::io::Seek>(
             )?),
             None => None,
         };
-        write_pvh(mem, &map, initrd)?;
+        write_pvh(mem, &map, initrd, rsdp)?;
         Ok(Loaded {
             mode: EntryMode::Pvh { entry: entry.0 },
             kernel_end: r.kernel_end,
@@ -193,6 +203,9 @@ fn load_from<F: vm_memory::ReadVolatile + Read + std::io::Seek>(
         params.hdr.heap_end_ptr = 0xfe00;
         params.hdr.cmd_line_ptr = CMDLINE_ADDR as u32;
         params.hdr.cmdline_size = cmdline_len as u32;
+        // boot_params.acpi_rsdp_addr (0x070; read by boot protocol 2.14+ kernels, older ones
+        // find the RSDP by scanning the BIOS area).
+        params.acpi_rsdp_addr = rsdp.unwrap_or(0);
         if let Some((addr, size)) = initrd {
             params.hdr.ramdisk_image = addr as u32;
             params.hdr.ramdisk_size = size as u32;
@@ -280,10 +293,12 @@ fn write_pvh(
     mem: &GuestMemoryMmap,
     map: &[MemEntry],
     initrd: Option<(u64, u64)>,
+    rsdp: Option<u64>,
 ) -> Result<(), Error> {
     let mut info = hvm_start_info {
         magic: XEN_HVM_START_MAGIC,
         version: 1,
+        rsdp_paddr: rsdp.unwrap_or(0),
         cmdline_paddr: CMDLINE_ADDR,
         memmap_paddr: PVH_MEMMAP_ADDR,
         memmap_entries: map.len() as u32,
@@ -438,7 +453,7 @@ mod tests {
     fn endless_kernel_is_refused() {
         let m = mem();
         let c = cmdline("", &[]).unwrap();
-        let e = load(&m, 16, Path::new("/dev/zero"), None, &c, &[]);
+        let e = load(&m, 16, Path::new("/dev/zero"), None, &c, &[], None);
         let msg = e.unwrap_err().to_string();
         assert!(
             msg.contains("neither an ELF nor a loadable bzImage"),

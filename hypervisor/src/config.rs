@@ -110,6 +110,12 @@ pub struct VmConfig {
     /// Whether the VMM's own threads (vCPUs, device workers, console writer) run under their
     /// seccomp allow-lists ([`crate::seccomp`]); on by default.
     pub seccomp: bool,
+    /// Stock-kernel fixes for a `nested_software` host ([`crate::platform`]): the
+    /// command-line fragment [`crate::platform::NESTED_CMDLINE`] is appended, and KVM
+    /// emulation failures on the instructions the VMM knows are emulated by it. Off by
+    /// default (an honest CPU; every emulation failure ends the VM). The library never
+    /// decides this itself: certify's `hvcert run` does, from the probe's KVM check.
+    pub nested_fixes: bool,
     /// Deliberate misbehaviour to inject, if any.
     #[cfg(feature = "fault-injection")]
     pub fault: Option<Fault>,
@@ -132,6 +138,7 @@ impl Default for VmConfig {
             nets: Vec::new(),
             hyperv: crate::hv_config::HvConfig::default(),
             seccomp: true,
+            nested_fixes: false,
             #[cfg(feature = "fault-injection")]
             fault: None,
         }
@@ -211,6 +218,11 @@ impl VmConfigBuilder {
         self.0.seccomp = on;
         self
     }
+    /// Whether the nested-host fixes for stock kernels apply ([`VmConfig::nested_fixes`]).
+    pub fn nested_fixes(mut self, on: bool) -> Self {
+        self.0.nested_fixes = on;
+        self
+    }
     /// Deliberate misbehaviour to inject.
     #[cfg(feature = "fault-injection")]
     pub fn fault(mut self, fault: Fault) -> Self {
@@ -248,5 +260,12 @@ mod tests {
         assert_eq!(c.initrd, None);
         assert!(c.seccomp, "seccomp is on by default");
         assert!(!VmConfig::builder("k").seccomp(false).build().seccomp);
+        assert!(!c.nested_fixes, "nested fixes are off unless asked for");
+        assert!(
+            VmConfig::builder("k")
+                .nested_fixes(true)
+                .build()
+                .nested_fixes
+        );
     }
 }

@@ -23,6 +23,8 @@
 //!   VM ends as a crash ("halted with interrupts disabled"); see [`crate::run`]. Between
 //!   probes it reads each vCPU's "blocking" statistic (KVM binary stats, no kick): when all
 //!   are blocked in the kernel, it probes at once.
+//! - KVM_EXIT_INTERNAL_ERROR with `VmConfig::nested_fixes`: an emulation failure on one of
+//!   the instructions [`crate::platform`] lists is emulated by the VMM and the guest goes on.
 //! - KVM_EXIT_SHUTDOWN (triple fault), KVM_EXIT_INTERNAL_ERROR (emulation failure),
 //!   KVM_EXIT_FAIL_ENTRY, KVM_RUN errors and any unexpected exit end the VM as a crash with a
 //!   register dump. KVM_EXIT_SYSTEM_EVENT shutdown/reset end it as a shutdown.
@@ -178,6 +180,19 @@ fn port_write(shared: &Shared, port: u16, data: &[u8]) -> Next {
         PortWrite::End(status) => return Next::End(VmEnd::Status(status)),
     }
     Next::Continue
+}
+
+/// KVM_EXIT_INTERNAL_ERROR: with [`crate::VmConfig::nested_fixes`] an emulation failure on
+/// an instruction [`crate::platform::emulate_failure`] knows is emulated by the VMM and the
+/// guest continues; anything else (or without the fixes) ends the VM as a crash.
+pub(crate) fn on_internal_error(vcpu: &mut VcpuFd, shared: &Shared) -> Next {
+    if !shared.nested_fixes {
+        return Next::Crash(internal_error(vcpu));
+    }
+    match crate::platform::emulate_failure(vcpu, &shared.mem) {
+        Ok(_) => Next::Continue,
+        Err(why) => Next::Crash(format!("{} ({why})", internal_error(vcpu))),
+    }
 }
 
 /// Describes KVM_EXIT_INTERNAL_ERROR from the run structure's `internal` member.

@@ -7,6 +7,7 @@
 //! 0x0000_8ff0  initial stack (bzImage)
 //! 0x0000_9000  PML4, 0xa000 PDPT, 0xb000 PD: identity map of the first 1 GiB (bzImage)
 //! 0x0002_0000  kernel command line (at most CMDLINE_MAX bytes)
+//! 0x000e_0000  ACPI tables, RSDP first (crate::acpi; inside the reserved 0x9fc00..1 MiB)
 //! 0x0010_0000  kernel (ELF p_paddr / bzImage code32_start)
 //!   ...        initrd: page aligned, as high as possible in low memory
 //! 0xc000_0000  MMIO hole up to 4 GiB; virtio-mmio devices from 0xd000_0000, 0x1000 apart

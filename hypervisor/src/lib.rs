@@ -10,9 +10,12 @@
 //! watchdog), [`exits`] (exit dispatch) and [`hypercall`] (hypercall entry), [`devices`]
 //! (port bus with COM1 and the status port, MMIO bus with the virtio devices), [`abi`]
 //! (Hyper-V and Xen definitions as pure data), [`hyperv`] and [`xen`] (their semantics),
-//! [`boot`], [`cpuid`], [`pagewalk`], [`regs`]; [`seccomp`] (the threads' allow-lists).
+//! [`boot`] and [`acpi`] (the firmware tables every guest gets), [`cpuid`], [`pagewalk`],
+//! [`regs`], [`platform`] (what a stock kernel needs on a nested, software-assisted host);
+//! [`seccomp`] (the threads' allow-lists).
 
 pub mod abi;
+pub mod acpi;
 pub mod boot;
 pub mod config;
 mod console;
@@ -27,6 +30,7 @@ mod kvm_stats;
 pub mod layout;
 pub mod outcome;
 pub mod pagewalk;
+pub mod platform;
 pub mod regs;
 pub mod run;
 pub mod seccomp;

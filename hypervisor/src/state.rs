@@ -115,6 +115,8 @@ pub(crate) struct Shared {
     pub devices: Devices,
     /// Hyper-V and Xen state.
     pub paravirt: Paravirt,
+    /// [`crate::VmConfig::nested_fixes`]: the VMM emulates what KVM's emulator fails on.
+    pub nested_fixes: bool,
     /// The run's end and its agreement.
     pub control: Control,
     /// Figures and the debug timeline.

@@ -314,6 +314,14 @@ fn real_bzimage_loads_and_starts_if_present() {
         .read_obj(vm_memory::GuestAddress(0x7000 + 0x1e8))
         .unwrap();
     assert!(e820_entries >= 3);
+    let rsdp: u64 = mem
+        .read_obj(vm_memory::GuestAddress(0x7000 + 0x70))
+        .unwrap();
+    assert_eq!(
+        rsdp,
+        hypervisor::acpi::RSDP_ADDR,
+        "boot_params.acpi_rsdp_addr"
+    );
     let r = vm.run(Box::new(std::io::sink())).unwrap();
     assert!(
         !r.final_regs[0].contains("gdt=0x500/"),

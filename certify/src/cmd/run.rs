@@ -57,6 +57,13 @@ pub struct RunArgs {
     /// implemented.
     #[arg(long, value_name = "LIST")]
     pub hv_features: Option<String>,
+    /// Stock-kernel fixes for a nested, software-assisted KVM host (`hypervisor::platform`:
+    /// a command-line fragment hiding CPU features this host's emulator cannot run, and VMM
+    /// emulation of the few instructions no option hides). `auto`: applied to a stock Linux
+    /// kernel (bzImage, or vmlinux with Linux's banner) when the probe's KVM check says
+    /// `nested_software`; never on hardware-assisted hosts nor to hvcert's own guests.
+    #[arg(long, value_enum, default_value = "auto", value_name = "on|off|auto")]
+    pub nested_fixes: certify::nested::NestedFixes,
     /// Print every vCPU's registers on stderr when the VM ends.
     #[arg(long)]
     pub dump_regs: bool,
@@ -116,6 +123,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
     };
     cfg.seccomp = !args.no_seccomp;
+    cfg.nested_fixes = certify::nested::resolve(args.nested_fixes, &cfg.kernel);
+    if cfg.nested_fixes {
+        eprintln!("hvcert: nested-host fixes for a stock kernel on (--nested-fixes off: none)");
+    }
     let vm = Vm::new(cfg)?;
     if !args.no_seccomp {
         // This thread runs the VM and then only reports: it gets the VMM thread's list.

@@ -108,6 +108,11 @@ impl MmioBus {
             .collect()
     }
 
+    /// Each device's (base, size, GSI), in bus order (the DSDT lists them: [`crate::acpi`]).
+    pub fn windows(&self) -> Vec<(u64, u64, u32)> {
+        self.slots.iter().map(|s| (s.base, s.size, s.gsi)).collect()
+    }
+
     /// Address ranges to mark reserved in the memory map.
     pub fn reserved(&self) -> Vec<(u64, u64)> {
         self.slots.iter().map(|s| (s.base, s.size)).collect()

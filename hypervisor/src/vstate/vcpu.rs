@@ -2,7 +2,7 @@
 //! threads wait at between [`Vm::new`](crate::Vm::new) and [`Vm::run`](crate::Vm::run).
 use crate::boot;
 use crate::error::{kvm_err, Error};
-use crate::exits::{handle_exit, internal_error, Next, Pending};
+use crate::exits::{handle_exit, on_internal_error, Next, Pending};
 use crate::hypercall::{hv_call, inject_ud, xen_call};
 use crate::regs::{dump_regs, fmt_regs, fmt_sregs};
 use crate::state::{lock, Shared, ST_HALTED_IRQ, ST_HALTED_NOIRQ, ST_RUNNING, ST_WAIT_SIPI};
@@ -244,7 +244,7 @@ fn vcpu_loop(id: usize, vcpu: &mut VcpuFd, shared: Arc<Shared>) {
         let next = match (next, pending) {
             (Next::Continue, Pending::HvCall) => hv_call(vcpu, &shared),
             (Next::Continue, Pending::XenCall) => xen_call(id, vcpu, &shared),
-            (Next::Continue, Pending::InternalError) => Next::Crash(internal_error(vcpu)),
+            (Next::Continue, Pending::InternalError) => on_internal_error(vcpu, &shared),
             (Next::Continue, Pending::BadHypercallPort(port)) => inject_ud(
                 vcpu,
                 &format!("OUT to hypercall port {port:#x} outside its page"),

@@ -67,6 +67,7 @@ fn system() -> Result<&'static System, Error> {
         return Ok(s);
     }
     let kvm = Kvm::new().map_err(kvm_err("open /dev/kvm"))?;
+    crate::platform::note_xsave_size(&kvm);
     let sync = kvm_bindings::KVM_SYNC_X86_REGS | kvm_bindings::KVM_SYNC_X86_SREGS;
     let s = System {
         max_vcpus: kvm.get_max_vcpus(),
@@ -277,9 +278,17 @@ fn load_guest(
     phases: &mut Phases,
 ) -> Result<Guest, Error> {
     let reserved = mmio.reserved();
-    let cmdline = boot::cmdline(&cfg.cmdline, &mmio.cmdline_entries())?;
+    // Stock kernels on a nested host: the fragment of `platform` after the user's options.
+    let user_cmdline = if cfg.nested_fixes {
+        crate::platform::with_nested_cmdline(&cfg.cmdline, None)
+    } else {
+        cfg.cmdline.clone()
+    };
+    let cmdline = boot::cmdline(&user_cmdline, &mmio.cmdline_entries())?;
     let memory_map = memory_map(cfg.memory_mib, &reserved);
     phases.mark("devices");
+    let rsdp = write_acpi(mem, cfg, mmio)?;
+    phases.mark("acpi");
     let loaded = boot::load(
         mem,
         cfg.memory_mib,
@@ -287,9 +296,28 @@ fn load_guest(
         cfg.initrd.as_deref(),
         &cmdline,
         &reserved,
+        Some(rsdp),
     )?;
     phases.mark("load");
     Ok(Guest { loaded, memory_map })
+}
+
+/// Writes the ACPI tables ([`crate::acpi`]: every vCPU, the IOAPIC, COM1 and each
+/// virtio-mmio device on `mmio`) into the BIOS area, reserved in every memory map
+/// ([`crate::layout::memory_map`]); returns the RSDP's address for the boot parameters.
+fn write_acpi(mem: &GuestMemoryMmap, cfg: &VmConfig, mmio: &MmioBus) -> Result<u64, Error> {
+    let acpi_cfg = crate::acpi::AcpiConfig {
+        cpus: cfg.cpus,
+        virtio: mmio
+            .windows()
+            .into_iter()
+            .map(|(base, size, gsi)| crate::acpi::VirtioMmio { base, size, gsi })
+            .collect(),
+    };
+    crate::acpi::build(&acpi_cfg)
+        .and_then(|t| crate::acpi::write(mem, &t))
+        .map_err(|e| Error::Config(format!("ACPI tables: {e}")))?;
+    Ok(crate::acpi::RSDP_ADDR)
 }
 
 /// Creates every vCPU (CPUID per vCPU; the boot vCPU gets the entry registers).
@@ -379,6 +407,7 @@ fn shared_state(
                 ..XenState::new(u32::from(cfg.cpus))
             })),
         },
+        nested_fixes: cfg.nested_fixes,
         control: Control {
             end: Mutex::new(None),
             end_cv: Condvar::new(),
