@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn d(b: &[u8]) -> Result<Action, DecodeError> {

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::layout::memory_map;
 use std::sync::Mutex;
