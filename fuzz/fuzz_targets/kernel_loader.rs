@@ -27,5 +27,14 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let e = env();
     std::fs::write(&e.kernel, data).expect("write the kernel");
     let cmdline = boot::cmdline("console=ttyS0", &[]).expect("command line");
-    let _ = boot::load(&e.mem, 32, &e.kernel, None, &cmdline, &[]);
+    // With an RSDP address, as every VM now gets ACPI tables.
+    let _ = boot::load(
+        &e.mem,
+        32,
+        &e.kernel,
+        None,
+        &cmdline,
+        &[],
+        Some(hypervisor::acpi::RSDP_ADDR),
+    );
 });
