@@ -1,24 +1,13 @@
 //! What CPUID a guest sees on this host, ring 0 and ring 3, against the table the VMM gave
 //! KVM_SET_CPUID2 (issue 11; findings in docs/stock-kernel-nested.md).
+mod common;
 #[path = "guests/mod.rs"]
 mod guests;
 
-use hypervisor::{Interface, Vm, VmConfig, VmEnd};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use common::{kvm_or_skip, Capture};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-impl Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use hypervisor::{Interface, Vm, VmConfig, VmEnd};
+use std::time::Duration;
 
 /// The value printed for `tag` (e.g. "r0 1.0 ecx").
 fn value(text: &str, tag: &str) -> u64 {
@@ -31,8 +20,7 @@ fn value(text: &str, tag: &str) -> u64 {
 
 #[test]
 fn ring0_cpuid_follows_the_table() {
-    if !std::path::Path::new("/dev/kvm").exists() {
-        eprintln!("SKIP ring0_cpuid_follows_the_table: /dev/kvm is absent");
+    if !kvm_or_skip("ring0_cpuid_follows_the_table") {
         return;
     }
     let out = Capture::default();
@@ -117,8 +105,7 @@ fn table_after_set(iface: Interface) -> Vec<kvm_bindings::kvm_cpuid_entry2> {
 /// is printed (on the kvm_pvm host it does not: docs/stock-kernel-nested.md).
 #[test]
 fn kvm_keeps_our_hypervisor_leaves() {
-    if !std::path::Path::new("/dev/kvm").exists() {
-        eprintln!("SKIP kvm_keeps_our_hypervisor_leaves: /dev/kvm is absent");
+    if !kvm_or_skip("kvm_keeps_our_hypervisor_leaves") {
         return;
     }
     let back = table_after_set(Interface::HyperV);

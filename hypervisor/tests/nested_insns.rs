@@ -1,7 +1,10 @@
 //! hypervisor::platform's emulation, end to end (issue 11): a ring-0 guest runs each
 //! instruction the nested host's KVM emulator fails on and checks its effect.
+mod common;
 #[path = "guests/mod.rs"]
 mod guests;
+
+use common::kvm_or_skip;
 
 use hypervisor::{Interface, Vm, VmConfig, VmEnd};
 use std::time::Duration;
@@ -21,8 +24,7 @@ fn run(nested_fixes: bool) -> VmEnd {
 
 #[test]
 fn emulated_instructions_have_their_effect() {
-    if !std::path::Path::new("/dev/kvm").exists() {
-        eprintln!("SKIP emulated_instructions_have_their_effect: /dev/kvm is absent");
+    if !kvm_or_skip("emulated_instructions_have_their_effect") {
         return;
     }
     let _ = tracing_subscriber::fmt()
@@ -54,8 +56,7 @@ fn nested_host() -> bool {
 /// hardware-assisted host runs them all.
 #[test]
 fn without_fixes_the_host_decides() {
-    if !std::path::Path::new("/dev/kvm").exists() {
-        eprintln!("SKIP without_fixes_the_host_decides: /dev/kvm is absent");
+    if !kvm_or_skip("without_fixes_the_host_decides") {
         return;
     }
     match run(false) {

@@ -1,29 +1,17 @@
 //! Whether a ring-3 `syscall` reaches the guest's ring-0 handler (issue 11: on the nested
 //! kvm_pvm host it does not; docs/stock-kernel-nested.md, "User space").
+mod common;
 #[path = "guests/mod.rs"]
 mod guests;
 
-use hypervisor::{Interface, Vm, VmConfig, VmEnd};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use common::{kvm_or_skip, Capture};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-impl Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use hypervisor::{Interface, Vm, VmConfig, VmEnd};
+use std::time::Duration;
 
 #[test]
 fn ring3_syscall() {
-    if !std::path::Path::new("/dev/kvm").exists() {
-        eprintln!("SKIP ring3_syscall: /dev/kvm is absent");
+    if !kvm_or_skip("ring3_syscall") {
         return;
     }
     let out = Capture::default();

@@ -3,23 +3,12 @@ mod common;
 #[path = "guests/mod.rs"]
 mod guests;
 
-use common::{kvm_or_skip, scratch_dir};
+use common::{kvm_or_skip, scratch_dir, Capture};
 use hypervisor::{Interface, RunOutcome, Vm, VmConfig, VmEnd};
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-impl Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 impl Capture {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
