@@ -129,28 +129,41 @@ pub fn html(s: &Summary) -> String {
         esc(&s.created),
         esc(&s.hvcert_version)
     ));
+    for row in rows(s) {
+        out.push_str("<tr>");
+        for cell in &row {
+            out.push_str(&format!("<td>{}</td>", esc(cell)));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n</body></html>\n");
+    out
+}
+
+/// One table row per run, unescaped, in the column order both renderers use: host, run
+/// kind, date, verdict (with the host's probe verdict), cases, failed blockers, waivers,
+/// report file.
+fn rows(s: &Summary) -> Vec<[String; 8]> {
+    let mut rows = Vec::new();
     for h in &s.hosts {
         for r in &h.runs {
             let verdict = match &r.host_verdict {
                 Some(v) => format!("{} — host {}", r.verdict, v),
                 None => r.verdict.clone(),
             };
-            out.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td></tr>\n",
-                esc(&h.host),
-                esc(&r.kind),
-                esc(&r.date),
-                esc(&verdict),
-                esc(&r.cases),
-                esc(&list(&r.blockers)),
-                esc(&list(&r.waivers)),
-                esc(&r.file)
-            ));
+            rows.push([
+                h.host.clone(),
+                r.kind.clone(),
+                r.date.clone(),
+                verdict,
+                r.cases.clone(),
+                list(&r.blockers),
+                list(&r.waivers),
+                r.file.clone(),
+            ]);
         }
     }
-    out.push_str("</table>\n</body></html>\n");
-    out
+    rows
 }
 
 /// The summary as Markdown (one table row per run).
@@ -163,24 +176,55 @@ pub fn markdown(s: &Summary) -> String {
         s.created,
         s.hvcert_version
     );
-    for h in &s.hosts {
-        for r in &h.runs {
-            let verdict = match &r.host_verdict {
-                Some(v) => format!("{} — host {}", r.verdict, v),
-                None => r.verdict.clone(),
-            };
-            out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                md(&h.host),
-                md(&r.kind),
-                md(&r.date),
-                md(&verdict),
-                md(&r.cases),
-                md(&list(&r.blockers)),
-                md(&list(&r.waivers)),
-                md(&r.file)
-            ));
-        }
+    for row in rows(s) {
+        let cells: Vec<String> = row.iter().map(|c| md(c)).collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary() -> Summary {
+        Summary {
+            schema: "s".into(),
+            created: "2026-12-06".into(),
+            hvcert_version: "0.1.0".into(),
+            hosts: vec![HostSummary {
+                host: "Dell <R630>".into(),
+                folder: "hosts/dell".into(),
+                runs: vec![RunSummary {
+                    kind: "certify".into(),
+                    date: "2026-12-06".into(),
+                    file: "hosts/dell/certify-1.json".into(),
+                    verdict: "FAIL".into(),
+                    host_verdict: Some("certified".into()),
+                    cases: "3 pass, 1 fail".into(),
+                    blockers: vec!["boot".into()],
+                    waivers: Vec::new(),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn both_renderers_give_one_escaped_row_per_run() {
+        let s = summary();
+        let h = html(&s);
+        assert!(
+            h.contains(
+                "<tr><td>Dell &lt;R630&gt;</td><td>certify</td><td>2026-12-06</td>\
+                 <td>FAIL — host certified</td><td>3 pass, 1 fail</td><td>boot</td>"
+            ),
+            "{h}"
+        );
+        let m = markdown(&s);
+        assert!(
+            m.contains("| certify | 2026-12-06 | FAIL — host certified | 3 pass, 1 fail | boot |"),
+            "{m}"
+        );
+        assert!(m.contains("| hosts/dell/certify-1.json |\n"), "{m}");
+    }
 }
