@@ -294,6 +294,10 @@ fn hv_wrmsr(id: usize, shared: &Shared, msr: u32, value: u64) -> HvWrite {
             HvWrite::Gp
         }
     };
+    if r.is_ok() && is_synic_msr(msr) {
+        // EOM, or a SynIC register that may make a queued message deliverable now.
+        pv.synic.retry(mem, id as u32);
+    }
     match r {
         Ok(MsrWrite::Done) => HvWrite::Ok,
         Ok(MsrWrite::FillHypercallPage(gpa)) => {
@@ -311,6 +315,15 @@ fn hv_wrmsr(id: usize, shared: &Shared, msr: u32, value: u64) -> HvWrite {
         Ok(MsrWrite::Crash(p)) => HvWrite::End(Next::Crash(hyperv::crash_reason(&p))),
         Err(_) => HvWrite::Gp,
     }
+}
+
+/// SCONTROL, SIMP, EOM and SINT0-15: writes after which queued SynIC messages are retried.
+fn is_synic_msr(msr: u32) -> bool {
+    matches!(
+        msr,
+        hv_abi::MSR_SCONTROL | hv_abi::MSR_SIMP | hv_abi::MSR_EOM | hv_abi::MSR_SINT0
+            ..=hv_abi::MSR_SINT15
+    )
 }
 
 /// WRMSR in the filtered range other than the Hyper-V MSRs ([`hv_wrmsr`]); `false` raises

@@ -415,6 +415,8 @@ pub const CALL_SIGNAL_EVENT: u16 = 0x005D;
 pub const POST_MESSAGE_INPUT_SIZE: usize = 256;
 /// Largest HvCallPostMessage payload.
 pub const POST_MESSAGE_MAX_PAYLOAD: u32 = 240;
+/// HvCallPostMessage input: offset of Payload.
+pub const POST_MESSAGE_PAYLOAD_OFFSET: usize = 16;
 /// HvCallPostDebugData.
 pub const CALL_POST_DEBUG_DATA: u16 = 0x0069;
 /// HvCallRetrieveDebugData.

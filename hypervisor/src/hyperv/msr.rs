@@ -58,6 +58,8 @@ pub struct VpState {
     pub simp: u64,
     /// HV_X64_MSR_SINT0..15.
     pub sint: [u64; 16],
+    /// SynIC messages waiting behind busy SIMP slots ([`super::synic`]).
+    pub synic: super::synic::SynicQueues,
 }
 
 impl Default for VpState {
@@ -69,6 +71,7 @@ impl Default for VpState {
             siefp: 0,
             simp: 0,
             sint: [SINT_MASKED; 16],
+            synic: Default::default(),
         }
     }
 }

@@ -389,6 +389,15 @@ fn shared_state(
         features: cfg.hyperv.features,
         ..Default::default()
     };
+    let hv = Arc::new(Mutex::new(Partition::new(
+        cfg.hyperv.features,
+        usize::from(cfg.cpus),
+        tsc,
+    )));
+    let synic = Arc::new(hyperv::Synic::new(
+        hv.clone(),
+        Some(Arc::new(MsiUpcall::new(vm))),
+    ));
     Shared {
         mem,
         memory_map,
@@ -396,11 +405,8 @@ fn shared_state(
         devices,
         paravirt: Paravirt {
             interface: cfg.interface,
-            hv: Mutex::new(Partition::new(
-                cfg.hyperv.features,
-                usize::from(cfg.cpus),
-                tsc,
-            )),
+            hv,
+            synic,
             hv_opts,
             xen: Arc::new(Mutex::new(XenState {
                 sink: Some(Arc::new(MsiUpcall::new(vm))),
