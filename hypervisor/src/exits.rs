@@ -298,6 +298,9 @@ fn hv_wrmsr(id: usize, shared: &Shared, msr: u32, value: u64) -> HvWrite {
         // EOM, or a SynIC register that may make a queued message deliverable now.
         pv.synic.retry(mem, id as u32);
     }
+    if r.is_ok() && hyperv::stimer::is_stimer_msr(msr) {
+        pv.synic.stimers_written(mem, id as u32);
+    }
     match r {
         Ok(MsrWrite::Done) => HvWrite::Ok,
         Ok(MsrWrite::FillHypercallPage(gpa)) => {

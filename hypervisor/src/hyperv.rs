@@ -44,6 +44,7 @@ use crate::hv_config::HvFeatures;
 use crate::layout::HV_HYPERCALL_PORT;
 
 mod msr;
+pub mod stimer;
 pub mod synic;
 
 pub use msr::{crash_reason, host_tsc, tsc_page, Gp, MsrWrite, Partition, TscInfo, VpEnv, VpState};

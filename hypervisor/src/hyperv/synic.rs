@@ -27,11 +27,13 @@
 //! - All guest memory goes through vm-memory's bounds-checked accessors; a page that is not
 //!   RAM any more is [`SynicError::Memory`], never a panic.
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, VolatileMemory};
 
+use super::stimer::{self, RefTime};
 use super::{Partition, VpState};
 use crate::abi::hv::{
     HV_STATUS_INVALID_CONNECTION_ID, OVERLAY_ENABLE, SCONTROL_ENABLE, SINT_MASKED, SINT_POLLING,
@@ -296,6 +298,12 @@ pub struct Synic {
     hv: Arc<Mutex<Partition>>,
     inject: Option<Arc<dyn Inject>>,
     connections: RwLock<Arc<dyn HvConnections>>,
+    /// The reference clock the synthetic timers run on.
+    clock: RefTime,
+    /// Wakes the timer thread.
+    wake: Arc<stimer::Wake>,
+    /// Whether the timer thread has been started.
+    timer_thread: AtomicBool,
 }
 
 impl std::fmt::Debug for Synic {
@@ -309,12 +317,27 @@ impl std::fmt::Debug for Synic {
 impl Synic {
     /// The SynIC of partition `hv`, injecting through `inject` (`None`: nothing is injected,
     /// for tests without KVM).
-    pub fn new(hv: Arc<Mutex<Partition>>, inject: Option<Arc<dyn Inject>>) -> Synic {
+    /// `created`: when the VM was created (the reference clock's origin when the guest TSC
+    /// rate is unknown).
+    pub fn new(
+        hv: Arc<Mutex<Partition>>,
+        inject: Option<Arc<dyn Inject>>,
+        created: Instant,
+    ) -> Synic {
+        let tsc = lock(&hv).tsc;
         Synic {
             hv,
             inject,
             connections: RwLock::new(Arc::new(NoConnections)),
+            clock: RefTime { tsc, created },
+            wake: Arc::default(),
+            timer_thread: AtomicBool::new(false),
         }
+    }
+
+    /// The reference clock (TIME_REF_COUNT's).
+    pub fn clock(&self) -> RefTime {
+        self.clock
     }
 
     /// The partition it delivers to.
@@ -387,6 +410,54 @@ impl Synic {
         let (newly, v) = self.with_vp(mem, vp, |s| s.set_flag(sint, flag))?;
         self.raise(vp, v);
         Ok(newly)
+    }
+
+    /// After a guest write to a STIMER MSR of `vp`: arms its enabled timers and wakes (or
+    /// starts) the timer thread.
+    pub fn stimers_written(self: &Arc<Self>, mem: &GuestMemoryMmap, vp: u32) {
+        let now = self.clock.now();
+        if let Some(st) = lock(&self.hv).vps.get_mut(vp as usize) {
+            stimer::arm(&mut st.stimers, now);
+        }
+        if !self.timer_thread.swap(true, Ordering::SeqCst)
+            && stimer::spawn(Arc::downgrade(self), self.wake.clone(), mem.clone()).is_err()
+        {
+            self.timer_thread.store(false, Ordering::SeqCst);
+        }
+        self.wake.notify();
+    }
+
+    /// Expires every timer due at reference time `now` (messages posted, vectors injected);
+    /// returns the next deadline.
+    pub fn run_timers(&self, mem: &GuestMemoryMmap, now: u64) -> Option<u64> {
+        let mut raise = Vec::new();
+        let mut next: Option<u64> = None;
+        {
+            let mut hv = lock(&self.hv);
+            for (i, st) in hv.vps.iter_mut().enumerate() {
+                let (fires, n) = stimer::expire(&mut st.stimers, now);
+                if let Some(n) = n {
+                    next = Some(next.map_or(n, |x| x.min(n)));
+                }
+                for f in fires {
+                    match f {
+                        stimer::Fire::Direct(v) => raise.push((i as u32, v)),
+                        stimer::Fire::Message(sint, msg) => {
+                            // Not deliverable (SynIC or SIMP off, queue full): dropped.
+                            if let Ok(Some(v)) =
+                                (Slots { vp: st, mem }).post(usize::from(sint), &msg)
+                            {
+                                raise.push((i as u32, v));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (vp, v) in raise {
+            self.raise(vp, [v]);
+        }
+        next
     }
 
     /// After a guest write to EOM or another SynIC MSR of `vp`: re-delivers queued messages

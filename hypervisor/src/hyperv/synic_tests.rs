@@ -44,7 +44,7 @@ fn synic() -> (Synic, Arc<Rec>, GuestMemoryMmap) {
         }
     }
     let rec = Arc::new(Rec::default());
-    let s = Synic::new(Arc::new(Mutex::new(p)), Some(rec.clone()));
+    let s = Synic::new(Arc::new(Mutex::new(p)), Some(rec.clone()), Instant::now());
     (s, rec, mem())
 }
 

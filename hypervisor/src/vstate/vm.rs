@@ -394,14 +394,16 @@ fn shared_state(
         usize::from(cfg.cpus),
         tsc,
     )));
+    let created = Instant::now();
     let synic = Arc::new(hyperv::Synic::new(
         hv.clone(),
         Some(Arc::new(MsiUpcall::new(vm))),
+        created,
     ));
     Shared {
         mem,
         memory_map,
-        created: Instant::now(),
+        created,
         devices,
         paravirt: Paravirt {
             interface: cfg.interface,

@@ -4,6 +4,7 @@ use crate::ktap::Outcome;
 use crate::{check, diag, Ctx};
 
 mod hv;
+mod hv_synic;
 mod virtio;
 mod xen;
 mod xen_pvhvm;
@@ -69,6 +70,7 @@ const CASES: &[(&str, Case)] = &[
     ("hv_gate_debugging", hv::gate_debugging),
     ("hv_gate_crash", hv::gate_crash),
     ("hv_gate_remote_flush", hv::gate_remote_flush),
+    ("hv_synic_stimer_message", hv_synic::stimer_message),
     ("smp_vp_index", smp_vp_index),
     (
         "storage_write_read_verify",
