@@ -262,3 +262,7 @@ pub(super) fn spawn(
         })
         .map(|_| ())
 }
+
+#[cfg(test)]
+#[path = "stimer_tests.rs"]
+mod tests;
