@@ -40,6 +40,7 @@
 //!   timeout by more than 0.5 s (rules in the `console` module, `src/console.rs`).
 use crate::abi::hv as hv_abi;
 use crate::abi::{xen::MSR_PAGE_INDEX_MASK, PAGE_SIZE};
+use crate::apic_msr;
 use crate::devices::legacy::status::le_value;
 use crate::devices::port_bus::{PortRead, PortWrite};
 use crate::hyperv::{self, MsrWrite, Partition};
@@ -72,6 +73,8 @@ pub(crate) enum Pending {
     BadHypercallPort(u16),
     /// KVM_EXIT_INTERNAL_ERROR, described from the run structure.
     InternalError,
+    /// A Hyper-V APIC-access MSR ([`crate::apic_msr`]), done with the vCPU fd.
+    ApicMsr(crate::apic_msr::ApicMsr),
 }
 
 /// Handles one exit of vCPU `id`.
@@ -119,6 +122,28 @@ pub(crate) fn handle_exit(
             match shared.devices.mmio.find(addr) {
                 Some((dev, off)) => lock(dev).write(off, data),
                 None => shared.unclaimed("MMIO write", addr, le_value(data)),
+            }
+            Next::Continue
+        }
+        VcpuExit::X86Rdmsr(m) if interface.has_hyperv() && apic_msr::is_apic_msr(m.index) => {
+            if apic_msr::allowed(shared) {
+                *pending = Pending::ApicMsr(apic_msr::ApicMsr {
+                    msr: m.index,
+                    write: None,
+                });
+            } else {
+                *m.error = 1;
+            }
+            Next::Continue
+        }
+        VcpuExit::X86Wrmsr(m) if interface.has_hyperv() && apic_msr::is_apic_msr(m.index) => {
+            if apic_msr::allowed(shared) {
+                *pending = Pending::ApicMsr(apic_msr::ApicMsr {
+                    msr: m.index,
+                    write: Some(m.data),
+                });
+            } else {
+                *m.error = 1;
             }
             Next::Continue
         }

@@ -202,6 +202,17 @@ impl hyperv::synic::Inject for MsiUpcall {
     fn inject(&self, vp: u32, vector: u8) -> bool {
         xen::Upcall::inject(self, vp, vector)
     }
+    fn msi(&self, address_lo: u32, data: u32) -> bool {
+        let Some(vm) = self.vm.upgrade() else {
+            return false;
+        };
+        let msi = kvm_bindings::kvm_msi {
+            address_lo,
+            data,
+            ..Default::default()
+        };
+        vm.signal_msi(msi).is_ok_and(|n| n > 0)
+    }
 }
 
 /// The calling vCPU's IA32_TSC and the reference time right after it, and the TSC rate.

@@ -89,6 +89,11 @@ pub trait Inject: Send + Sync {
     /// Raises `vector` on VP `vp` as a fixed, edge-triggered interrupt; `false` when it could
     /// not be delivered (the VM is gone).
     fn inject(&self, vp: u32, vector: u8) -> bool;
+    /// Sends a raw MSI (address low word, data) through the in-kernel irqchip; `false` when
+    /// it was not delivered (or the injector cannot send raw MSIs).
+    fn msi(&self, _address_lo: u32, _data: u32) -> bool {
+        false
+    }
 }
 
 /// Where the guest's HvCallPostMessage / HvCallSignalEvent go (VMBus registers one).
@@ -356,6 +361,13 @@ impl Synic {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Sends a raw MSI through the injector (the APIC-access ICR MSR).
+    pub fn signal_msi(&self, address_lo: u32, data: u32) -> bool {
+        self.inject
+            .as_ref()
+            .is_some_and(|i| i.msi(address_lo, data))
     }
 
     fn raise(&self, vp: u32, vectors: impl IntoIterator<Item = u8>) {

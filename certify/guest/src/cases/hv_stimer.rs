@@ -204,7 +204,13 @@ pub fn bench(_ctx: &mut Ctx) -> Outcome {
             i
         );
         let (_, exp, delivery) = timer_payload(SINT);
-        check!(exp == due, "iteration {}: expiration {} != COUNT {}", i, exp, due);
+        check!(
+            exp == due,
+            "iteration {}: expiration {} != COUNT {}",
+            i,
+            exp,
+            due
+        );
         req!(consume(SINT));
         req!(wr(super::hv_synic::MSR_EOM, 0));
         let done = to_ref(sys::rdtsc());

@@ -4,6 +4,7 @@ use crate::ktap::Outcome;
 use crate::{check, diag, Ctx};
 
 mod hv;
+mod hv_apic;
 mod hv_stimer;
 mod hv_synic;
 mod virtio;
@@ -83,6 +84,8 @@ const CASES: &[(&str, Case)] = &[
     ("hv_stimer_gate", hv_stimer::gate),
     ("hv_stimer_direct_gate", hv_stimer::direct_gate),
     ("hv_synic_bench", hv_stimer::bench),
+    ("hv_apic_msrs", hv_apic::apic_msrs),
+    ("hv_apic_msrs_gate", hv_apic::apic_msrs_gate),
     ("smp_vp_index", smp_vp_index),
     (
         "storage_write_read_verify",
