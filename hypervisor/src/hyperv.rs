@@ -43,6 +43,8 @@ use crate::abi::{OPCODE_INT3, OPCODE_OUT_IMM8_EAX, OPCODE_RET, PAGE_SIZE};
 use crate::hv_config::HvFeatures;
 use crate::layout::HV_HYPERCALL_PORT;
 
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod loopback;
 mod msr;
 pub mod stimer;
 pub mod synic;
