@@ -82,15 +82,20 @@ impl VpRequests {
     /// pending flush: whether it flushed. An error if the flush failed (the caller ends
     /// the VM: a target that cannot flush must not run on).
     pub(crate) fn enter(&self, id: usize, vcpu: &mut VcpuFd) -> Result<bool, String> {
-        let Some(v) = self.vps.get(id) else {
-            return Ok(false);
-        };
-        v.in_guest.store(true, Ordering::SeqCst);
-        if v.flush.swap(false, Ordering::SeqCst) {
+        if self.begin(id) {
             flush_guest_tlb(vcpu)?;
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Enters guest mode; whether a flush was pending (and is now taken).
+    fn begin(&self, id: usize) -> bool {
+        let Some(v) = self.vps.get(id) else {
+            return false;
+        };
+        v.in_guest.store(true, Ordering::SeqCst);
+        v.flush.swap(false, Ordering::SeqCst)
     }
 
     /// Called by vCPU thread `id` right after KVM_RUN returns.
@@ -197,5 +202,55 @@ pub(crate) fn act(shared: &Shared, action: Action) {
     };
     for _ in 0..n {
         shared.count(what);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hyperv::VpSet;
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+
+    /// A target "in guest mode" (blocked in pause() as a vCPU in KVM_RUN) is kicked out, and
+    /// the request is taken before it "re-enters"; the requester waits for that, not longer.
+    #[test]
+    fn a_flush_kicks_a_target_in_guest_mode_and_waits_for_it() {
+        crate::vstate::vcpu::kick_handler_install();
+        let r = Arc::new(VpRequests::new(2, None));
+        let flushed = Arc::new(AtomicU64::new(0));
+        let (r2, f2) = (r.clone(), flushed.clone());
+        let t = std::thread::spawn(move || {
+            r2.register_thread(1);
+            loop {
+                if r2.begin(1) {
+                    f2.fetch_add(1, Ordering::SeqCst);
+                    r2.leave(1);
+                    return;
+                }
+                // SAFETY: pause() only waits for a signal.
+                unsafe { libc::pause() };
+                r2.leave(1);
+            }
+        });
+        while !r.vps[1].in_guest.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        let t0 = Instant::now();
+        let n = r.carry_out(Action::Flush(VpSet::from_mask(0b10)), &|| false);
+        let waited = t0.elapsed();
+        assert_eq!(n, 1);
+        assert!(waited < Duration::from_millis(500), "waited {waited:?}");
+        t.join().unwrap();
+        assert_eq!(flushed.load(Ordering::SeqCst), 1);
+        // A target outside guest mode is not waited for; VPs the VM lacks are ignored.
+        let t0 = Instant::now();
+        assert_eq!(r.carry_out(Action::Flush(VpSet::ALL), &|| false), 2);
+        assert_eq!(
+            r.carry_out(Action::Flush(VpSet::from_mask(0b100)), &|| false),
+            0
+        );
+        assert!(t0.elapsed() < Duration::from_millis(100));
+        assert!(r.begin(0) && r.begin(1), "both flagged by the ALL flush");
     }
 }
