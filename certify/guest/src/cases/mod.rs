@@ -4,6 +4,7 @@ use crate::ktap::Outcome;
 use crate::{check, diag, Ctx};
 
 mod hv;
+mod hv_calls;
 mod virtio;
 mod xen;
 mod xen_pvhvm;
@@ -69,6 +70,22 @@ const CASES: &[(&str, Case)] = &[
     ("hv_gate_debugging", hv::gate_debugging),
     ("hv_gate_crash", hv::gate_crash),
     ("hv_gate_remote_flush", hv::gate_remote_flush),
+    ("hv_call_ipi_self", hv_calls::ipi_self),
+    ("hv_call_ipi_ex", hv_calls::ipi_ex),
+    ("hv_call_flush_ex", hv_calls::flush_ex),
+    ("hv_call_xmm_fast", hv_calls::xmm_fast),
+    ("hv_call_xmm_off", hv_calls::xmm_off),
+    (
+        "hv_gate_calls_all_granted",
+        hv_calls::gate_calls_all_granted,
+    ),
+    ("hv_gate_cluster_ipi", hv_calls::gate_cluster_ipi),
+    (
+        "hv_gate_ex_processor_masks",
+        hv_calls::gate_ex_processor_masks,
+    ),
+    ("hv_gate_remote_flush_ex", hv_calls::gate_remote_flush_ex),
+    ("hv_gate_long_spin_wait", hv_calls::gate_long_spin_wait),
     ("smp_vp_index", smp_vp_index),
     (
         "storage_write_read_verify",
