@@ -213,7 +213,7 @@ fn vcpu_loop(id: usize, vcpu: &mut VcpuFd, shared: Arc<Shared>) {
         if first {
             shared.mark(id, "kvm_run");
         }
-        match shared.vp_requests.enter(id, vcpu) {
+        match shared.vp_requests.enter(id, vcpu, synced) {
             Ok(true) => shared.count("vp-tlb-flush-done"),
             Ok(false) => {}
             Err(e) => {
