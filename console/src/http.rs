@@ -31,6 +31,9 @@ pub struct Config {
     pub runner: Option<Runner>,
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
+    /// The certify crate's side (profiles, certify runs, probe documents, packages);
+    /// `None`: those routes get 503.
+    pub backend: Option<Arc<dyn crate::backend::Backend>>,
 }
 
 /// Everything a request handler needs.
@@ -39,6 +42,10 @@ pub struct App {
     pub store: Arc<Store>,
     /// The VMs.
     pub vms: VmManager,
+    /// Certify runs started here.
+    pub certify: crate::certruns::CertifyManager,
+    /// The data folder (the database, certify output, temporary uploads).
+    pub data_dir: PathBuf,
     token: Option<String>,
     max_body: usize,
 }
@@ -147,6 +154,7 @@ impl Server {
         std::fs::create_dir_all(&cfg.data_dir)?;
         let store = Arc::new(Store::open(&cfg.data_dir)?);
         store.reset_running_vms()?;
+        store.reset_running_jobs()?;
         let http = Arc::new(
             tiny_http::Server::http(cfg.addr)
                 .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.addr))?,
@@ -157,6 +165,12 @@ impl Server {
             .ok_or_else(|| anyhow::anyhow!("not an IP listener"))?;
         let app = Arc::new(App {
             vms: VmManager::new(store.clone(), cfg.runner),
+            certify: crate::certruns::CertifyManager::new(
+                store.clone(),
+                cfg.backend,
+                cfg.data_dir.clone(),
+            ),
+            data_dir: cfg.data_dir,
             store,
             token: cfg.token,
             max_body: cfg.max_body,
@@ -199,6 +213,7 @@ impl Server {
             let _ = a.join();
         }
         self.app.vms.stop_all();
+        self.app.certify.wait();
     }
 }
 
