@@ -521,10 +521,10 @@ fn imports_probe_fleet_package_and_folder() {
         std::io::Read::read_to_end(&mut e, &mut d).unwrap();
         let p = e.path().unwrap().to_string_lossy().into_owned();
         if p.starts_with("hosts/") && p.ends_with(".json") {
-            d = String::from_utf8(d)
-                .unwrap()
-                .replacen("\"pass\"", "\"fail\"", 1)
-                .into_bytes();
+            let text = String::from_utf8(d).unwrap();
+            let tampered = text.replacen("\"outcome\": \"pass\"", "\"outcome\": \"fail\"", 1);
+            assert_ne!(text, tampered, "{p}: nothing to tamper with");
+            d = tampered.into_bytes();
         }
         files.push((p, d));
     }
