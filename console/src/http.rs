@@ -271,22 +271,32 @@ fn ct(v: &str) -> tiny_http::Header {
     tiny_http::Header::from_bytes(&b"Content-Type"[..], v.as_bytes()).expect("valid header")
 }
 
+/// `Server-Timing: app;dur=MS`: the time from the request's arrival to its answer's
+/// start (reading the body, the database, rendering), for clients and the figures.
+fn timing(t0: std::time::Instant) -> tiny_http::Header {
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    tiny_http::Header::from_bytes(&b"Server-Timing"[..], format!("app;dur={ms:.1}").as_bytes())
+        .expect("valid header")
+}
+
 /// Checks, reads and routes one request, and answers it.
 fn handle(app: &App, mut rq: tiny_http::Request) {
+    let t0 = std::time::Instant::now();
     match prepare(app, &mut rq) {
         Err(e) => {
-            let _ = rq.respond(error_response(&e));
+            let _ = rq.respond(error_response(&e).with_header(timing(t0)));
         }
         Ok(req) => match route(app, &req) {
             Err(e) if req.path.starts_with("/api/") => {
-                let _ = rq.respond(error_response(&e));
+                let _ = rq.respond(error_response(&e).with_header(timing(t0)));
             }
             Err(e) => {
                 let page = crate::pages::error_page(&e);
                 let _ = rq.respond(
                     tiny_http::Response::from_data(page)
                         .with_status_code(e.status)
-                        .with_header(ct("text/html; charset=utf-8")),
+                        .with_header(ct("text/html; charset=utf-8"))
+                        .with_header(timing(t0)),
                 );
             }
             Ok(Resp::Full {
@@ -298,6 +308,7 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
                     tiny_http::Response::from_data(body)
                         .with_status_code(status)
                         .with_header(ct(content_type))
+                        .with_header(timing(t0))
                         .with_header(
                             tiny_http::Header::from_bytes(
                                 &b"X-Content-Type-Options"[..],
