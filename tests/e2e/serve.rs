@@ -220,6 +220,7 @@ fn pages_load_in_chromium() {
         ("/vms", "page-vm"),
         (&format!("/vms/{vid}") as &str, "Console"),
         ("/compare?base=1&run=1", "GATE PASSES"),
+        ("/certify", "sles11sp1-like"),
     ];
     // Screenshots of three pages are kept as artifacts in <target>/console-screenshots/.
     let shots = std::env::current_exe()
