@@ -320,3 +320,73 @@ fn vm_page_starts_and_stops_the_guest_in_chromium() {
     );
     assert_eq!(b.console_errors(), Vec::<String>::new());
 }
+
+/// A certify run from the /certify page in a real browser: pick a profile, two cases and
+/// one job, start it, watch the progress page until it links to the imported run, open
+/// that run, and no console error on the way.
+#[test]
+fn certify_page_starts_a_run_and_follows_it_in_chromium() {
+    if !common::kvm_available_or_skip("certify_page_starts_a_run_and_follows_it_in_chromium") {
+        return;
+    }
+    let Some(bin) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        let required = std::env::var("HVCERT_REQUIRE_CHROMIUM").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "chromium is absent but HVCERT_REQUIRE_CHROMIUM=1"
+        );
+        common::skip_log::skip("certify page in chromium", "chromium is absent");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(dir.path(), &[]);
+    let base = format!("http://{}", s.addr);
+    let mut b = cdp::Browser::launch(bin);
+    b.goto(&format!("{base}/certify"));
+    b.eval(
+        "document.querySelector('#certify [value=\"sles11sp1-like\"]').checked=true;\
+         document.querySelector('#certify [name=cases]').value='boot, hv_cpuid';\
+         document.querySelector('#certify [name=jobs]').value='1';\
+         document.querySelector('#certify button').click(); true",
+    );
+    b.wait_for(
+        "/^\\/certify\\/\\d+$/.test(location.pathname)",
+        std::time::Duration::from_secs(30),
+    );
+    b.wait_for(
+        "document.readyState === 'complete' && document.getElementById('report') !== null",
+        std::time::Duration::from_secs(120),
+    );
+    let progress = b.eval("document.getElementById('progress').textContent");
+    assert!(
+        progress.as_str().unwrap().contains("2 of 2 cases finished"),
+        "{progress}"
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('#cases tr').length"),
+        3,
+        "a header and two cases"
+    );
+    if let Some(t) = std::env::current_exe()
+        .ok()
+        .and_then(|e| common::skip_log::target_dir_of(&e))
+    {
+        let d = t.join("console-screenshots");
+        let _ = std::fs::create_dir_all(&d);
+        b.screenshot(&d.join("certify-run-done.png"));
+    }
+    b.eval("document.getElementById('report').click(); true");
+    b.wait_for(
+        "/^\\/runs\\/\\d+$/.test(location.pathname) && document.readyState === 'complete'",
+        std::time::Duration::from_secs(30),
+    );
+    assert!(b
+        .eval("document.body.textContent")
+        .as_str()
+        .unwrap()
+        .contains("hv_cpuid"));
+    assert_eq!(b.console_errors(), Vec::<String>::new());
+}
