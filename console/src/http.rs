@@ -34,6 +34,9 @@ pub struct Config {
     /// The certify crate's side (profiles, certify runs, probe documents, packages);
     /// `None`: those routes get 503.
     pub backend: Option<Arc<dyn crate::backend::Backend>>,
+    /// Serve HTTPS with this configuration ([`crate::tls::server_config`]): TLS on `addr`,
+    /// the HTTP server itself on 127.0.0.1 only.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Everything a request handler needs.
@@ -134,6 +137,7 @@ pub struct Server {
     http: Arc<tiny_http::Server>,
     app: Arc<App>,
     accept: Option<JoinHandle<()>>,
+    tls: Option<crate::tls::TlsFront>,
 }
 
 /// Whether a non-loopback `addr` is allowed with `token` (the binding rule).
@@ -155,14 +159,27 @@ impl Server {
         let store = Arc::new(Store::open(&cfg.data_dir)?);
         store.reset_running_vms()?;
         store.reset_running_jobs()?;
+        // With TLS, the HTTP server is reachable on loopback only, behind the TLS front.
+        let http_addr = match cfg.tls {
+            Some(_) => SocketAddr::from(([127, 0, 0, 1], 0)),
+            None => cfg.addr,
+        };
         let http = Arc::new(
-            tiny_http::Server::http(cfg.addr)
-                .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.addr))?,
+            tiny_http::Server::http(http_addr)
+                .map_err(|e| anyhow::anyhow!("cannot bind {http_addr}: {e}"))?,
         );
-        let addr = http
+        let plain = http
             .server_addr()
             .to_ip()
             .ok_or_else(|| anyhow::anyhow!("not an IP listener"))?;
+        let tls = match &cfg.tls {
+            Some(t) => Some(
+                crate::tls::TlsFront::start(cfg.addr, plain, t.clone())
+                    .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.addr))?,
+            ),
+            None => None,
+        };
+        let addr = tls.as_ref().map_or(plain, |t| t.addr());
         let app = Arc::new(App {
             vms: VmManager::new(store.clone(), cfg.runner),
             certify: crate::certruns::CertifyManager::new(
@@ -182,6 +199,7 @@ impl Server {
             http,
             app,
             accept: Some(accept),
+            tls,
         })
     }
 
@@ -208,6 +226,9 @@ impl Server {
     }
 
     fn stop(&mut self) {
+        if let Some(mut t) = self.tls.take() {
+            t.stop();
+        }
         self.http.unblock();
         if let Some(a) = self.accept.take() {
             let _ = a.join();

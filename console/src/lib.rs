@@ -6,7 +6,7 @@
 //! [`imports`] (reports, probe documents, fleet reports, packages and report folders in),
 //! [`backend`] (what the certify crate provides) and [`certruns`] (certify runs in a worker
 //! thread), [`vms`] (VM requests, limits and processes), [`http`] (the server: binding
-//! rules, token, body limits), [`api`] and [`api_lists`] (JSON routes), [`pages`] and
+//! rules, token, body limits; [`tls`] in front of it), [`api`] and [`api_lists`] (JSON routes), [`pages`] and
 //! [`pages_certify`] (HTML), [`sse`] (the live console stream). The API is documented in
 //! docs/console-api.md and, as OpenAPI, in console/openapi.json (served at
 //! `/api/openapi.json`; a test checks real answers against it).
@@ -23,6 +23,7 @@ pub mod sse;
 pub mod store;
 pub mod store_certify;
 pub mod store_imports;
+pub mod tls;
 pub mod vms;
 
 pub use http::{Config, Server};

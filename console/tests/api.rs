@@ -23,6 +23,7 @@ fn server(dir: &std::path::Path, token: Option<&str>, max_body: usize) -> consol
         runner: None,
         max_body,
         backend: None,
+        tls: None,
     })
     .expect("server starts")
 }
@@ -216,6 +217,7 @@ fn token_is_required_when_set() {
         runner: None,
         max_body: 1024,
         backend: None,
+        tls: None,
     })
     .err()
     .expect("refused");

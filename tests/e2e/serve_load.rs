@@ -78,6 +78,7 @@ fn twenty_vms_in_parallel_do_not_leak_and_a_5000_case_run_page() {
         }),
         max_body: 64 << 20,
         backend: None,
+        tls: None,
     })
     .unwrap();
     let addr = server.addr();

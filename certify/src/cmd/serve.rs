@@ -25,6 +25,13 @@ pub struct ServeArgs {
     /// Import and exit without serving.
     #[arg(long)]
     pub import_only: bool,
+    /// Serve HTTPS: the certificate chain (PEM); with --tls-key. The token rule is
+    /// unchanged (TLS + token off loopback).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Most VMs running at once.
     #[arg(long, default_value_t = 32)]
     pub max_vms: usize,
@@ -69,6 +76,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         builtin_guest: Some(guest),
         max_running: args.max_vms,
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some(console::tls::server_config(c, k)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let server = console::Server::start(console::Config {
         addr: args.listen,
         token: args.token,
@@ -76,9 +88,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         runner: Some(runner),
         max_body: args.max_body,
         backend: Some(backend),
+        tls,
     })?;
     // The port line is what scripts and tests wait for.
-    println!("hvcert serve: listening on http://{}", server.addr());
+    println!("hvcert serve: listening on {scheme}://{}", server.addr());
     server.wait();
     Ok(ExitCode::SUCCESS)
 }
