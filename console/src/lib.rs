@@ -7,7 +7,7 @@
 //! [`backend`] (what the certify crate provides) and [`certruns`] (certify runs in a worker
 //! thread), [`vms`] (VM requests, limits and processes), [`http`] (the server: binding
 //! rules, token, body limits; [`tls`] in front of it), [`api`] and [`api_lists`] (JSON routes), [`pages`] and
-//! [`pages_certify`] (HTML), [`sse`] (the live console stream). The API is documented in
+//! [`pages_certify`], [`pages_imports`] (HTML), [`sse`] (the live console stream). The API is documented in
 //! docs/console-api.md and, as OpenAPI, in console/openapi.json (served at
 //! `/api/openapi.json`; a test checks real answers against it).
 pub mod api;
@@ -19,6 +19,7 @@ pub mod imports;
 pub mod migrations;
 pub mod pages;
 pub mod pages_certify;
+pub mod pages_imports;
 pub mod sse;
 pub mod store;
 pub mod store_certify;

@@ -29,7 +29,7 @@ nav{background:#1f2d3d;padding:.6em 1em}nav a{color:#fff;margin-right:1em;text-d
 main{padding:1em;max-width:70em}table{border-collapse:collapse;width:100%}\
 th,td{text-align:left;padding:.3em .5em;border-bottom:1px solid #ddd;vertical-align:top}\
 .b{display:inline-block;padding:.1em .5em;border-radius:.8em;font-size:.85em;color:#fff;background:#777}\
-.pass,.supported,.exited{background:#2e7d32}.warn,.untested,.stopped{background:#b26a00}\
+.pass,.supported,.certified,.compatible,.exited{background:#2e7d32}.warn,.untested,.stopped{background:#b26a00}\
 .fail,.unsupported,.failed{background:#c62828}.running{background:#1565c0}\
 .bar{display:inline-block;height:.8em;background:#2e7d32}.bar.f{background:#c62828}\
 pre{background:#111;color:#eee;padding:.6em;overflow:auto;max-height:30em;white-space:pre-wrap}\
@@ -165,6 +165,7 @@ fn hosts(app: &App) -> Result<String, ApiError> {
         );
     }
     b.push_str("</table></div>");
+    b.push_str(&crate::pages_imports::sections(app)?);
     Ok(page("Hosts", &b))
 }
 

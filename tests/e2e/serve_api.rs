@@ -502,6 +502,13 @@ fn imports_probe_fleet_package_and_folder() {
         "{hosts}"
     );
 
+    // The hosts page lists the fleet report and the package with its check.
+    let page = client::get(a, "/hosts").text();
+    assert!(
+        page.contains("fleet #1") && page.contains("matches its manifest"),
+        "{page}"
+    );
+
     // The same package again is recognised; a tampered one is refused with the reason.
     let pkg = std::fs::read(&package).unwrap();
     let again = client::request(
