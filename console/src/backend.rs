@@ -112,6 +112,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// A run report from a JSON document that is not a `hvcert.report/v1` (a saved `hvcert
     /// probe --json`); `name` is for messages.
     fn probe_report(&self, text: &str, name: &str) -> Result<reports::Report, String>;
+    /// A run report from a probe snapshot folder (`hvcert probe --capture DIR`: host.json
+    /// and cpuid.txt), scored against the built-in supported-server list.
+    fn probe_snapshot(&self, dir: &Path) -> Result<reports::Report, String>;
     /// Checks a package archive (`hvcert package`) against its manifest and signature.
     fn verify_package(&self, file: &Path) -> Result<PackageCheck, String>;
 }

@@ -2,8 +2,9 @@
 //! (`hvcert serve --import PATH`): a run report (`hvcert.report/v1`), a probe document
 //! (`hvcert.probe/v1`, read as a run through the [`Backend`]), a fleet report
 //! (`hvcert.fleet/v1`), a package (`hvcert package`'s tar archive, checked against its
-//! manifest) or a whole report folder (a tar or tar.gz archive of it, or the folder itself
-//! on the command line). Everything one import finds is written in one transaction: all
+//! manifest), a probe snapshot folder (`hvcert probe --capture DIR`, scored through the
+//! [`Backend`]) or a whole report folder (a tar or tar.gz archive of it, or the folder
+//! itself on the command line). Everything one import finds is written in one transaction: all
 //! of it or nothing.
 use std::io::Read;
 use std::path::Path;
@@ -79,6 +80,10 @@ pub fn import_path(
     let mut out = Imported::default();
     let mut items = Vec::new();
     for f in files {
+        if f.is_dir() {
+            items.push(read_snapshot(backend, &f, &f.display().to_string())?);
+            continue;
+        }
         let bytes = std::fs::read(&f)
             .map_err(|e| ApiError::new(400, format!("{}: cannot read: {e}", f.display())))?;
         let name = f.display().to_string();
@@ -102,6 +107,10 @@ fn collect(path: &Path, files: &mut Vec<std::path::PathBuf>) -> Result<(), ApiEr
         files.push(path.to_path_buf());
         return Ok(());
     }
+    if std::fs::read(path.join(SNAPSHOT_HOST)).is_ok_and(|b| is_snapshot_host(&b)) {
+        files.push(path.to_path_buf()); // a probe snapshot: read as a whole
+        return Ok(());
+    }
     let mut entries: Vec<_> = std::fs::read_dir(path)
         .map_err(|e| ApiError::new(400, format!("{}: {e}", path.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -118,6 +127,73 @@ fn collect(path: &Path, files: &mut Vec<std::path::PathBuf>) -> Result<(), ApiEr
         }
     }
     Ok(())
+}
+
+/// A name part no other import in this process uses at the same time.
+fn unique() -> String {
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
+/// The file that makes a folder a probe snapshot (`probe::snapshot::HOST_FILE`).
+const SNAPSHOT_HOST: &str = "host.json";
+
+/// Whether `host.json`'s bytes are a probe snapshot's: JSON without a `schema` and with
+/// the `inputs` it was read from.
+fn is_snapshot_host(b: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(b)
+        .is_ok_and(|v| v.get("schema").is_none() && v.get("inputs").is_some_and(|i| i.is_array()))
+}
+
+/// A probe snapshot folder as a run, through the backend.
+fn read_snapshot(backend: Option<&dyn Backend>, dir: &Path, name: &str) -> Result<Item, ApiError> {
+    let b = backend.ok_or_else(|| ApiError::new(503, "this server cannot read probe snapshots"))?;
+    let r = b
+        .probe_snapshot(dir)
+        .map_err(|e| ApiError::new(400, format!("{name}: {e}")))?;
+    Ok(Item::Run(name.to_string(), Box::new(r)))
+}
+
+/// The snapshots in an archive's files: each folder holding a snapshot `host.json` is
+/// written (its files only) to a private temporary folder and read from there.
+fn archive_snapshots(
+    backend: Option<&dyn Backend>,
+    tmp_dir: &Path,
+    name: &str,
+    files: &[(String, Vec<u8>)],
+) -> Result<(Vec<Item>, Vec<String>), ApiError> {
+    let dirs: Vec<String> = files
+        .iter()
+        .filter(|(p, d)| {
+            Path::new(p).file_name().is_some_and(|f| f == SNAPSHOT_HOST) && is_snapshot_host(d)
+        })
+        .map(|(p, _)| p[..p.len() - SNAPSHOT_HOST.len()].to_string())
+        .collect();
+    let mut items = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let tmp = tmp_dir.join(format!("snapshot-{}-{i}", unique()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(ApiError::internal)?;
+        for (p, d) in files {
+            let Some(rest) = p.strip_prefix(dir.as_str()) else {
+                continue;
+            };
+            // Only the folder's own files, by plain name: nothing written outside `tmp`.
+            let plain = !rest.is_empty()
+                && !rest.contains('/')
+                && rest != ".."
+                && rest != "."
+                && !rest.contains('\\');
+            if plain {
+                std::fs::write(tmp.join(rest), d).map_err(ApiError::internal)?;
+            }
+        }
+        let item = read_snapshot(backend, &tmp, &format!("{name}:{dir}"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        items.push(item?);
+    }
+    Ok((items, dirs))
 }
 
 fn is_importable_name(n: &str) -> bool {
@@ -249,9 +325,12 @@ fn read_archive(
     if is_package {
         return read_package(backend, tmp_dir, name, bytes, files).map(|p| vec![p]);
     }
-    let mut items = Vec::new();
+    let (mut items, snapshot_dirs) = archive_snapshots(backend, tmp_dir, name, &files)?;
     for (path, data) in files {
-        if !is_importable_name(&path) {
+        let in_snapshot = snapshot_dirs
+            .iter()
+            .any(|d| path.strip_prefix(d.as_str()) == Some(SNAPSHOT_HOST));
+        if !is_importable_name(&path) || in_snapshot {
             continue;
         }
         let inner = format!("{name}:{path}");
@@ -278,7 +357,7 @@ fn read_package(
     let sha256 = hex(&sha2::Sha256::digest(&archive));
     // The check reads a file: the upload goes to a private temporary file first.
     std::fs::create_dir_all(tmp_dir).map_err(ApiError::internal)?;
-    let tmp = tmp_dir.join(format!("upload-{sha256}.tar{}", gz_suffix(&archive)));
+    let tmp = tmp_dir.join(format!("upload-{}.tar{}", unique(), gz_suffix(&archive)));
     std::fs::write(&tmp, &archive).map_err(ApiError::internal)?;
     let check = b.verify_package(&tmp);
     let _ = std::fs::remove_file(&tmp);

@@ -470,6 +470,13 @@ fn imports_probe_fleet_package_and_folder() {
     std::fs::copy(&probe, folder.join("probe.json")).unwrap();
     std::fs::copy(&fleet, folder.join("fleet.json")).unwrap();
     std::fs::copy(&package, folder.join("pkg.tar.gz")).unwrap();
+    // A probe snapshot folder (`hvcert probe --capture`), read as a whole.
+    let snap = common::workspace_root().join("fixtures/hosts/intel-sandybridge-ep");
+    std::fs::create_dir_all(folder.join("snap")).unwrap();
+    for f in std::fs::read_dir(&snap).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, folder.join("snap").join(f.file_name().unwrap())).unwrap();
+    }
     let data = dir.path().join("data");
     let out = common::hvcert()
         .args(["serve", "--import-only", "--data"])
@@ -481,7 +488,7 @@ fn imports_probe_fleet_package_and_folder() {
     common::assert_exit(&out, 0);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("runs [1, 2, 3, 4]") && err.contains("packages [1]"),
+        err.contains("runs [1, 2, 3, 4, 5]") && err.contains("packages [1]"),
         "{err}"
     );
     assert!(err.contains("skipped") && err.contains("run.json"), "{err}");
@@ -489,7 +496,11 @@ fn imports_probe_fleet_package_and_folder() {
     let s = serve(&data, &["--listen", "127.0.0.1:0"]);
     let a = s.addr;
     let runs = client::get(a, "/api/runs").json();
-    assert_eq!(runs["total"], 4, "{runs}");
+    assert_eq!(runs["total"], 5, "{runs}");
+    assert_eq!(
+        runs["items"][0]["command"], "probe",
+        "the snapshot, last in order"
+    );
     assert_eq!(client::get(a, "/api/fleets").json()["total"], 1);
     assert_eq!(client::get(a, "/api/packages").json()["total"], 1);
     let hosts = client::get(a, "/api/hosts").json();
@@ -562,6 +573,24 @@ fn imports_probe_fleet_package_and_folder() {
         ("out/report.json", &good),
         ("out/probe.json", &std::fs::read(&probe).unwrap()),
     ]);
+    // One upload: a probe snapshot folder as tar.gz.
+    let host = std::fs::read(snap.join("host.json")).unwrap();
+    let cpuid = std::fs::read(snap.join("cpuid.txt")).unwrap();
+    let up_snap = tar_gz(&[("snap/host.json", &host), ("snap/cpuid.txt", &cpuid)]);
+    let r = client::request(
+        a,
+        "POST",
+        "/api/import?name=snap.tar.gz",
+        &[("Content-Type", "application/gzip")],
+        &up_snap,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        r.json()["runs"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.text()
+    );
     let r = client::request(
         a,
         "POST",
@@ -585,7 +614,7 @@ fn imports_probe_fleet_package_and_folder() {
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(
         client::get(a, "/api/runs").json()["total"],
-        6,
+        8,
         "nothing of the broken folder"
     );
 }

@@ -106,6 +106,19 @@ impl Backend for CertifyBackend {
         Ok(report)
     }
 
+    fn probe_snapshot(&self, dir: &Path) -> Result<reports::Report, String> {
+        let raw = probe::collect(&[probe::HostSource::Snapshot(dir.to_path_buf())])
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let lists = vec![probe::hcl::sample().map_err(|e| e.to_string())?];
+        let report = probe::evaluate(&raw, &lists);
+        Ok(probe_report::to_report(
+            &report,
+            &probe_report::Requirements::from_lists(&lists),
+            probe_report::current_identity(),
+            None,
+        ))
+    }
+
     fn verify_package(&self, file: &Path) -> Result<PackageCheck, String> {
         let v = package::verify(file, None).map_err(|e| format!("{e:#}"))?;
         Ok(PackageCheck {
