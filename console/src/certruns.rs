@@ -65,7 +65,14 @@ impl CertifyManager {
         req.validate(&profiles).map_err(|e| ApiError::new(422, e))?;
         let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((id, h)) = worker.as_ref() {
-            if !h.is_finished() {
+            // The thread may still be on its way out after recording the end.
+            let ended = self
+                .store
+                .job(*id)
+                .ok()
+                .flatten()
+                .is_some_and(|(j, _)| !matches!(j.state.as_str(), "queued" | "running"));
+            if !h.is_finished() && !ended {
                 return Err(ApiError::new(
                     409,
                     format!("certify run {id} is going on: one run at a time"),
@@ -89,13 +96,17 @@ impl CertifyManager {
             .name(format!("hvcert-certify-{id}"))
             .spawn(move || {
                 let rec = Recorder { store: &store, id };
-                let recorded =
-                    store
-                        .job_started(id)
-                        .and_then(|_| match backend.certify(&req, &out, &rec) {
-                            Ok(report) => store.job_done(id, &report).map(|_| ()),
-                            Err(e) => store.job_failed(id, &e),
-                        });
+                let recorded = store.job_started(id).and_then(|_| {
+                    // A panic in the run must not leave it `running` for ever.
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        backend.certify(&req, &out, &rec)
+                    }))
+                    .unwrap_or_else(|_| Err("the run panicked (see the server's log)".into()));
+                    match run {
+                        Ok(report) => store.job_done(id, &report).map(|_| ()),
+                        Err(e) => store.job_failed(id, &e),
+                    }
+                });
                 if let Err(e) = recorded {
                     eprintln!("hvcert serve: certify run {id}: cannot record it: {e}");
                 }
