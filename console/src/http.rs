@@ -49,6 +49,8 @@ pub struct App {
     pub certify: crate::certruns::CertifyManager,
     /// The data folder (the database, certify output, temporary uploads).
     pub data_dir: PathBuf,
+    /// Whether clients reach this server through TLS (cookies are then `Secure`).
+    pub tls: bool,
     token: Option<String>,
     max_body: usize,
 }
@@ -188,6 +190,7 @@ impl Server {
                 cfg.data_dir.clone(),
             ),
             data_dir: cfg.data_dir,
+            tls: cfg.tls.is_some(),
             store,
             token: cfg.token,
             max_body: cfg.max_body,

@@ -132,8 +132,9 @@ fn login(app: &App, req: &Req) -> Result<Resp, ApiError> {
             Ok(Resp::Redirect {
                 location: "/hosts".into(),
                 set_cookie: Some(format!(
-                    "{}={token}; HttpOnly; SameSite=Strict; Path=/",
-                    crate::http::TOKEN_COOKIE
+                    "{}={token}; HttpOnly; SameSite=Strict; Path=/{}",
+                    crate::http::TOKEN_COOKIE,
+                    if app.tls { "; Secure" } else { "" }
                 )),
             })
         }

@@ -43,13 +43,25 @@ fn certificate(dir: &std::path::Path) -> Option<(std::path::PathBuf, std::path::
     }
 }
 
-/// One HTTPS request (Connection: close); the status and the whole response text.
+/// One HTTPS GET (Connection: close); the status and the whole response text.
 fn https(
     addr: SocketAddr,
     cert: &std::path::Path,
     path: &str,
     auth: Option<&str>,
 ) -> (u16, String) {
+    let auth = auth
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    https_raw(
+        addr,
+        cert,
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\r\n"),
+    )
+}
+
+/// One raw HTTPS request; the status and the whole response text.
+fn https_raw(addr: SocketAddr, cert: &std::path::Path, request: &str) -> (u16, String) {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(cert).unwrap() {
         roots.add(c.unwrap()).unwrap();
@@ -68,14 +80,7 @@ fn https(
     sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
     let mut tls = rustls::StreamOwned::new(conn, sock);
-    let auth = auth
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        tls,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\r\n"
-    )
-    .unwrap();
+    tls.write_all(request.as_bytes()).unwrap();
     let mut text = Vec::new();
     match tls.read_to_end(&mut text) {
         Ok(_) => {}
@@ -115,6 +120,22 @@ fn https_with_token() {
     let (status, text) = https(a, &cert, "/api/runs", Some(TOKEN));
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("\"total\": 0"), "{text}");
+    // The browser sign-in cookie is Secure over TLS.
+    let form = format!("token={TOKEN}");
+    let (status, text) = https_raw(
+        a,
+        &cert,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    );
+    assert_eq!(status, 303, "{text}");
+    assert!(
+        text.contains("HttpOnly; SameSite=Strict; Path=/; Secure"),
+        "{text}"
+    );
     // Several at once, through separate bridges.
     std::thread::scope(|sc| {
         for _ in 0..8 {
