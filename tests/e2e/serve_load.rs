@@ -130,7 +130,9 @@ fn twenty_vms_in_parallel_do_not_leak_and_a_5000_case_run_page() {
     }
     // Figure 2: 20 VMs in parallel. One cycle first: first-use allocations are not leaks.
     one_vm(addr, 0);
-    let before = settle(usage());
+    // The warm-up's request threads and child pipes close a moment after its answers.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = usage();
     let t = Instant::now();
     std::thread::scope(|s| {
         for i in 1..=20 {
@@ -150,8 +152,19 @@ fn twenty_vms_in_parallel_do_not_leak_and_a_5000_case_run_page() {
         before.2,
         after.2
     );
-    assert_eq!(after.0, before.0, "threads leaked");
-    assert_eq!(after.1, before.1, "fds leaked");
+    // A leak is growth (fewer is a transient of the "before" reading that ended).
+    assert!(
+        after.0 <= before.0,
+        "threads leaked: {} -> {}",
+        before.0,
+        after.0
+    );
+    assert!(
+        after.1 <= before.1,
+        "fds leaked: {} -> {}",
+        before.1,
+        after.1
+    );
     // Memory is noisy (allocator caches): a leak of the VMs' consoles or records would be
     // far above this bound.
     assert!(
