@@ -128,6 +128,15 @@ impl SynicQueues {
     pub fn queued(&self, sint: u8) -> usize {
         self.queued.get(usize::from(sint)).map_or(0, VecDeque::len)
     }
+
+    /// Whether a message of `message_type` whose payload starts with `prefix` waits for
+    /// SINT `sint`'s slot (a timer's earlier expiry: see [`super::stimer`]).
+    pub fn waiting(&self, sint: u8, message_type: u32, prefix: &[u8]) -> bool {
+        self.queued.get(usize::from(sint)).is_some_and(|q| {
+            q.iter()
+                .any(|m| m.message_type == message_type && m.payload.starts_with(prefix))
+        })
+    }
 }
 
 /// The vector to inject for `sint` now, if any: SCONTROL enabled, SINT neither masked nor
@@ -455,6 +464,12 @@ impl Synic {
                     match f {
                         stimer::Fire::Direct(v) => raise.push((i as u32, v)),
                         stimer::Fire::Message(sint, msg) => {
+                            // An expiry of this timer still waiting behind a busy slot:
+                            // this one is coalesced with it (as KVM keeps one pending
+                            // message per timer), so timers cannot fill the queue.
+                            if st.synic.waiting(sint, msg.message_type, &msg.payload[..4]) {
+                                continue;
+                            }
                             // Not deliverable (SynIC or SIMP off, queue full): dropped.
                             if let Ok(Some(v)) =
                                 (Slots { vp: st, mem }).post(usize::from(sint), &msg)
