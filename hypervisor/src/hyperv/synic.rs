@@ -26,6 +26,10 @@
 //!   what makes Linux leave it clear (`hv_recommend_using_aeoi()`).
 //! - All guest memory goes through vm-memory's bounds-checked accessors; a page that is not
 //!   RAM any more is [`SynicError::Memory`], never a panic.
+//! - Callers: vCPU threads (hypercalls, MSR writes) and the `hv-stimer` thread, whose
+//!   seccomp filter allows KVM_SIGNAL_MSI. A device worker thread's filter does not allow
+//!   that ioctl: a device that posts from its own thread needs KVM_SIGNAL_MSI added to the
+//!   worker rules (or to post from the vCPU thread that handles the guest's request).
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
