@@ -32,7 +32,7 @@ pub fn periodic(_ctx: &mut Ctx) -> Outcome {
         );
         if i > 0 {
             check!(
-                exp > last && (exp - last) % period == 0,
+                exp > last && (exp - last).is_multiple_of(period),
                 "expiration {} not a whole number of periods after {}",
                 exp,
                 last
