@@ -36,6 +36,7 @@ pub mod regs;
 pub mod run;
 pub mod seccomp;
 mod state;
+mod vp_requests;
 pub mod vstate;
 pub mod xen;
 
