@@ -198,6 +198,7 @@ pub const FEATURE_NAMES: &[(&str, FeatureReg, u32)] = &[
     ("UseApicMsrs", FeatureReg::RecommendEax, 1 << 3),
     ("UseHvRegisterForReset", FeatureReg::RecommendEax, 1 << 4),
     ("UseRelaxedTiming", FeatureReg::RecommendEax, 1 << 5),
+    ("DeprecatingAutoEOI", FeatureReg::RecommendEax, 1 << 9),
     ("UseSyntheticClusterIpi", FeatureReg::RecommendEax, 1 << 10),
     ("UseExProcessorMasks", FeatureReg::RecommendEax, 1 << 11),
     // Not a TLFS bit name: hvcert's name for leaf 0x40000004 EBX, the spin-wait retry count

@@ -5,10 +5,10 @@ use crate::{check, diag, Ctx};
 
 mod hv;
 mod hv_apic;
+mod hv_calls;
 mod hv_stimer;
 mod hv_synic;
 mod hv_synic_loop;
-mod hv_calls;
 mod virtio;
 mod xen;
 mod xen_pvhvm;
