@@ -680,3 +680,36 @@ pub fn flush_real(ctx: &mut Ctx) -> Outcome {
         Ok(())
     })
 }
+
+/// Flushes and an IPI aimed at another vCPU: vCPU 1 is started (as `smp_vp_index`) and halts
+/// with interrupts off; a flush of VP 1 alone, an Ex flush of every VP and an IPI to VP 1
+/// must each succeed and return (the VMM kicks the halted vCPU out of KVM_RUN and waits
+/// for it to take the flush).
+pub fn flush_remote(ctx: &mut Ctx) -> Outcome {
+    match super::smp_vp_index(ctx) {
+        Outcome::Pass => {}
+        other => return other,
+    }
+    run(|| {
+        let page = enable_hypercalls(ctx)?;
+        let t0 = sys::rdtsc();
+        let at = input(&[0, 0, 0b10]);
+        expect(page, CALL_FLUSH_SPACE, at, 0, SUCCESS, "flush of VP 1")?;
+        let at = input(&[0, 0, ALL, 0]);
+        expect(
+            page,
+            CALL_FLUSH_SPACE_EX,
+            at,
+            0,
+            SUCCESS,
+            "Ex flush of every VP",
+        )?;
+        let v = u64::from(UPCALL_VECTOR);
+        expect(page, CALL_SEND_IPI | FAST, v, 0b10, SUCCESS, "IPI to VP 1")?;
+        diag!(
+            "3 calls aimed at VP 1 took {} TSC cycles",
+            sys::rdtsc().wrapping_sub(t0)
+        );
+        Ok(())
+    })
+}
