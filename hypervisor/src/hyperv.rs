@@ -17,6 +17,11 @@
 //! - Hypercalls gated by a privilege ([`CALL_GATES`]) return HV_STATUS_ACCESS_DENIED without
 //!   it, before any input check (as KVM). HvCallPostMessage and HvCallSignalEvent validate
 //!   their input and answer HV_STATUS_INVALID_CONNECTION_ID (no connections exist yet).
+//! - HvCallFlushVirtualAddressSpace/List and their Ex forms (`flush`, HV_VP_SET sets in
+//!   [`vpset`]) and HvCallSendSyntheticClusterIpi(Ex) (`ipi`) decode into an [`Action`]
+//!   that the caller carries out (`vp_requests`: a real guest-TLB flush of each target, a
+//!   fixed IPI through the LAPIC). Fast calls continue their input in XMM0-5 only with
+//!   XmmRegistersForFastHypercallAvailable ([`wants_xmm`], [`dispatch_xmm`]).
 //! - The hypercall page ([`HYPERCALL_PAGE_CODE`]): `out 0xf6, eax; ret`, the OUT standing in
 //!   for VMCALL (which does not reach user space on this host). The VMM checks each port
 //!   exit: RIP must translate into the enabled page, at its OUT, and CPL must be 0; otherwise
@@ -255,7 +260,7 @@ const XMM_INPUT_CALLS: &[u16] = &[
 ];
 
 /// Whether the hypercall with input value `input` reads XMM0-5: a fast call of one of
-/// [`XMM_INPUT_CALLS`] in a partition with XmmRegistersForFastHypercallAvailable. The caller
+/// `XMM_INPUT_CALLS` in a partition with XmmRegistersForFastHypercallAvailable. The caller
 /// then fetches the registers (an ioctl) and passes them to [`dispatch_xmm`].
 pub fn wants_xmm(input: u64, features: &HvFeatures) -> bool {
     input & INPUT_FAST != 0
