@@ -128,7 +128,10 @@ fn inquiry_capacity_report_luns() {
     cmd(&mut r, lun0(), &[0x12, 1, 0xb0, 0, 64, 0], &[], 64);
     let d = data(&r, 16);
     assert_eq!(d[1], 0xb0);
-    assert_eq!(u32::from_be_bytes(d[8..12].try_into().unwrap()), MAX_SECTORS);
+    assert_eq!(
+        u32::from_be_bytes(d[8..12].try_into().unwrap()),
+        MAX_SECTORS
+    );
     let resp = cmd(&mut r, lun0(), &[0x12, 1, 0xb2, 0, 64, 0], &[], 64);
     assert_eq!(
         sense_key_asc(&resp),

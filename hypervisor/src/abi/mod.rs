@@ -6,6 +6,9 @@
 //! these constants instead of writing the numbers inline.
 
 pub mod hv;
+pub mod netvsc;
+pub mod rndis;
+pub mod storvsc;
 pub mod xen;
 
 /// The synthetic-MSR range that KVM's user-space MSR filter sends to the VMM: the Hyper-V

@@ -4,6 +4,6 @@
 pub mod bus;
 pub mod legacy;
 pub mod net_backend;
-pub mod scsi_target;
 pub mod port_bus;
+pub mod scsi_target;
 pub mod virtio;

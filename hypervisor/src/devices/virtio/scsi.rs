@@ -18,9 +18,9 @@ use virtio_bindings::bindings::virtio_scsi::{
 use vm_memory::GuestMemory;
 
 use super::chain::{self, Chain, Malformed};
-use crate::devices::scsi_target::{self, good, DataBuf, ScsiTarget};
 use super::mmio::{QueueHandler, Queues, VirtioDevice};
 use super::{DiskConfig, Error};
+use crate::devices::scsi_target::{self, good, DataBuf, ScsiTarget};
 
 /// Size of each queue.
 pub const QUEUE_SIZE: u16 = 128;
