@@ -4,7 +4,7 @@
 //!
 //! Initialization (BEGIN_INITIALIZATION, QUERY_PROTOCOL_VERSION, QUERY_PROPERTIES,
 //! END_INITIALIZATION) is answered with COMPLETE_IO packets; versions WIN7 through WIN10 are
-//! accepted (pre-WIN8 with the shorter packet layout), others refused with
+//! accepted (pre-WIN8 requests in the shorter packet layout), others refused with
 //! STATUS_REVISION_MISMATCH, which Linux takes as "try the next one". EXECUTE_SRB runs the
 //! CDB against the target, moving data through the packet's GPA-direct range with
 //! vm-memory's bounds-checked accessors; errors come back as CHECK CONDITION with sense
@@ -55,7 +55,7 @@ impl StorVsc {
         self.target.blocks()
     }
 
-    /// Bytes of a `vstor_packet` in the negotiated layout.
+    /// Bytes of a `vstor_packet` the guest sends in the negotiated layout.
     fn packet_len(&self) -> usize {
         match self.version {
             Some(v) if v >= VERSION_WIN8 => PACKET_LEN,
@@ -72,8 +72,10 @@ impl StorVsc {
 
     /// A COMPLETE_IO answer with `status`, built on a copy of the request (so the SRB
     /// fields the guest sent come back as they were unless the caller changes them).
+    /// Always the full WIN8 size: Linux since 5.16 requires it of every answer, older
+    /// kernels require at least the pre-WIN8 size and copy only that.
     fn answer(&self, req: &[u8], status: u32) -> Vec<u8> {
-        let mut p = vec![0u8; self.packet_len()];
+        let mut p = vec![0u8; PACKET_LEN];
         let n = req.len().min(p.len());
         p[..n].copy_from_slice(&req[..n]);
         p[0..4].copy_from_slice(&OP_COMPLETE_IO.to_le_bytes());
