@@ -683,3 +683,37 @@ fn malformed_input_gets_protocol_errors() {
     );
     assert_eq!(d.sections_in_flight(), 0);
 }
+
+#[test]
+fn tap_backend_if_permitted() {
+    let name = format!("hvcv{}", std::process::id() % 100_000);
+    match NetVsc::new(&NetConfig::Tap(name.clone()), MAC) {
+        Ok(mut d) => {
+            assert!(d.backend_fd().is_some());
+            assert!(std::path::Path::new(&format!("/sys/class/net/{name}")).exists());
+            let mut f = fake();
+            initialized(&mut d, &mut f);
+            let stats = d.stats();
+            // A frame to a TAP that is down: dropped (or sent), completed, nothing comes back.
+            let (status, sent) = rndis_in_section(
+                &mut d,
+                &mut f,
+                90,
+                CHANNEL_DATA,
+                2,
+                &packet_msg(&frame(60, 5)),
+            );
+            assert_eq!((status, sent.len()), (STAT_SUCCESS, 0));
+            assert_eq!(
+                NetStats::get(&stats.tx_frames) + NetStats::get(&stats.tx_dropped),
+                1
+            );
+            d.poll(&mut f).unwrap();
+        }
+        Err(e) => eprintln!("skipping tap_backend_if_permitted: cannot create a TAP device: {e}"),
+    }
+    let err = NetVsc::new(&NetConfig::Tap("x".repeat(40)), MAC)
+        .err()
+        .expect("name too long");
+    assert!(err.to_string().contains("TAP device"), "{err}");
+}
