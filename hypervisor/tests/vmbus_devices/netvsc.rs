@@ -9,7 +9,7 @@ use hypervisor::virtio::{NetConfig, NetStats};
 use hypervisor::vmbus::device::{
     DeviceError, GpaRange, OutPacket, Packet, PacketKind, VmbusDevice,
 };
-use hypervisor::vmbus::netvsc::NetVsc;
+use hypervisor::vmbus::netvsc::{NetVsc, MAX_SECTIONS};
 
 use crate::fake::*;
 
@@ -594,6 +594,21 @@ fn malformed_input_gets_protocol_errors() {
         inband(4, buf_msg(MSG1_SEND_SEND_BUF, 12345, 0)),
     );
     assert_eq!(le32(&a, 4), STAT_FAIL);
+    // A huge receive buffer: sections capped so offsets stay 32-bit.
+    let mut d3 = device();
+    f.gpadls.insert(99, (0..2_000_000u64).collect());
+    ask(
+        &mut d3,
+        &mut f,
+        inband(3, nvsp(MSG_INIT, &[VERSION_5, VERSION_5])),
+    );
+    let a = ask(
+        &mut d3,
+        &mut f,
+        inband(4, buf_msg(MSG1_SEND_RECV_BUF, 99, RECEIVE_BUFFER_ID)),
+    );
+    assert_eq!((le32(&a, 4), le32(&a, 20)), (STAT_SUCCESS, MAX_SECTIONS));
+    assert_eq!(le32(&a, 24), MAX_SECTIONS * RECV_SECTION_SIZE);
     // Send sections out of range or too big; no send buffer at all.
     for (index, size) in [(1000, 16), (u32::MAX - 1, 16), (0, SEND_SECTION_SIZE + 1)] {
         let p = inband(
