@@ -25,11 +25,16 @@ impl Drop for Serve {
 
 fn serve(data: &std::path::Path, extra: &[&str]) -> Serve {
     let fixture = common::workspace_root().join("fixtures/reports/all-pass.json");
+    let mut args = vec!["--import", fixture.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    serve_bare(data, &args)
+}
+
+/// `hvcert serve` on an empty store (nothing imported at start).
+fn serve_bare(data: &std::path::Path, extra: &[&str]) -> Serve {
     let mut child = common::hvcert()
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
-        .arg("--import")
-        .arg(&fixture)
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -249,12 +254,16 @@ fn pages_load_in_chromium() {
 #[path = "../../console/tests/common/cdp.rs"]
 mod cdp;
 
-/// The bar of issue 17 in a real browser (DevTools protocol): create a VM from the VMs
-/// page, start the built-in guest from its page, see its console text and end state
-/// appear live, start and stop it again, and no console error on the way.
+/// The bar of issue 17 in a real browser (DevTools protocol), on an empty store: import a
+/// real certify run (its folder as a tar archive) through the runs page's upload form,
+/// open it, create a VM from the VMs page, start the minimal (built-in) guest from its page,
+/// see its console text and end state appear live, start and stop it again, and no console
+/// error on the way. Screenshots of each step go to <target>/console-screenshots/bar-*.png.
 #[test]
-fn vm_page_starts_and_stops_the_guest_in_chromium() {
-    if !common::kvm_available_or_skip("vm_page_starts_and_stops_the_guest_in_chromium") {
+fn bar_import_a_run_open_it_then_run_the_guest_from_its_page_in_chromium() {
+    if !common::kvm_available_or_skip(
+        "bar_import_a_run_open_it_then_run_the_guest_from_its_page_in_chromium",
+    ) {
         return;
     }
     let Some(bin) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
@@ -269,10 +278,77 @@ fn vm_page_starts_and_stops_the_guest_in_chromium() {
         common::skip_log::skip("vm page in chromium", "chromium is absent");
         return;
     };
+    let shots = std::env::current_exe()
+        .ok()
+        .and_then(|e| common::skip_log::target_dir_of(&e))
+        .map(|t| t.join("console-screenshots"));
+    if let Some(d) = &shots {
+        let _ = std::fs::create_dir_all(d);
+    }
+    let shot = |b: &mut cdp::Browser, name: &str| {
+        if let Some(d) = &shots {
+            b.screenshot(&d.join(format!("bar-{name}.png")));
+        }
+    };
+    // A real certify run of two cases, archived as a folder the way a lab would keep it.
+    let work = tempfile::tempdir().unwrap();
+    let run_dir = work.path().join("run");
+    let out = common::hvcert()
+        .args(["certify", "--profile", "sles11sp1-like", "--case", "boot"])
+        .args(["--case", "hv_cpuid", "--jobs", "1", "--no-probe", "--out"])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    common::assert_exit(&out, 0);
+    let archive = work.path().join("certify-run.tar");
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&run_dir)
+        .arg("-cf")
+        .arg(&archive)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+
     let dir = tempfile::tempdir().unwrap();
-    let s = serve(dir.path(), &[]);
+    let s = serve_bare(dir.path(), &[]);
     let base = format!("http://{}", s.addr);
     let mut b = cdp::Browser::launch(bin);
+    b.goto(&format!("{base}/runs"));
+    assert_eq!(
+        b.eval("document.querySelectorAll('a[href^=\"/runs/\"]').length"),
+        0
+    );
+    let doc = b.call("DOM.getDocument", serde_json::json!({}));
+    let input = b.call(
+        "DOM.querySelector",
+        serde_json::json!({"nodeId": doc["root"]["nodeId"], "selector": "#import [name=file]"}),
+    );
+    b.call(
+        "DOM.setFileInputFiles",
+        serde_json::json!({"nodeId": input["nodeId"], "files": [archive.to_str().unwrap()]}),
+    );
+    b.eval("document.querySelector('#import button').click(); true");
+    b.wait_for(
+        "document.readyState === 'complete' && document.querySelector('a[href=\"/runs/1\"]') !== null",
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(b.eval("document.getElementById('imsg').textContent"), "");
+    shot(&mut b, "1-run-imported");
+    b.eval("document.querySelector('a[href=\"/runs/1\"]').click(); true");
+    b.wait_for(
+        "location.pathname === '/runs/1' && document.readyState === 'complete'",
+        std::time::Duration::from_secs(30),
+    );
+    let body = b.eval("document.body.textContent");
+    let body = body.as_str().unwrap();
+    assert!(
+        body.contains("Run #1") && body.contains("hv_cpuid") && body.contains("sles11sp1-like"),
+        "{body}"
+    );
+    shot(&mut b, "2-run-opened");
+
     b.goto(&format!("{base}/vms"));
     b.eval(
         "document.querySelector('#create [name=name]').value='from-page';\
@@ -287,6 +363,7 @@ fn vm_page_starts_and_stops_the_guest_in_chromium() {
         .as_str()
         .unwrap()
         .contains("from-page"));
+    shot(&mut b, "3-vm-created");
     b.eval("document.getElementById('start').click(); true");
     b.wait_for(
         "document.getElementById('state').textContent.includes('exited')",
@@ -298,14 +375,12 @@ fn vm_page_starts_and_stops_the_guest_in_chromium() {
         b.eval("document.getElementById('end').textContent"),
         "guest status 0"
     );
-    if let Some(t) = std::env::current_exe()
-        .ok()
-        .and_then(|e| common::skip_log::target_dir_of(&e))
-    {
-        let d = t.join("console-screenshots");
-        let _ = std::fs::create_dir_all(&d);
-        b.screenshot(&d.join("vm-page-after-run.png"));
-    }
+    assert!(b
+        .eval("document.getElementById('state').textContent")
+        .as_str()
+        .unwrap()
+        .contains("exited"));
+    shot(&mut b, "4-guest-ended");
     // Start again and stop at once, from the page's own buttons' actions.
     b.eval("(async () => { await act('start'); await act('stop'); return true })()");
     b.wait_for(
