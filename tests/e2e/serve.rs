@@ -465,3 +465,120 @@ fn certify_page_starts_a_run_and_follows_it_in_chromium() {
         .contains("hv_cpuid"));
     assert_eq!(b.console_errors(), Vec::<String>::new());
 }
+
+/// A real certify run (a whole Xen profile, one VM at a time) cancelled from its page after
+/// its first case, then resumed from the same page: it ends `cancelled` with part of its
+/// cases, then `done` under the same id with every case once and the run imported whole.
+/// Without Chromium (and not required), the page's buttons' API calls are made directly.
+#[test]
+fn certify_run_cancelled_then_resumed_from_its_page() {
+    if !common::kvm_available_or_skip("certify_run_cancelled_then_resumed_from_its_page") {
+        return;
+    }
+    let bin = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    if bin.is_none() {
+        let required = std::env::var("HVCERT_REQUIRE_CHROMIUM").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "chromium is absent but HVCERT_REQUIRE_CHROMIUM=1"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve_bare(dir.path(), &[]);
+    let base = format!("http://{}", s.addr);
+    // The browser is up and the page's origin loaded before the run starts, so that the
+    // cancel lands early.
+    let mut b = bin.map(cdp::Browser::launch);
+    if let Some(b) = b.as_mut() {
+        b.goto(&format!("{base}/certify"));
+    }
+    let req = serde_json::json!({
+        "profiles": ["sles10sp1-like"], "jobs": 1, "probe_host": false
+    });
+    let j = client::post_json(s.addr, "/api/certify", req.to_string().as_bytes());
+    assert_eq!(j.status, 202, "{}", j.text());
+    let id = j.json()["id"].as_i64().unwrap();
+    let job = |a| client::get(a, &format!("/api/certify/{id}")).json();
+    let t = std::time::Instant::now();
+    while job(s.addr)["finished"].as_i64().unwrap_or(0) < 1 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(120),
+            "no case finished"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let shots = std::env::current_exe()
+        .ok()
+        .and_then(|e| common::skip_log::target_dir_of(&e))
+        .map(|t| t.join("console-screenshots"));
+    match b.as_mut() {
+        Some(b) => {
+            b.goto(&format!("{base}/certify/{id}"));
+            b.eval("document.getElementById('cancel').click(); true");
+            b.wait_for(
+                "document.readyState === 'complete' && document.getElementById('resume') !== null",
+                std::time::Duration::from_secs(60),
+            );
+            if let Some(d) = &shots {
+                let _ = std::fs::create_dir_all(d);
+                b.screenshot(&d.join("certify-cancelled.png"));
+            }
+        }
+        None => assert_eq!(
+            client::post_json(s.addr, &format!("/api/certify/{id}/cancel"), b"").status,
+            202
+        ),
+    }
+    let t = std::time::Instant::now();
+    while job(s.addr)["state"] == "running" {
+        assert!(t.elapsed() < std::time::Duration::from_secs(60));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let cancelled = job(s.addr);
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+    let part = cancelled["finished"].as_i64().unwrap();
+    let planned = cancelled["planned"].as_i64().unwrap();
+    assert!(
+        (1..planned).contains(&part),
+        "cancelled after the first case, before the last: {cancelled}"
+    );
+    match b.as_mut() {
+        Some(b) => {
+            b.eval("document.getElementById('resume').click(); true");
+            b.wait_for(
+                "document.readyState === 'complete' && document.getElementById('report') !== null",
+                std::time::Duration::from_secs(180),
+            );
+            if let Some(d) = &shots {
+                b.screenshot(&d.join("certify-resumed-done.png"));
+            }
+            assert_eq!(b.console_errors(), Vec::<String>::new());
+        }
+        None => {
+            assert_eq!(
+                client::post_json(s.addr, &format!("/api/certify/{id}/resume"), b"").status,
+                202
+            );
+            let t = std::time::Instant::now();
+            while job(s.addr)["state"] == "running" {
+                assert!(t.elapsed() < std::time::Duration::from_secs(180));
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+    let done = job(s.addr);
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["finished"].as_i64(), Some(planned), "{done}");
+    let listed = client::get(s.addr, &format!("/api/certify/{id}/cases?limit=500")).json();
+    let ids: std::collections::BTreeSet<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len() as i64, planned, "each case once: {listed}");
+    let run = client::get(s.addr, &format!("/api/runs/{}", done["run_id"])).json();
+    assert_eq!(run["run"]["total"].as_i64(), Some(planned), "{run}");
+}

@@ -339,6 +339,12 @@ fn every_answer_matches_openapi_and_every_operation_is_exercised() {
     let cases = get(&api, a, &format!("/api/certify/{jid}/cases?limit=1")).json();
     assert_eq!(cases["total"], 2);
     assert_eq!(get(&api, a, "/api/certify/999").status, 404);
+    // A finished run neither cancels nor resumes (serve.rs and console/tests/certify_jobs.rs
+    // cancel and resume runs going on).
+    for action in ["cancel", "resume"] {
+        let r = post(&api, a, &format!("/api/certify/{jid}/{action}"), b"");
+        assert_eq!(r.status, 409, "{action}: {}", r.text());
+    }
     if again.status == 202 {
         follow(
             &api,
