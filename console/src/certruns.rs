@@ -139,6 +139,8 @@ impl CertifyManager {
                 format!("certify run {id} has no journal to resume from (it never started a case)"),
             ));
         }
+        // Running from this answer on, not from whenever the worker gets going.
+        self.store.job_started(id).map_err(ApiError::internal)?;
         *worker = Some(self.spawn(id, backend, Task::Resume(jobs))?);
         Ok(())
     }
@@ -221,10 +223,12 @@ impl CertifyManager {
         Ok(Worker { id, handle, cancel })
     }
 
-    /// Waits for the run going on, if any, to end (server shutdown).
+    /// Server shutdown: cancels the run going on, if any (it ends `cancelled` and can be
+    /// resumed by the next server), and waits for its worker to record that.
     pub fn wait(&self) {
         let w = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(w) = w {
+            w.cancel.store(true, Ordering::SeqCst);
             let _ = w.handle.join();
         }
     }

@@ -291,3 +291,34 @@ fn without_a_backend_certify_routes_are_503() {
         .text()
         .contains("does not run certifications"));
 }
+
+#[test]
+fn a_server_shutdown_cancels_the_run_and_the_next_server_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let hold = || TestBackend {
+        panic: false,
+        hold: true,
+    };
+    let s = server(dir.path(), Some(hold()));
+    let a = s.addr();
+    let r = client::post_json(a, "/api/certify", br#"{"profiles":["p"]}"#);
+    let id = r.json()["id"].as_i64().unwrap();
+    let t = Instant::now();
+    while client::get(a, &format!("/api/certify/{id}")).json()["finished"] != 1 {
+        assert!(t.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let t = Instant::now();
+    s.shutdown();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the shutdown waited for the run"
+    );
+    let s = server(dir.path(), Some(hold()));
+    let a = s.addr();
+    let j = client::get(a, &format!("/api/certify/{id}")).json();
+    assert_eq!(j["state"], "cancelled", "{j}");
+    let res = client::post_json(a, &format!("/api/certify/{id}/resume"), br#"{"jobs":3}"#);
+    assert_eq!(res.status, 202, "{}", res.text());
+    assert_eq!(wait_end(a, id)["state"], "done");
+}
