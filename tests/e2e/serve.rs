@@ -582,3 +582,63 @@ fn certify_run_cancelled_then_resumed_from_its_page() {
     let run = client::get(s.addr, &format!("/api/runs/{}", done["run_id"])).json();
     assert_eq!(run["run"]["total"].as_i64(), Some(planned), "{run}");
 }
+
+/// The README tour's `hvcert serve ... --import out/` line, run as written (in a folder
+/// holding a certify output `out/`; only `--listen 127.0.0.1:0` added, for a free port):
+/// it serves, with the run imported.
+#[test]
+fn readme_serve_line_runs_as_written() {
+    let readme = std::fs::read_to_string(common::workspace_root().join("README.md")).unwrap();
+    let tour = readme
+        .split("## A tour of the CLI")
+        .nth(1)
+        .and_then(|s| s.split("```").nth(1))
+        .expect("README has a tour block");
+    let words: Vec<&str> = tour
+        .lines()
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        })
+        .find(|w| w.starts_with(&["hvcert", "serve"]) && w.contains(&"--import"))
+        .expect("a serve line with --import in the tour");
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(cwd.path().join("out")).unwrap();
+    std::fs::copy(
+        common::workspace_root().join("fixtures/reports/all-pass.json"),
+        cwd.path().join("out/report.json"),
+    )
+    .unwrap();
+    let mut child = common::hvcert()
+        .args(&words[1..])
+        .args(["--listen", "127.0.0.1:0"])
+        .current_dir(cwd.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let s = Serve {
+        addr: line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?} for {words:?}")),
+        child,
+    };
+    assert_eq!(
+        client::get(s.addr, "/api/runs").json()["total"],
+        1,
+        "{words:?}"
+    );
+    assert!(client::get(s.addr, "/runs")
+        .text()
+        .contains("href=\"/runs/1\""));
+}
