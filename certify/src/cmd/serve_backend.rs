@@ -182,7 +182,7 @@ fn run_certify(
             tail.join(" / ")
         ));
     }
-    reports::load(&out.join("report.json")).map_err(|e| e.to_string())
+    reports::load(out.join("report.json")).map_err(|e| e.to_string())
 }
 
 /// Case lines already in OUT's journal.
