@@ -217,6 +217,36 @@ fn pages_load_in_chromium() {
         br#"{"name":"page-vm","kernel":"builtin"}"#,
     );
     let vid = vm.json()["id"].as_i64().unwrap();
+    // A fleet report and a package (of the fixture run), made by hvcert and uploaded.
+    let hosts = common::workspace_root().join("fixtures/hosts");
+    let fleet = dir.path().join("fleet.json");
+    let package = dir.path().join("pkg.tar.gz");
+    let out = common::hvcert()
+        .args(["fleet", "-o"])
+        .arg(&fleet)
+        .arg(hosts.join("dell-r630-haswell-ep"))
+        .arg(hosts.join("intel-harpertown-no-nx"))
+        .output()
+        .unwrap();
+    assert!(fleet.is_file(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = common::hvcert()
+        .arg("package")
+        .arg(&package)
+        .arg(common::workspace_root().join("fixtures/reports/all-pass.json"))
+        .output()
+        .unwrap();
+    common::assert_exit(&out, 0);
+    for (file, ct) in [(&fleet, "application/json"), (&package, "application/gzip")] {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let r = client::request(
+            s.addr,
+            "POST",
+            &format!("/api/import?name={name}"),
+            &[("Content-Type", ct)],
+            &std::fs::read(file).unwrap(),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
     let pages = [
         ("/hosts", "ci-runner-01"),
         ("/hosts/1", "Probe facts"),
@@ -226,8 +256,10 @@ fn pages_load_in_chromium() {
         (&format!("/vms/{vid}") as &str, "Console"),
         ("/compare?base=1&run=1", "GATE PASSES"),
         ("/certify", "sles11sp1-like"),
+        ("/fleets/1", "intel-harpertown-no-nx"),
+        ("/packages/1", "matches its manifest"),
     ];
-    // Screenshots of three pages are kept as artifacts in <target>/console-screenshots/.
+    // Screenshots of five pages are kept as artifacts in <target>/console-screenshots/.
     let shots = std::env::current_exe()
         .ok()
         .and_then(|e| common::skip_log::target_dir_of(&e))
@@ -236,7 +268,7 @@ fn pages_load_in_chromium() {
         let _ = std::fs::create_dir_all(d);
     }
     for (path, want) in pages {
-        let shot = ["/runs", "/runs/1", "/vms"]
+        let shot = ["/runs", "/runs/1", "/vms", "/fleets/1", "/packages/1"]
             .contains(&path)
             .then(|| {
                 shots
