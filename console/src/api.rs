@@ -146,6 +146,25 @@ pub fn route(app: &App, req: &Req) -> Result<Resp, ApiError> {
             ok(&list(req, p, total, items))
         }
         ("GET", ["certify", id]) => ok(&job(app, int(id)?)?),
+        ("POST", ["certify", id, "cancel"]) => {
+            let id = int(id)?;
+            job(app, id)?;
+            app.certify.cancel(id)?;
+            Ok(Resp::json(202, &job(app, id)?))
+        }
+        ("POST", ["certify", id, "resume"]) => {
+            let id = int(id)?;
+            job(app, id)?;
+            let r: ResumeRequest = if req.body.is_empty() {
+                ResumeRequest::default()
+            } else {
+                json_body(req)?;
+                serde_json::from_slice(&req.body)
+                    .map_err(|e| ApiError::new(400, format!("not a resume request: {e}")))?
+            };
+            app.certify.resume(id, r.jobs)?;
+            Ok(Resp::json(202, &job(app, id)?))
+        }
         ("GET", ["certify", id, "cases"]) => {
             let id = int(id)?;
             let j = job(app, id)?;
@@ -265,6 +284,15 @@ fn int(s: &str) -> Result<i64, ApiError> {
 
 fn not_found(what: &str, id: i64) -> ApiError {
     ApiError::new(404, format!("no {what} {id}"))
+}
+
+/// The optional body of `POST /api/certify/ID/resume`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResumeRequest {
+    /// VMs at the same time for the rest of the run; absent: as the run started.
+    #[serde(default)]
+    jobs: Option<usize>,
 }
 
 /// Certify run `id` with its progress, or 404.

@@ -84,6 +84,11 @@ pub trait CertifyEvents: Sync {
     fn planned(&self, cases: usize);
     /// A case finished.
     fn case_done(&self, case: &CaseEvent);
+    /// The run was asked to stop (`POST /api/certify/ID/cancel`): the backend ends it as
+    /// soon as it can, keeping its journal so that it can be resumed.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// What [`Backend::verify_package`] found.
@@ -109,6 +114,19 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         out: &Path,
         events: &dyn CertifyEvents,
     ) -> Result<reports::Report, String>;
+    /// Finishes the interrupted or cancelled run whose output (and journal) is in `out`:
+    /// reruns only the cases that did not finish (`hvcert certify --resume`), calling
+    /// `events` as they finish (not for the cases already done); `jobs` overrides its VM
+    /// count. Returns the whole run's report.
+    fn resume(
+        &self,
+        out: &Path,
+        jobs: Option<usize>,
+        events: &dyn CertifyEvents,
+    ) -> Result<reports::Report, String> {
+        let _ = (out, jobs, events);
+        Err("this server cannot resume certify runs".into())
+    }
     /// A run report from a JSON document that is not a `hvcert.report/v1` (a saved `hvcert
     /// probe --json`); `name` is for messages.
     fn probe_report(&self, text: &str, name: &str) -> Result<reports::Report, String>;

@@ -102,6 +102,8 @@ pub fn route(app: &App, req: &Req) -> Result<Resp, ApiError> {
         ["compare"] => compare(app, req)?,
         ["certify"] => crate::pages_certify::list(app)?,
         ["certify", j] => crate::pages_certify::job(app, id(j)?)?,
+        ["fleets", f] => crate::pages_imports::fleet(app, id(f)?)?,
+        ["packages", p] => crate::pages_imports::package(app, id(p)?)?,
         _ => return Err(ApiError::new(404, format!("no page {}", req.path))),
     };
     Ok(Resp::html(200, html))
@@ -170,7 +172,8 @@ fn hosts(app: &App) -> Result<String, ApiError> {
     Ok(page("Hosts", &b))
 }
 
-fn runs_table(runs: &[crate::store::RunSummary]) -> String {
+/// A table of run summaries, newest first, each linking to its run page.
+pub(crate) fn runs_table(runs: &[crate::store::RunSummary]) -> String {
     let mut b = String::from(
         "<div class=\"scroll\"><table id=\"runs\"><tr><th>Run</th><th>Verdict</th><th>Host</th>\
          <th class=\"wide\">Command</th><th class=\"wide\">Date</th><th>Pass / fail</th></tr>",

@@ -1,7 +1,8 @@
 //! The certify pages: `/certify` (the form that starts a run through `POST /api/certify`,
 //! and the runs started here) and `/certify/ID` (a run's progress: a bar, counts per
 //! outcome and each case as it finished; it reloads itself every 2 s while the run goes
-//! on, and links to the imported run once done).
+//! on, and links to the imported run once done; a Cancel button while it goes on, a Resume
+//! button once cancelled, failed or interrupted).
 use std::fmt::Write;
 
 use crate::http::App;
@@ -12,7 +13,7 @@ use crate::ApiError;
 fn state_slug(state: &str) -> &'static str {
     match state {
         "done" => "pass",
-        "failed" | "interrupted" => "fail",
+        "failed" | "interrupted" | "cancelled" => "fail",
         "running" | "queued" => "running",
         _ => "",
     }
@@ -114,6 +115,23 @@ pub fn job(app: &App, id: i64) -> Result<String, ApiError> {
     );
     if let Some(e) = &j.error {
         let _ = write!(b, "<p class=\"b fail\">{}</p>", esc(e));
+    }
+    // Cancel while it goes on; resume (same id, only the unfinished cases) once stopped.
+    let action = if going {
+        Some(("cancel", "Cancel"))
+    } else if crate::certruns::RESUMABLE.contains(&j.state.as_str()) {
+        Some(("resume", "Resume"))
+    } else {
+        None
+    };
+    if let Some((a, label)) = action {
+        let _ = write!(
+            b,
+            "<p><button id=\"{a}\">{label}</button> <span id=\"msg\"></span></p>\
+             <script>document.getElementById('{a}').onclick=async()=>{{\
+             const r=await fetch('/api/certify/{id}/{a}',{{method:'POST',headers:{{'Content-Type':'application/json'}}}});\
+             const j=await r.json();if(r.ok){{location.reload()}}else{{document.getElementById('msg').textContent=j.error}}}};</script>"
+        );
     }
     if let Some(r) = j.run_id {
         let _ = write!(

@@ -139,11 +139,12 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
-const RUN_COLUMNS: &str = "r.id, r.host_id, h.name, r.command, r.version, r.git_revision, r.date, \
+pub(crate) const RUN_COLUMNS: &str =
+    "r.id, r.host_id, h.name, r.command, r.version, r.git_revision, r.date, \
     r.verdict, r.verdict_words, r.total, r.pass, r.fail, r.skip, r.crash, r.timeout, r.not_run, \
     r.blocker_failures, r.duration_ms, r.wall_ms, r.imported_at, r.source, r.package_id";
 
-fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
+pub(crate) fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     Ok(RunSummary {
         id: r.get(0)?,
         host_id: r.get(1)?,

@@ -16,7 +16,8 @@ pub struct CertifyJob {
     pub id: i64,
     /// The request it was started with ([`crate::backend::CertifyRequest`] as JSON).
     pub request: serde_json::Value,
-    /// `queued`, `running`, `done`, `failed`, `interrupted` (the server stopped during it).
+    /// `queued`, `running`, `done`, `failed`, `cancelled` (through the console) or
+    /// `interrupted` (the server stopped during it).
     pub state: String,
     /// Creation time (RFC 3339).
     pub created: String,
@@ -82,10 +83,21 @@ impl Store {
         })
     }
 
-    /// Records that certify run `id` started.
+    /// Records that certify run `id` started (or started again, resumed: its end and error
+    /// are cleared, its first start kept).
     pub fn job_started(&self, id: i64) -> Result<(), StoreError> {
         self.job_update(
-            "UPDATE certify_jobs SET state = 'running', started = ?2 WHERE id = ?1",
+            "UPDATE certify_jobs SET state = 'running', started = COALESCE(started, ?2),
+               ended = NULL, error = NULL WHERE id = ?1",
+            params![id, now()],
+        )
+    }
+
+    /// Marks certify run `id` cancelled (through the console); its finished cases stay.
+    pub fn job_cancelled(&self, id: i64) -> Result<(), StoreError> {
+        self.job_update(
+            "UPDATE certify_jobs SET state = 'cancelled', ended = ?2,
+               error = 'cancelled through the console' WHERE id = ?1",
             params![id, now()],
         )
     }

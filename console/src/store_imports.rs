@@ -195,6 +195,25 @@ impl Store {
         raw.map(with_problems).transpose()
     }
 
+    /// The runs imported from package `id`, newest first.
+    pub fn package_runs(
+        &self,
+        id: i64,
+        page: Page,
+    ) -> Result<Vec<crate::store::RunSummary>, StoreError> {
+        let conn = self.conn();
+        let mut q = conn.prepare(&format!(
+            "SELECT {} FROM runs r LEFT JOIN hosts h ON h.id = r.host_id
+             WHERE r.package_id = ?1 ORDER BY r.id DESC LIMIT ?2 OFFSET ?3",
+            crate::store::RUN_COLUMNS
+        ))?;
+        let rows = q.query_map(
+            params![id, page.limit as i64, page.offset as i64],
+            crate::store::run_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// One package's archive, byte for byte as imported.
     pub fn package_archive(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self

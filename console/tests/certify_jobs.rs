@@ -16,6 +16,19 @@ use console::backend::{
 #[derive(Debug)]
 struct TestBackend {
     panic: bool,
+    /// Report case `a`, then wait to be cancelled (resume reports `b` and ends).
+    hold: bool,
+}
+
+fn case(id: &str, o: reports::Outcome) -> CaseEvent {
+    CaseEvent {
+        suite: "p".into(),
+        id: id.into(),
+        outcome: o.as_str().into(),
+        blocker: id == "a",
+        duration_ms: 1,
+        reason: None,
+    }
 }
 
 impl Backend for TestBackend {
@@ -52,6 +65,17 @@ impl Backend for TestBackend {
             panic!("test backend panics");
         }
         events.planned(2);
+        if self.hold {
+            std::fs::create_dir_all(out).unwrap();
+            std::fs::write(out.join("journal.jsonl"), "{}\n").unwrap();
+            events.case_done(&case("a", reports::Outcome::Pass));
+            let t = Instant::now();
+            while !events.cancelled() {
+                assert!(t.elapsed() < Duration::from_secs(30), "never cancelled");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            return Err("stopped".into());
+        }
         let mut r = reports::Report::new(reports::Identity::new(
             "certify",
             "0.1.0",
@@ -68,6 +92,25 @@ impl Backend for TestBackend {
             });
             r.add_case("p", reports::Case::new(id, o));
         }
+        Ok(r)
+    }
+
+    fn resume(
+        &self,
+        out: &Path,
+        jobs: Option<usize>,
+        events: &dyn CertifyEvents,
+    ) -> Result<reports::Report, String> {
+        assert!(out.join("journal.jsonl").is_file());
+        assert_eq!(jobs, Some(3));
+        events.case_done(&case("b", reports::Outcome::Fail));
+        let mut r = reports::Report::new(reports::Identity::new(
+            "certify",
+            "0.1.0",
+            "2026-12-07T00:00:00Z",
+        ));
+        r.add_case("p", reports::Case::new("a", reports::Outcome::Pass));
+        r.add_case("p", reports::Case::new("b", reports::Outcome::Fail));
         Ok(r)
     }
 
@@ -112,7 +155,13 @@ fn wait_end(a: std::net::SocketAddr, id: i64) -> serde_json::Value {
 #[test]
 fn a_run_reports_its_cases_and_its_report_is_imported() {
     let dir = tempfile::tempdir().unwrap();
-    let s = server(dir.path(), Some(TestBackend { panic: false }));
+    let s = server(
+        dir.path(),
+        Some(TestBackend {
+            panic: false,
+            hold: false,
+        }),
+    );
     let a = s.addr();
     let bad = client::post_json(a, "/api/certify", br#"{"cases":["zz"]}"#);
     assert_eq!(bad.status, 422, "{}", bad.text());
@@ -133,7 +182,13 @@ fn a_run_reports_its_cases_and_its_report_is_imported() {
 #[test]
 fn a_panicking_run_ends_failed() {
     let dir = tempfile::tempdir().unwrap();
-    let s = server(dir.path(), Some(TestBackend { panic: true }));
+    let s = server(
+        dir.path(),
+        Some(TestBackend {
+            panic: true,
+            hold: false,
+        }),
+    );
     let a = s.addr();
     let r = client::post_json(a, "/api/certify", b"{}");
     assert_eq!(r.status, 202, "{}", r.text());
@@ -142,6 +197,86 @@ fn a_panicking_run_ends_failed() {
     assert!(j["error"].as_str().unwrap().contains("panicked"), "{j}");
     // The next run may start.
     assert_eq!(client::post_json(a, "/api/certify", b"{}").status, 202);
+}
+
+#[test]
+fn a_run_is_cancelled_then_resumed_under_the_same_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(
+        dir.path(),
+        Some(TestBackend {
+            panic: false,
+            hold: true,
+        }),
+    );
+    let a = s.addr();
+    let r = client::post_json(a, "/api/certify", br#"{"profiles":["p"]}"#);
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_i64().unwrap();
+    let early = client::post_json(a, &format!("/api/certify/{id}/resume"), b"");
+    assert_eq!(
+        early.status,
+        409,
+        "a running run does not resume: {}",
+        early.text()
+    );
+    let t = Instant::now();
+    while client::get(a, &format!("/api/certify/{id}")).json()["finished"] != 1 {
+        assert!(t.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(client::get(a, &format!("/certify/{id}"))
+        .text()
+        .contains("id=\"cancel\""));
+    let c = client::post_json(a, &format!("/api/certify/{id}/cancel"), b"");
+    assert_eq!(c.status, 202, "{}", c.text());
+    let j = wait_end(a, id);
+    assert_eq!(j["state"], "cancelled", "{j}");
+    assert_eq!(j["finished"], 1, "{j}");
+    assert_eq!(j["run_id"], serde_json::Value::Null);
+    assert_eq!(
+        client::post_json(a, &format!("/api/certify/{id}/cancel"), b"").status,
+        409
+    );
+    assert_eq!(
+        client::post_json(a, "/api/certify/99/cancel", b"").status,
+        404
+    );
+    let page = client::get(a, &format!("/certify/{id}")).text();
+    assert!(
+        page.contains("id=\"resume\"") && page.contains("cancelled"),
+        "{page}"
+    );
+    let bad = client::post_json(a, &format!("/api/certify/{id}/resume"), br#"{"jobs":0}"#);
+    assert_eq!(bad.status, 422, "{}", bad.text());
+    let odd = client::post_json(a, &format!("/api/certify/{id}/resume"), br#"{"out":"/"}"#);
+    assert_eq!(odd.status, 400, "{}", odd.text());
+    let res = client::post_json(a, &format!("/api/certify/{id}/resume"), br#"{"jobs":3}"#);
+    assert_eq!(res.status, 202, "{}", res.text());
+    let j = wait_end(a, id);
+    assert_eq!(j["state"], "done", "{j}");
+    assert_eq!(j["error"], serde_json::Value::Null, "{j}");
+    assert_eq!(
+        (j["finished"].as_i64(), j["planned"].as_i64()),
+        (Some(2), Some(2))
+    );
+    let cases = client::get(a, &format!("/api/certify/{id}/cases")).json();
+    let ids: Vec<&str> = cases["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b"], "{cases}");
+    let run = client::get(a, &format!("/api/runs/{}", j["run_id"])).json();
+    assert_eq!(run["run"]["total"], 2);
+    let again = client::post_json(a, &format!("/api/certify/{id}/resume"), b"");
+    assert_eq!(
+        again.status,
+        409,
+        "a done run does not resume: {}",
+        again.text()
+    );
 }
 
 #[test]
@@ -155,4 +290,35 @@ fn without_a_backend_certify_routes_are_503() {
     assert!(client::get(a, "/certify")
         .text()
         .contains("does not run certifications"));
+}
+
+#[test]
+fn a_server_shutdown_cancels_the_run_and_the_next_server_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let hold = || TestBackend {
+        panic: false,
+        hold: true,
+    };
+    let s = server(dir.path(), Some(hold()));
+    let a = s.addr();
+    let r = client::post_json(a, "/api/certify", br#"{"profiles":["p"]}"#);
+    let id = r.json()["id"].as_i64().unwrap();
+    let t = Instant::now();
+    while client::get(a, &format!("/api/certify/{id}")).json()["finished"] != 1 {
+        assert!(t.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let t = Instant::now();
+    s.shutdown();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the shutdown waited for the run"
+    );
+    let s = server(dir.path(), Some(hold()));
+    let a = s.addr();
+    let j = client::get(a, &format!("/api/certify/{id}")).json();
+    assert_eq!(j["state"], "cancelled", "{j}");
+    let res = client::post_json(a, &format!("/api/certify/{id}/resume"), br#"{"jobs":3}"#);
+    assert_eq!(res.status, 202, "{}", res.text());
+    assert_eq!(wait_end(a, id)["state"], "done");
 }

@@ -1,10 +1,11 @@
 //! HTTPS: the server with a certificate (made here by the `openssl` command), a real TLS
 //! client (rustls) trusting it: 401 without the token, 200 with it, the live answer
-//! through the TLS bridge; plain HTTP on the TLS port gets no HTTP answer.
+//! through the TLS bridge; plain HTTP on the TLS port gets no HTTP answer; a VM's console
+//! stream (SSE) arrives over TLS as the VM writes it, not when it ends.
 #[path = "../../tests/common/skip.rs"]
 mod skip;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 
@@ -63,6 +64,29 @@ fn https(
 
 /// One raw HTTPS request; the status and the whole response text.
 fn https_raw(addr: SocketAddr, cert: &std::path::Path, request: &str) -> (u16, String) {
+    let mut tls = tls_stream(addr, cert);
+    tls.write_all(request.as_bytes()).unwrap();
+    let mut text = Vec::new();
+    match tls.read_to_end(&mut text) {
+        Ok(_) => {}
+        // A peer that closes without close_notify after a complete answer.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        Err(e) => panic!("TLS read: {e}"),
+    }
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    (status, text)
+}
+
+/// A TLS connection to `addr` trusting only `cert`.
+fn tls_stream(
+    addr: SocketAddr,
+    cert: &std::path::Path,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(cert).unwrap() {
         roots.add(c.unwrap()).unwrap();
@@ -80,22 +104,7 @@ fn https_raw(addr: SocketAddr, cert: &std::path::Path, request: &str) -> (u16, S
     let sock = TcpStream::connect(addr).unwrap();
     sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, sock);
-    tls.write_all(request.as_bytes()).unwrap();
-    let mut text = Vec::new();
-    match tls.read_to_end(&mut text) {
-        Ok(_) => {}
-        // A peer that closes without close_notify after a complete answer.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
-        Err(e) => panic!("TLS read: {e}"),
-    }
-    let text = String::from_utf8_lossy(&text).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {text:?}"));
-    (status, text)
+    rustls::StreamOwned::new(conn, sock)
 }
 
 #[test]
@@ -162,5 +171,136 @@ fn https_with_token() {
     std::fs::write(dir.path().join("bad.pem"), "not a key").unwrap();
     let e = console::tls::server_config(&cert, &dir.path().join("bad.pem")).unwrap_err();
     assert!(e.to_string().contains("bad.pem"), "{e}");
+    s.shutdown();
+}
+
+/// One HTTPS POST of a JSON body with the token; the status and the response text.
+fn https_post(addr: SocketAddr, cert: &std::path::Path, path: &str, body: &str) -> (u16, String) {
+    https_raw(
+        addr,
+        cert,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+             Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// The console stream of a VM over TLS, followed live: the VM (a stand-in for `hvcert
+/// run`, a script that writes a line, then waits for the test's go-ahead before its second
+/// line and its end) shows its first line on the stream while it still runs; the end event
+/// comes with its exit. The stream without the token is 401.
+#[test]
+fn vm_console_stream_arrives_live_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = certificate(dir.path()) else {
+        return;
+    };
+    let go = dir.path().join("go");
+    let script = dir.path().join("fake-run.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho 'first line'\nn=0\nwhile [ ! -e '{}' ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done\n\
+             echo 'second line'\nexit 0\n",
+            go.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let tls = console::tls::server_config(&cert, &key).expect("TLS configuration");
+    let s = console::Server::start(console::Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        token: Some(TOKEN.into()),
+        data_dir: dir.path().join("data"),
+        runner: Some(console::vms::Runner {
+            program: script.clone(),
+            builtin_guest: Some(script.clone()),
+            max_running: 2,
+        }),
+        max_body: 1 << 20,
+        backend: None,
+        tls: Some(tls),
+    })
+    .unwrap();
+    let a = s.addr();
+    let (status, text) = https_post(a, &cert, "/api/vms", r#"{"kernel":"builtin"}"#);
+    assert_eq!(status, 201, "{text}");
+    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    let id = serde_json::from_str::<serde_json::Value>(body).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, text) = https_post(a, &cert, &format!("/api/vms/{id}/start"), "");
+    assert_eq!(status, 202, "{text}");
+    let (status, _) = https(a, &cert, &format!("/api/vms/{id}/console"), None);
+    assert_eq!(status, 401);
+
+    let mut tls = tls_stream(a, &cert);
+    write!(
+        tls,
+        "GET /api/vms/{id}/console HTTP/1.1\r\nHost: {a}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = std::io::BufReader::new(tls);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).unwrap() > 0, "no answer: {head}");
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
+    // Read events one at a time until the first line shows, while the VM still waits.
+    let mut text = String::new();
+    let (mut ev, mut data) = (String::new(), String::new());
+    let mut end = None;
+    while end.is_none() {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) => panic!("the stream closed before its end: {text}"),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                panic!("the stream closed before its end: {text}")
+            }
+            Err(e) => panic!("TLS read: {e} after {text:?}"),
+        }
+        let line = line.trim_end_matches('\n');
+        if let Some(v) = line.strip_prefix("event: ") {
+            ev = v.to_string();
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            data = v.to_string();
+        } else if line.is_empty() && !ev.is_empty() {
+            match ev.as_str() {
+                "console" => {
+                    text.push_str(&serde_json::from_str::<String>(&data).unwrap());
+                    if text.contains("first line") && !go.exists() {
+                        assert!(!text.contains("second line"), "{text}");
+                        // Only now may the VM go on: the first line came while it ran.
+                        std::fs::write(&go, "").unwrap();
+                    }
+                }
+                "end" => end = Some(serde_json::from_str::<serde_json::Value>(&data).unwrap()),
+                _ => {}
+            }
+            ev.clear();
+        }
+    }
+    assert!(
+        go.exists(),
+        "the first line never came before the end: {text}"
+    );
+    assert!(text.contains("second line"), "{text}");
+    let end = end.unwrap();
+    assert_eq!(end["state"], "exited", "{end}");
+    assert_eq!(end["exit_code"], 0, "{end}");
     s.shutdown();
 }

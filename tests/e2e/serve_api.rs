@@ -339,6 +339,12 @@ fn every_answer_matches_openapi_and_every_operation_is_exercised() {
     let cases = get(&api, a, &format!("/api/certify/{jid}/cases?limit=1")).json();
     assert_eq!(cases["total"], 2);
     assert_eq!(get(&api, a, "/api/certify/999").status, 404);
+    // A finished run neither cancels nor resumes (serve.rs and console/tests/certify_jobs.rs
+    // cancel and resume runs going on).
+    for action in ["cancel", "resume"] {
+        let r = post(&api, a, &format!("/api/certify/{jid}/{action}"), b"");
+        assert_eq!(r.status, 409, "{action}: {}", r.text());
+    }
     if again.status == 202 {
         follow(
             &api,
@@ -516,9 +522,42 @@ fn imports_probe_fleet_package_and_folder() {
     // The hosts page lists the fleet report and the package with its check.
     let page = client::get(a, "/hosts").text();
     assert!(
-        page.contains("fleet #1") && page.contains("matches its manifest"),
+        page.contains("href=\"/fleets/1\"") && page.contains("matches its manifest"),
         "{page}"
     );
+    assert!(page.contains("href=\"/packages/1\""), "{page}");
+    // Their own pages: every host of the fleet with its class and blocker, the shared
+    // blocker with its remedy; the package's check and the two runs that came from it.
+    let fleet_page = client::get(a, "/fleets/1");
+    assert_eq!(fleet_page.status, 200);
+    let fp = fleet_page.text();
+    for want in [
+        "dell-r630-haswell-ep",
+        "certified",
+        "intel-harpertown-no-nx",
+        "unsupported",
+        "required nx is absent",
+        "Shared blockers",
+        "Execute Disable Bit",
+    ] {
+        assert!(fp.contains(want), "{want:?} missing in {fp}");
+    }
+    let pp = client::get(a, "/packages/1").text();
+    assert!(
+        pp.contains("matches its manifest") && pp.contains("pkg.tar.gz"),
+        "{pp}"
+    );
+    let from_package = client::get(a, "/api/runs?limit=500").json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["package_id"] == 1)
+        .map(|r| format!("href=\"/runs/{}\"", r["id"]))
+        .collect::<Vec<_>>();
+    assert_eq!(from_package.len(), 2, "a package of two runs");
+    assert!(from_package.iter().all(|l| pp.contains(l)), "{pp}");
+    assert_eq!(client::get(a, "/fleets/9").status, 404);
+    assert_eq!(client::get(a, "/packages/9").status, 404);
 
     // The same package again is recognised; a tampered one is refused with the reason.
     let pkg = std::fs::read(&package).unwrap();

@@ -1,12 +1,14 @@
 //! The certify crate's side of `hvcert serve` ([`console::backend::Backend`]): the built-in
-//! profiles, a certification run through the suite library in the console's worker
-//! thread (its journal is followed to report each case as it finishes), probe documents
-//! read as run reports, and package checks.
+//! profiles, a certification run (`hvcert certify`, this very binary, as a child process
+//! with an argument vector, never a shell, so that a cancel can end it and its VMs at
+//! once; its journal is followed to report each case as it finishes, and `--resume`
+//! finishes it later), probe documents read as run reports, and package checks.
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use certify::{journal, package, probe_report, profile, suite};
+use certify::{journal, package, probe_report, profile};
 use console::backend::{
     Backend, CaseEvent, CertifyEvents, CertifyRequest, PackageCheck, ProfileCase, ProfileInfo,
 };
@@ -49,42 +51,42 @@ impl Backend for CertifyBackend {
         out: &Path,
         events: &dyn CertifyEvents,
     ) -> Result<reports::Report, String> {
-        let mut command_line = vec!["hvcert".to_string(), "certify".into()];
+        let mut args: Vec<std::ffi::OsString> = vec!["certify".into()];
         for p in &req.profiles {
-            command_line.extend(["--profile".into(), p.clone()]);
+            args.extend(["--profile".into(), p.into()]);
         }
         for c in &req.cases {
-            command_line.extend(["--case".into(), c.clone()]);
+            args.extend(["--case".into(), c.into()]);
         }
         if let Some(j) = req.jobs {
-            command_line.extend(["--jobs".into(), j.to_string()]);
+            args.extend(["--jobs".into(), j.to_string().into()]);
         }
-        command_line.extend(["--out".into(), out.display().to_string()]);
+        if let Some(s) = req.seed {
+            args.extend(["--seed".into(), s.to_string().into()]);
+        }
+        if let Some(g) = &self.guest {
+            args.extend(["--guest".into(), g.into()]);
+        }
         if !req.probe_host {
-            command_line.push("--no-probe".into());
+            args.push("--no-probe".into());
         }
-        command_line.push("(started by hvcert serve)".into());
-        let opts = suite::Options {
-            profiles: req.profiles.clone(),
-            cases: req.cases.clone(),
-            jobs: req.jobs,
-            out: out.to_path_buf(),
-            seed: req.seed,
-            profiles_dir: None,
-            guest: self.guest.clone(),
-            probe_host: req.probe_host,
-            command_line,
-        };
-        let ended = AtomicBool::new(false);
-        let finished = std::thread::scope(|s| {
-            let follower = s.spawn(|| follow_journal(out, events, &ended));
-            let r = suite::run(&opts, &mut std::io::sink(), false);
-            ended.store(true, Ordering::SeqCst);
-            let _ = follower.join();
-            r
-        })
-        .map_err(|e| format!("{e:#}"))?;
-        reports::load(&finished.report_path).map_err(|e| e.to_string())
+        args.extend(["--out".into(), out.into()]);
+        std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+        run_certify(&args, out, events)
+    }
+
+    fn resume(
+        &self,
+        out: &Path,
+        jobs: Option<usize>,
+        events: &dyn CertifyEvents,
+    ) -> Result<reports::Report, String> {
+        let mut args: Vec<std::ffi::OsString> = vec!["certify".into(), "--resume".into()];
+        args.push(out.into());
+        if let Some(j) = jobs {
+            args.extend(["--jobs".into(), j.to_string().into()]);
+        }
+        run_certify(&args, out, events)
     }
 
     fn probe_report(&self, text: &str, name: &str) -> Result<reports::Report, String> {
@@ -129,11 +131,78 @@ impl Backend for CertifyBackend {
     }
 }
 
+/// Where the child's stderr (its progress and any setup error) goes, in the run's folder.
+const STDERR_LOG: &str = "certify.stderr.log";
+
+/// Runs `hvcert ARGS` (a certify run writing into `out`), reporting the journal's new cases
+/// to `events` and killing it when `events` is cancelled; the run's report when it ended
+/// with one (exit 0, or 1: a blocker failed).
+fn run_certify(
+    args: &[std::ffi::OsString],
+    out: &Path,
+    events: &dyn CertifyEvents,
+) -> Result<reports::Report, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("this binary: {e}"))?;
+    let log = std::fs::File::create(out.join(STDERR_LOG))
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    // Cases already journaled (a resumed run) were reported when they finished.
+    let already = journal_cases(out);
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start hvcert certify: {e}"))?;
+    let ended = AtomicBool::new(false);
+    let status = std::thread::scope(|s| {
+        let follower = s.spawn(|| follow_journal(out, events, &ended, already));
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break Ok(st),
+                Ok(None) if events.cancelled() => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break Err("cancelled".to_string());
+                }
+                Ok(None) => std::thread::sleep(POLL),
+                Err(e) => break Err(format!("waiting for hvcert certify: {e}")),
+            }
+        };
+        ended.store(true, Ordering::SeqCst);
+        let _ = follower.join();
+        status
+    })?;
+    if !matches!(status.code(), Some(0 | 1)) {
+        let text = std::fs::read_to_string(out.join(STDERR_LOG)).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(3).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(format!(
+            "hvcert certify ended with {status}: {}",
+            tail.join(" / ")
+        ));
+    }
+    reports::load(out.join("report.json")).map_err(|e| e.to_string())
+}
+
+/// Case lines already in OUT's journal.
+fn journal_cases(out: &Path) -> usize {
+    std::fs::read(out.join(journal::FILE)).map_or(0, |b| {
+        let complete = b.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+        b[..complete]
+            .split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()
+            .saturating_sub(1)
+    })
+}
+
 /// Reports the cases the run's journal (OUT/journal.jsonl, appended as each case ends)
 /// gains, until `ended` and one last read. Lines are read as plain JSON for the fields
 /// shown here, not through `journal::load`, whose full case type cannot yet read back every
 /// VM end (a `"reset"` end stops it: found here, reported to the lead).
-fn follow_journal(out: &Path, events: &dyn CertifyEvents, ended: &AtomicBool) {
+/// The first `skip` case lines are not reported (a resumed run's earlier cases).
+fn follow_journal(out: &Path, events: &dyn CertifyEvents, ended: &AtomicBool, skip: usize) {
     let path = out.join(journal::FILE);
     let (mut planned, mut seen) = (false, 0usize);
     loop {
@@ -155,6 +224,9 @@ fn follow_journal(out: &Path, events: &dyn CertifyEvents, ended: &AtomicBool) {
                 }
                 for line in lines.skip(seen) {
                     seen += 1;
+                    if seen <= skip {
+                        continue;
+                    }
                     if let Some(c) = case_event(line) {
                         events.case_done(&c);
                     }
