@@ -41,12 +41,43 @@ enum Command {
     RealGuest(cmd::real_guest::RealGuestArgs),
 }
 
+/// Set by a parent (`hvcert serve` starting a certify run) that wants this process to end
+/// with it: its process id.
+const PARENT_PID_ENV: &str = "HVCERT_PARENT_PID";
+
+/// With [`PARENT_PID_ENV`] set: ask the kernel for SIGKILL when the parent dies
+/// (PR_SET_PDEATHSIG), so a killed `hvcert serve` leaves no certify run writing into a folder
+/// the next server may resume; and fail at once if that parent is already gone (it died
+/// before the request took effect).
+fn die_with_parent() -> Result<(), String> {
+    let Some(want) = std::env::var_os(PARENT_PID_ENV) else {
+        return Ok(());
+    };
+    let want: i32 = want
+        .to_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("{PARENT_PID_ENV}={want:?} is not a process id"))?;
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| format!("PR_SET_PDEATHSIG: {e}"))?;
+    let parent = nix::unistd::getppid().as_raw();
+    if parent != want {
+        return Err(format!(
+            "parent process {want} is gone (parent is now {parent}): not starting"
+        ));
+    }
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("HVCERT_LOG"))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Err(e) = die_with_parent() {
+        eprintln!("hvcert: {e}");
+        return std::process::ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Probe(a) => cmd::probe::run(a),
         Command::Run(a) => cmd::run::run(a),

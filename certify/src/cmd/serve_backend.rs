@@ -149,6 +149,9 @@ fn run_certify(
     let already = journal_cases(out);
     let mut child = Command::new(exe)
         .args(args)
+        // The child ends with this server, even on SIGKILL (see `die_with_parent` in main.rs;
+        // the kernel ties it to this thread, which waits for the child below).
+        .env("HVCERT_PARENT_PID", std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
