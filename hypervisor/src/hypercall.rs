@@ -248,17 +248,82 @@ pub(crate) fn xen_call(id: usize, vcpu: &mut VcpuFd, shared: &Shared) -> Next {
         Err(why) => return inject_ud(vcpu, &why),
     };
     let nr = (off / STUB_SIZE) as u32;
+    match xen_run(id, vcpu, shared, nr, &regs, &sregs) {
+        Ok(rax) => complete_call(vcpu, shared, &sregs, rax),
+        Err(next) => next,
+    }
+}
+
+/// VMCALL (Intel) and VMMCALL (AMD): Linux since the XSA-466 fixes (6.1.119, 6.13) makes
+/// its Xen hypercalls with these instead of the hypercall page (number in RAX, arguments
+/// in RDI, RSI, RDX, R10, R8).
+pub const VMCALL: [u8; 3] = [0x0f, 0x01, 0xc1];
+/// See [`VMCALL`].
+pub const VMMCALL: [u8; 3] = [0x0f, 0x01, 0xd9];
+
+/// A Xen hypercall made with VMCALL/VMMCALL, found when the vCPU is kicked out of KVM_RUN.
+///
+/// KVM answers VMCALL itself: a KVM with `CONFIG_KVM_XEN` can send it to user space
+/// (KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL, KVM_EXIT_XEN), but this host has no KVM_CAP_XEN_HVM,
+/// and its KVM (kvm_pvm) never completes a VMCALL with a Xen number: the vCPU stays in
+/// KVM_RUN at the instruction (tests/vmcall_seen.rs). The watchdog kicks every vCPU at
+/// least every [`crate::run::PROBE_MAX_INTERVAL`]; a vCPU that is then found at CPL 0 on a
+/// VMCALL/VMMCALL with the Xen interface on gets the call done here: the same dispatch as
+/// the page's stubs, RAX = the result, RIP past the instruction. (A host where KVM
+/// completes VMCALL with -KVM_ENOSYS instead never leaves the vCPU there, so this path
+/// changes nothing on it.) `None`: not at such an instruction.
+pub(crate) fn xen_vmcall_on_kick(id: usize, vcpu: &mut VcpuFd, shared: &Shared) -> Option<Next> {
+    if !shared.paravirt.interface.has_xen() {
+        return None;
+    }
+    let sync = vcpu.sync_regs();
+    let (regs, sregs) = (sync.regs, sync.sregs);
+    if sregs.cs.selector & 3 != 0 || sregs.cs.l != 1 {
+        return None;
+    }
+    let gpa = pagewalk::translate(&shared.mem, paging(&sregs), regs.rip).ok()?;
+    // (An instruction straddling two pages is not taken: the page walk covers one.)
+    if gpa & (PAGE_SIZE - 1) > PAGE_SIZE - 3 {
+        return None;
+    }
+    let insn = pagewalk::read_phys::<[u8; 3]>(&shared.mem, gpa)?;
+    if insn != VMCALL && insn != VMMCALL {
+        return None;
+    }
+    let nr = u32::try_from(regs.rax).unwrap_or(u32::MAX);
+    shared.count("xen:vmcall");
+    Some(match xen_run(id, vcpu, shared, nr, &regs, &sregs) {
+        Ok(rax) => {
+            let r = &mut vcpu.sync_regs_mut().regs;
+            r.rax = rax;
+            r.rip = regs.rip.wrapping_add(3);
+            vcpu.set_sync_dirty_reg(SyncReg::Register);
+            Next::Continue
+        }
+        Err(next) => next,
+    })
+}
+
+/// Runs Xen hypercall `nr` for vCPU `id` (arguments from `regs`): the dispatch, the timer
+/// thread, counts, trace and console, the end of the VM or a wait; `Ok(rax)` to complete.
+fn xen_run(
+    id: usize,
+    vcpu: &VcpuFd,
+    shared: &Shared,
+    nr: u32,
+    regs: &kvm_bindings::kvm_regs,
+    sregs: &kvm_bindings::kvm_sregs,
+) -> Result<u64, Next> {
     let now_ns = shared.ref_clock().ns();
     let boot_unix_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
         .saturating_sub(u128::from(now_ns));
     let o = {
-        let vcpu_ref: &VcpuFd = vcpu;
-        let clock = || tsc_sample(vcpu_ref, shared);
+        let clock = || tsc_sample(vcpu, shared);
         let env = xen::Env {
             mem: &shared.mem,
-            paging: paging(&sregs),
+            paging: paging(sregs),
             memory_map: &shared.memory_map,
             vcpu: id as u32,
             now_ns,
@@ -286,12 +351,12 @@ pub(crate) fn xen_call(id: usize, vcpu: &mut VcpuFd, shared: &Shared) -> Next {
     lock(&shared.stats.trace).push(o.trace);
     shared.console_write(&o.console);
     match o.end {
-        Some(XenEnd::Poweroff) => return Next::End(VmEnd::Shutdown),
-        Some(XenEnd::Crash(reason)) => return Next::Crash(reason),
+        Some(XenEnd::Poweroff) => return Err(Next::End(VmEnd::Shutdown)),
+        Some(XenEnd::Crash(reason)) => return Err(Next::Crash(reason)),
         None => {}
     }
     if let Some(w) = &o.wait {
         xen_wait(shared, w);
     }
-    complete_call(vcpu, shared, &sregs, o.rax as u64)
+    Ok(o.rax as u64)
 }

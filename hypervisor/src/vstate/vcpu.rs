@@ -237,7 +237,8 @@ fn vcpu_loop(id: usize, vcpu: &mut VcpuFd, shared: Arc<Shared>) {
                         }
                     }
                 }
-                Next::Continue
+                // A Xen VMCALL this host's KVM leaves the vCPU on (see the function).
+                crate::hypercall::xen_vmcall_on_kick(id, vcpu, &shared).unwrap_or(Next::Continue)
             }
             Err(e) => Next::Crash(format!("KVM_RUN failed: {e}")),
         };
