@@ -348,6 +348,7 @@ fn xen_run(
     if let Some(native) = o.native {
         shared.count(native);
     }
+    tracing::debug!(vcpu = id, "xen: {}", o.trace);
     lock(&shared.stats.trace).push(o.trace);
     shared.console_write(&o.console);
     match o.end {
@@ -357,6 +358,51 @@ fn xen_run(
     }
     if let Some(w) = &o.wait {
         xen_wait(shared, w);
+        // The vCPU comes back from a block/poll/down: its pvclock is refreshed, as Xen
+        // does when it schedules a vCPU in.
+        let mut st = lock(&shared.paravirt.xen);
+        if st.time.is_some() {
+            if let Some(s) = tsc_sample(vcpu, shared) {
+                xen::refresh_time(&mut st, &shared.mem, s);
+            }
+        }
     }
     Ok(o.rax as u64)
+}
+
+/// After KVM_RUN returns, with the Xen interface: notes when an AP has left the wait for
+/// INIT/SIPI (KVM_GET_MP_STATE, for VCPUOP_is_up; `known_started` saves the ioctl once
+/// seen), and keeps the thread out of KVM_RUN while the vCPU is down (VCPUOP_down) until
+/// VCPUOP_up or the VM stops.
+pub(crate) fn xen_after_run(id: usize, vcpu: &VcpuFd, shared: &Shared, known_started: &mut bool) {
+    if !shared.paravirt.interface.has_xen() {
+        return;
+    }
+    if !*known_started {
+        let waiting = vcpu.get_mp_state().is_ok_and(|m| {
+            m.mp_state == kvm_bindings::KVM_MP_STATE_UNINITIALIZED
+                || m.mp_state == kvm_bindings::KVM_MP_STATE_INIT_RECEIVED
+        });
+        if waiting {
+            return;
+        }
+        *known_started = true;
+        lock(&shared.paravirt.xen).mark_started(id as u32);
+    }
+    let down = lock(&shared.paravirt.xen)
+        .down
+        .get(id)
+        .copied()
+        .unwrap_or(false);
+    if down {
+        xen_wait(
+            shared,
+            &xen::Wait {
+                vcpu: id as u32,
+                ports: Vec::new(),
+                deadline: None,
+                until_up: true,
+            },
+        );
+    }
 }

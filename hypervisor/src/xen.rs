@@ -69,6 +69,7 @@ pub mod timer;
 mod evtchn_op;
 mod hvm;
 mod memory;
+mod physdev;
 mod sched;
 mod vcpu;
 mod version;
@@ -229,6 +230,9 @@ pub struct Wait {
     pub ports: Vec<u32>,
     /// Reference time (ns) at which the wait ends anyway.
     pub deadline: Option<u64>,
+    /// VCPUOP_down on itself: the wait ends when VCPUOP_up (from another vCPU) brings it
+    /// back (or the VM ends), not on events.
+    pub until_up: bool,
 }
 
 /// Per-VM Xen state.
@@ -263,6 +267,11 @@ pub struct XenState {
     pub notify: Arc<Notify>,
     /// Upcalls injected so far.
     pub upcalls: u64,
+    /// Per vCPU: whether it has left the wait for INIT/SIPI (KVM_GET_MP_STATE, read by its
+    /// own thread when it leaves KVM_RUN); vCPU 0 starts running.
+    pub started: Vec<bool>,
+    /// Per vCPU: Xen's `_VPF_down`, set by VCPUOP_down, cleared by VCPUOP_up.
+    pub down: Vec<bool>,
 }
 
 impl std::fmt::Debug for XenState {
@@ -303,7 +312,23 @@ impl XenState {
             sink: None,
             notify: Arc::new(Notify::default()),
             upcalls: 0,
+            started: (0..n).map(|v| v == 0).collect(),
+            down: vec![false; n],
         }
+    }
+
+    /// VCPUOP_is_up: the vCPU runs (left INIT/SIPI) and was not taken down.
+    pub fn is_up(&self, v: u32) -> bool {
+        let v = v as usize;
+        self.started.get(v).copied().unwrap_or(false) && !self.down.get(v).copied().unwrap_or(true)
+    }
+
+    /// Records that vCPU `v` left the wait for INIT/SIPI.
+    pub fn mark_started(&mut self, v: u32) {
+        if let Some(s) = self.started.get_mut(v as usize) {
+            *s = true;
+        }
+        self.notify.bump();
     }
 
     /// GPA of vCPU `v`'s vcpu_info: the registered one, else its slot in shared_info.
@@ -398,6 +423,9 @@ impl XenState {
     /// Whether a SCHEDOP_block / SCHEDOP_poll wait is over (an event it waits for is
     /// pending).
     pub fn wait_done(&self, mem: &GuestMemoryMmap, w: &Wait) -> bool {
+        if w.until_up {
+            return !self.down.get(w.vcpu as usize).copied().unwrap_or(false);
+        }
         if w.ports.is_empty() {
             return self
                 .vcpu_info_gpa(w.vcpu)
@@ -551,13 +579,7 @@ pub fn dispatch(state: &mut XenState, env: &Env<'_>, nr: u32, args: [u64; 5]) ->
         HYPERVISOR_VCPU_OP => vcpu_op(state, env, args),
         HYPERVISOR_SET_TIMER_OP => set_timer_op(state, env, args),
         HYPERVISOR_EVENT_CHANNEL_OP => event_channel_op(state, env, args),
-        HYPERVISOR_PHYSDEV_OP => out(
-            ENOSYS,
-            format!(
-                "physdev_op({}) -> -ENOSYS (no PIRQ emulation for this HVM guest)",
-                args[0]
-            ),
-        ),
+        HYPERVISOR_PHYSDEV_OP => physdev::physdev_op(args),
         _ => out(ENOSYS, format!("{}(...) -> -ENOSYS", name(nr))),
     }
 }
@@ -589,9 +611,44 @@ fn padded(s: &[u8], size: usize) -> Vec<u8> {
     v
 }
 
-/// Samples time for the pvclock and writes it everywhere (the caller has the vCPU).
-pub fn refresh_time(state: &mut XenState, mem: &GuestMemoryMmap, s: TscSample) {
+/// Refreshes every vCPU's pvclock time info from a new sample `s` (the caller's vCPU TSC
+/// and the reference clock read together), as Xen's `update_vcpu_system_time` does when a
+/// vCPU is scheduled or its timer fires: version odd, the fields, version even. Returns
+/// what was written.
+///
+/// The guest's clock never steps back: if the old parameters already give a later time at
+/// the new sample's TSC (the TSC ran a little fast against the reference clock), that time
+/// is kept as the new `system_time` (the guest's clock then waits for the reference clock
+/// at the same rate, ppm apart); a slow TSC is corrected forward at once. (KVM's vCPUs
+/// share one TSC offset from creation, so one vCPU's sample serves them all.)
+pub fn refresh_time(state: &mut XenState, mem: &GuestMemoryMmap, s: TscSample) -> TscSample {
+    let s = match state.time {
+        Some(old) if old.khz == s.khz && s.tsc >= old.tsc => {
+            let (mul, shift) = shinfo::time_scale(old.khz);
+            let then = old
+                .ns
+                .saturating_add(shinfo::scale_delta(s.tsc - old.tsc, mul, shift));
+            TscSample {
+                ns: s.ns.max(then),
+                ..s
+            }
+        }
+        _ => s,
+    };
     state.write_times(mem, s);
+    s
+}
+
+impl XenState {
+    /// [`refresh_time`] from the calling vCPU's sample, if it can take one.
+    fn refresh(&mut self, env: &Env<'_>) {
+        if self.shared_info.is_none() && self.vcpu_info.iter().all(Option::is_none) {
+            return;
+        }
+        if let Some(s) = (env.clock)() {
+            refresh_time(self, env.mem, s);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,10 @@ fn vmcall_is_a_xen_hypercall() {
     if !kvm_or_skip("vmcall_is_a_xen_hypercall") {
         return;
     }
-    assert_eq!(run(Interface::Xen, Duration::from_secs(30)), VmEnd::Status(0));
+    assert_eq!(
+        run(Interface::Xen, Duration::from_secs(30)),
+        VmEnd::Status(0)
+    );
 }
 
 /// Without the Xen interface the VMM leaves VMCALL to KVM: whatever KVM does (this host:

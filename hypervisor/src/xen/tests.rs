@@ -305,8 +305,9 @@ fn register_vcpu_info_rules() {
         m.read_obj::<u64>(GuestAddress(0x30_040 + 32 + 8)).unwrap(),
         1_000_000
     );
-    // is_up, unknown vcpu op
-    assert_eq!(dispatch(&mut st, &env, 24, [3, 1, 0, 0, 0]).rax, 1);
+    // is_up (vCPU 1 has not left INIT/SIPI), unknown vcpu op
+    assert_eq!(dispatch(&mut st, &env, 24, [3, 0, 0, 0, 0]).rax, 1);
+    assert_eq!(dispatch(&mut st, &env, 24, [3, 1, 0, 0, 0]).rax, 0);
     assert_eq!(dispatch(&mut st, &env, 24, [3, 2, 0, 0, 0]).rax, ENOENT);
     assert_eq!(dispatch(&mut st, &env, 24, [77, 0, 0, 0, 0]).rax, ENOSYS);
     assert_eq!(dispatch(&mut st, &env, 24, [7, 0, 0, 0, 0]).rax, 0);
@@ -417,10 +418,19 @@ fn timers_and_polls() {
         dispatch(&mut st, &env, 29, [3, 0x7610, 0, 0, 0]).rax,
         EINVAL
     );
-    // physdev: no PIRQs; pagetable_dying: accepted.
+    // physdev: no PIRQs; pagetable_dying: -EINVAL as Xen on HAP, -ESRCH for another domain.
     assert_eq!(dispatch(&mut st, &env, 33, [28, 0, 0, 0, 0]).rax, ENOSYS);
     m.write_obj(DOMID_SELF, GuestAddress(0x7700)).unwrap();
-    assert_eq!(dispatch(&mut st, &env, 34, [9, 0x7700, 0, 0, 0]).rax, 0);
+    assert_eq!(
+        dispatch(&mut st, &env, 34, [9, 0x7700, 0, 0, 0]).rax,
+        EINVAL
+    );
+    m.write_obj(5u16, GuestAddress(0x7700)).unwrap();
+    assert_eq!(dispatch(&mut st, &env, 34, [9, 0x7700, 0, 0, 0]).rax, ESRCH);
+    assert_eq!(
+        dispatch(&mut st, &env, 34, [9, 0x3f_fff8, 0, 0, 0]).rax,
+        EFAULT
+    );
     assert_eq!(
         dispatch(&mut st, &env, 34, [77, 0x7700, 0, 0, 0]).rax,
         ENOSYS
@@ -445,6 +455,181 @@ fn version_strings() {
         assert!(!b.contains(&0xaa), "cmd {cmd} left bytes unwritten");
     }
     assert_eq!(run(&m, &mut st, 17, [3, 0x4000_0000, 0, 0, 0]).rax, EFAULT);
+}
+
+#[test]
+fn vcpu_up_down() {
+    let m = mem();
+    let (mut st, _) = evtchn_guest(&m);
+    let map = memory_map(4, &[]);
+    let env = env0(&m, &map);
+    let op = |st: &mut XenState, cmd: u64, v: u64| dispatch(st, &env, 24, [cmd, v, 0, 0, 0]);
+    // vCPU 1 waits for INIT/SIPI: down, and VCPUOP_up cannot start it.
+    assert_eq!(op(&mut st, VCPUOP_IS_UP, 1).rax, 0);
+    assert_eq!(op(&mut st, VCPUOP_UP, 1).rax, EINVAL);
+    assert_eq!(op(&mut st, VCPUOP_UP, 2).rax, ENOENT);
+    assert_eq!(op(&mut st, VCPUOP_DOWN, 9).rax, ENOENT);
+    st.mark_started(1);
+    assert_eq!(op(&mut st, VCPUOP_IS_UP, 1).rax, 1);
+    // Down another vCPU: no wait for the caller; its thread parks (wait_done false).
+    let o = op(&mut st, VCPUOP_DOWN, 1);
+    assert_eq!((o.rax, o.wait.is_none(), o.end.is_none()), (0, true, true));
+    assert_eq!(op(&mut st, VCPUOP_IS_UP, 1).rax, 0);
+    let park = Wait {
+        vcpu: 1,
+        ports: Vec::new(),
+        deadline: None,
+        until_up: true,
+    };
+    assert!(!st.wait_done(&m, &park));
+    // The last vCPU up going down ends the VM (Xen: poweroff).
+    assert_eq!(op(&mut st, VCPUOP_DOWN, 0).end, Some(XenEnd::Poweroff));
+    assert_eq!(op(&mut st, VCPUOP_UP, 1).rax, 0);
+    assert!(st.wait_done(&m, &park));
+    assert_eq!(op(&mut st, VCPUOP_IS_UP, 1).rax, 1);
+    // Down on itself: the caller waits until up.
+    let o = op(&mut st, VCPUOP_DOWN, 0);
+    assert_eq!(o.rax, 0);
+    let w = o.wait.expect("down on itself waits");
+    assert!(w.until_up && !st.wait_done(&m, &w));
+    assert_eq!(op(&mut st, VCPUOP_UP, 0).rax, 0);
+    assert!(st.wait_done(&m, &w));
+}
+
+#[test]
+fn periodic_timer() {
+    let m = mem();
+    let (mut st, _) = evtchn_guest(&m);
+    let map = memory_map(4, &[]);
+    let env = env0(&m, &map);
+    let set = |st: &mut XenState, v: u64, period: u64| {
+        m.write_obj(period, GuestAddress(0x7800)).unwrap();
+        dispatch(st, &env, 24, [VCPUOP_SET_PERIODIC_TIMER, v, 0x7800, 0, 0])
+    };
+    assert_eq!(set(&mut st, 0, 999_999).rax, EINVAL, "under 1 ms");
+    assert_eq!(set(&mut st, 0, 1 << 62).rax, EINVAL, "over STIME_DELTA_MAX");
+    assert_eq!(set(&mut st, 2, 10_000_000).rax, ENOENT);
+    assert_eq!(
+        dispatch(&mut st, &env, 24, [6, 0, 0x4000_0000, 0, 0]).rax,
+        EFAULT
+    );
+    let o = set(&mut st, 1, 4_000_000);
+    assert_eq!((o.rax, o.timer_armed), (0, true), "any vCPU of the domain");
+    assert_eq!(st.timers.periodic(1), Some((1_000 + 4_000_000, 4_000_000)));
+    assert_eq!(st.timers.get(1), None, "the single-shot timer is separate");
+    let o = dispatch(&mut st, &env, 24, [VCPUOP_STOP_PERIODIC_TIMER, 1, 0, 0, 0]);
+    assert!(o.trace.contains("stopped"), "{}", o.trace);
+    assert_eq!(st.timers.periodic(1), None);
+}
+
+#[test]
+fn loopback_event_channel() {
+    let m = mem();
+    let (mut st, rec) = evtchn_guest(&m);
+    let map = memory_map(4, &[]);
+    let env = env0(&m, &map);
+    let self_ = DOMID_SELF as u32;
+    // alloc_unbound { dom, remote_dom; port }
+    let (rc, b) = evt(
+        &mut st,
+        &env,
+        EVTCHNOP_ALLOC_UNBOUND,
+        &[self_ | self_ << 16, 0],
+    );
+    assert_eq!(rc, 0);
+    let a = b[1];
+    assert_eq!(
+        evt(&mut st, &env, EVTCHNOP_ALLOC_UNBOUND, &[self_ | 5 << 16, 0]).0,
+        ESRCH
+    );
+    assert_eq!(
+        evt(&mut st, &env, EVTCHNOP_SEND, &[a]).0,
+        0,
+        "unbound: dropped"
+    );
+    assert!(rec.0.lock().unwrap().is_empty());
+    // bind_interdomain { remote_dom; remote_port; local_port }
+    assert_eq!(
+        evt(&mut st, &env, EVTCHNOP_BIND_INTERDOMAIN, &[9, a, 0]).0,
+        ESRCH
+    );
+    assert_eq!(
+        evt(&mut st, &env, EVTCHNOP_BIND_INTERDOMAIN, &[self_, 4000, 0]).0,
+        EINVAL
+    );
+    let (rc, b) = evt(&mut st, &env, EVTCHNOP_BIND_INTERDOMAIN, &[self_, a, 0]);
+    assert_eq!(rc, 0);
+    let l = b[2];
+    assert_eq!(
+        evt(&mut st, &env, EVTCHNOP_BIND_INTERDOMAIN, &[self_, a, 0]).0,
+        EINVAL
+    );
+    // status: interdomain, names the other end
+    let (rc, b) = evt(&mut st, &env, EVTCHNOP_STATUS, &[self_, l, 0, 0, 0, 0]);
+    assert_eq!((rc, b[2], b[4], b[5]), (0, EVTCHNSTAT_INTERDOMAIN, 0, a));
+    // Move the far end to vCPU 1; a send on l sets a pending and upcalls vCPU 1.
+    assert_eq!(evt(&mut st, &env, EVTCHNOP_BIND_VCPU, &[a, 1]).0, 0);
+    assert_eq!(evt(&mut st, &env, EVTCHNOP_SEND, &[l]).0, 0);
+    assert_eq!(*rec.0.lock().unwrap(), vec![(1, 0xf3)]);
+    assert_eq!(m.read_obj::<u64>(GuestAddress(SI + 2048)).unwrap(), 1 << a);
+    // Closing one end leaves the other unbound.
+    assert_eq!(evt(&mut st, &env, EVTCHNOP_CLOSE, &[l]).0, 0);
+    let (_, b) = evt(&mut st, &env, EVTCHNOP_STATUS, &[self_, a, 0, 0, 0, 0]);
+    assert_eq!(b[2], EVTCHNSTAT_UNBOUND);
+}
+
+#[test]
+fn pvclock_refresh_is_monotonic_and_versioned() {
+    let m = mem();
+    let (mut st, _) = evtchn_guest(&m);
+    let ti = SI + 32;
+    let v0 = m.read_obj::<u32>(GuestAddress(ti)).unwrap();
+    assert_eq!(v0 % 2, 0);
+    // 1 ms of TSC later (2 GHz), the reference clock 2 ms later: corrected forward.
+    let s = refresh_time(
+        &mut st,
+        &m,
+        TscSample {
+            tsc: 1_000_000 + 2_000_000,
+            ns: 500 + 2_000_000,
+            khz: 2_000_000,
+        },
+    );
+    assert_eq!(s.ns, 2_000_500);
+    assert_eq!(m.read_obj::<u32>(GuestAddress(ti)).unwrap(), v0 + 2);
+    assert_eq!(m.read_obj::<u64>(GuestAddress(ti + 16)).unwrap(), 2_000_500);
+    // The reference clock behind what the old line gives at this TSC: no step back.
+    let s = refresh_time(
+        &mut st,
+        &m,
+        TscSample {
+            tsc: 3_000_000 + 2_000_000,
+            ns: 2_000_500 + 900_000,
+            khz: 2_000_000,
+        },
+    );
+    assert_eq!(s.ns, 3_000_500, "kept at the old parameters' time");
+    assert_eq!(m.read_obj::<u64>(GuestAddress(ti + 8)).unwrap(), 5_000_000);
+    assert_eq!(m.read_obj::<u32>(GuestAddress(ti)).unwrap(), v0 + 4);
+    // vCPU 1's slot was refreshed too.
+    assert_eq!(
+        m.read_obj::<u64>(GuestAddress(SI + 64 + 32 + 16)).unwrap(),
+        3_000_500
+    );
+}
+
+#[test]
+fn privileged_version_queries() {
+    let m = mem();
+    let mut st = XenState::default();
+    assert_eq!(
+        run(&m, &mut st, 17, [XENVER_COMMANDLINE, 0x9000, 0, 0, 0]).rax,
+        EPERM
+    );
+    assert_eq!(
+        run(&m, &mut st, 17, [XENVER_BUILD_ID, 0x9000, 0, 0, 0]).rax,
+        EPERM
+    );
 }
 
 proptest::proptest! {
