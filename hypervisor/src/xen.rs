@@ -420,6 +420,18 @@ impl XenState {
         self.set_pending(mem, port)
     }
 
+    /// Xen's 'q' debug key (`dump_domains`): VIRQ_DEBUG to each vCPU that bound it; returns
+    /// the ports raised. The host's trigger ([`DebugKey`]); the guest cannot raise it.
+    pub fn debug_key(&mut self, mem: &GuestMemoryMmap) -> Vec<u32> {
+        (0..self.vcpus)
+            .filter_map(|v| {
+                let port = self.evtchn.virq_port(VIRQ_DEBUG, v)?;
+                self.set_pending(mem, port);
+                Some(port)
+            })
+            .collect()
+    }
+
     /// Whether a SCHEDOP_block / SCHEDOP_poll wait is over (an event it waits for is
     /// pending).
     pub fn wait_done(&self, mem: &GuestMemoryMmap, w: &Wait) -> bool {
@@ -448,6 +460,25 @@ impl XenState {
                 shinfo::write_time(mem, vi + VI_TIME, s);
             }
         }
+    }
+}
+
+/// The host's Xen debug key of one VM ([`crate::Vm::xen_debug_key`]): pressing it raises
+/// VIRQ_DEBUG as Xen's 'q' key does (native: the event's upcall, KVM_SIGNAL_MSI). Holds the
+/// VM's Xen state weakly: once the VM is gone, [`DebugKey::press`] says so.
+#[derive(Clone)]
+pub struct DebugKey {
+    pub(crate) state: std::sync::Weak<Mutex<XenState>>,
+    pub(crate) mem: GuestMemoryMmap,
+}
+
+impl DebugKey {
+    /// Raises VIRQ_DEBUG on every vCPU that bound it; the ports raised, or `None` when
+    /// the VM has ended.
+    pub fn press(&self) -> Option<Vec<u32>> {
+        let st = self.state.upgrade()?;
+        let ports = crate::state::lock(&st).debug_key(&self.mem);
+        Some(ports)
     }
 }
 

@@ -386,3 +386,12 @@ pub const PHYSDEVOP_DBGP_OP: u64 = 29;
 pub const XENVER_COMMANDLINE: u64 = 9;
 /// xen_version: XENVER_build_id (privileged domains only).
 pub const XENVER_BUILD_ID: u64 = 10;
+/// CPUID leaf base+3: TSC mode and frequency (all zero here: Linux HVM does not read it).
+pub const CPUID_TIME_OFFSET: u32 = 3;
+/// CPUID leaf base+4: HVM-specific features (EAX flags).
+pub const CPUID_HVM_OFFSET: u32 = 4;
+/// CPUID base+4 EAX XEN_HVM_CPUID_UPCALL_VECTOR: HVMOP_set_evtchn_upcall_vector works (a
+/// per-vCPU vector through the local APIC, which the guest EOIs). Linux then takes it
+/// instead of the HVM_PARAM_CALLBACK_IRQ vector, which Xen raises without the LAPIC's
+/// in-service bit (no EOI) and which here, through KVM's LAPIC, would need one.
+pub const XEN_HVM_CPUID_UPCALL_VECTOR: u32 = 1 << 6;
