@@ -26,29 +26,40 @@
 //!     table frames -> -EINVAL (no grant table is offered), other spaces -EINVAL.
 //!   - vcpu_op (24): register_vcpu_info (moves vcpu_info to a guest frame; -EINVAL if it
 //!     crosses a page, is not RAM, or is registered twice, as Xen's `map_vcpu_info`),
-//!     is_up, set_singleshot_timer / stop_singleshot_timer / set_timer_op (15) -> a VMM
-//!     timer on the reference clock that raises VIRQ_TIMER, stop_periodic_timer -> 0 (no
-//!     periodic timer ever runs), register_runstate_memory_area -> the area is written
-//!     (state running), up/down -> -ENOSYS (HVM vCPUs start through INIT/SIPI here);
-//!     bad vCPU -ENOENT.
+//!     set_singleshot_timer / stop_singleshot_timer / set_timer_op (15) and
+//!     set_periodic_timer / stop_periodic_timer -> VMM timers on the reference clock that
+//!     raise VIRQ_TIMER (then KVM_SIGNAL_MSI), register_runstate_memory_area -> the area is
+//!     written (state running), is_up -> KVM_GET_MP_STATE of that vCPU (read by its own
+//!     thread between KVM_RUNs) and Xen's down flag, down -> the vCPU's thread stays out of
+//!     KVM_RUN (the last vCPU up going down powers off, as Xen), up -> it runs KVM_RUN again
+//!     (-EINVAL for a vCPU never started: HVM vCPUs start by INIT/SIPI through the in-kernel
+//!     LAPIC), register_vcpu_time_memory_area -> -ENOSYS; bad vCPU -ENOENT.
 //!   - event_channel_op (32): 2-level ABI ([`evtchn`]): bind_virq, bind_ipi, bind_vcpu,
-//!     send, unmask, close, status; init_control (FIFO) -> -ENOSYS, so Linux keeps 2-level.
-//!     An event sets its bits in shared_info and, when the vCPU's `evtchn_upcall_pending`
-//!     goes 0 -> 1, injects the upcall vector (HVMOP_set_evtchn_upcall_vector, else the
-//!     vector type of HVM_PARAM_CALLBACK_IRQ) as a fixed interrupt through the in-kernel
-//!     LAPIC (KVM_SIGNAL_MSI to the vCPU's APIC ID: the VM has a KVM irqchip, so
-//!     KVM_INTERRUPT is not available).
+//!     send, unmask, close, status, alloc_unbound + bind_interdomain to DOMID_SELF (a
+//!     loopback pair; other domains -ESRCH); init_control (FIFO) -> -ENOSYS, so Linux keeps
+//!     2-level. An event sets its bits in shared_info and, when the vCPU's
+//!     `evtchn_upcall_pending` goes 0 -> 1, injects the upcall vector
+//!     (HVMOP_set_evtchn_upcall_vector, advertised in CPUID base+4, else the vector type of
+//!     HVM_PARAM_CALLBACK_IRQ) as a fixed interrupt through the in-kernel LAPIC
+//!     (KVM_SIGNAL_MSI to the vCPU's APIC ID: the VM has a KVM irqchip, so KVM_INTERRUPT is
+//!     not available). Unlike Xen's callback vector, that one is in the LAPIC's in-service
+//!     register until the guest EOIs. VIRQ_DEBUG: raised from the host ([`DebugKey`], as
+//!     Xen's 'q' debug key does).
 //!   - hvm_op (34): set_param / get_param (guests set only the parameters Xen lets them
 //!     set, others -EPERM; unset ones read 0: no xenstore, no PV console, so xenbus finds
-//!     no store), set_evtchn_upcall_vector, pagetable_dying -> 0 (a shadow-paging hint;
-//!     KVM's two-dimensional paging has nothing to drop).
-//!   - physdev_op (33): -ENOSYS, as Xen answers an HVM domain without PIRQ emulation
-//!     (XENFEAT_hvm_pirqs is not offered).
+//!     no store), set_evtchn_upcall_vector, pagetable_dying -> -EINVAL as Xen answers a
+//!     domain on hardware-assisted paging (KVM's two-dimensional paging has no shadow).
+//!   - physdev_op (33): -ENOSYS with Xen's reason per sub-op (`xen/physdev.rs`: no PIRQ
+//!     emulation, XENFEAT_hvm_pirqs not offered; not the hardware domain).
 //!   - Everything else (grant_table_op, mmu_update, ...): -ENOSYS.
 //! - Time: system time (pvclock `system_time`) is the reference time in ns since the VM was
 //!   created, the same clock as Hyper-V's TIME_REF_COUNT (100 ns units), so both interfaces
 //!   agree; `tsc_timestamp` is the calling vCPU's IA32_TSC read with it, the scale comes
 //!   from KVM_GET_TSC_KHZ.
+//! - Hypercalls by VMCALL/VMMCALL (Linux since the XSA-466 fixes, no hypercall page): see
+//!   `hypercall::xen_vmcall_on_kick`: the same dispatch.
+//! - pvclock refresh: when a vCPU arms a timer or comes back from block/poll/down, its TSC
+//!   is sampled again and every vcpu_info's time info rewritten ([`refresh_time`]).
 //! - Guest buffers are guest-virtual: translated through the guest's page tables
 //!   ([`crate::pagewalk`]); an untranslatable buffer is -EFAULT. Frame numbers
 //!   (add_to_physmap, register_vcpu_info) are guest-physical.

@@ -260,7 +260,11 @@ pub fn pvclock_refresh(_ctx: &mut Ctx) -> Outcome {
     let ti = si + 32;
     let v1 = sys::read_u32(ti);
     let (t1, _) = pv_time(ti);
-    check!(v1 % 2 == 0, "time info version {} is odd at rest", v1);
+    check!(
+        v1.is_multiple_of(2),
+        "time info version {} is odd at rest",
+        v1
+    );
     sys::write_u64(arg(), t1 + 1_000_000_000);
     words_at(8, &[0, 0]);
     let r = call!(&x, VCPU_OP, [VCPUOP_SET_SINGLESHOT_TIMER, 0, arg(), 0, 0]);
@@ -275,7 +279,7 @@ pub fn pvclock_refresh(_ctx: &mut Ctx) -> Outcome {
         t2
     );
     check!(
-        v2 % 2 == 0 && v2 >= v1 + 2,
+        v2.is_multiple_of(2) && v2 >= v1 + 2,
         "time info not refreshed: version {} -> {}",
         v1,
         v2
