@@ -379,6 +379,25 @@ impl XenState {
         }
     }
 
+    /// Xen's `hvm_assert_evtchn_irq` when the guest names its upcall vector: if vCPU `v`
+    /// has an upcall pending (set before there was a vector to raise, e.g. by
+    /// VCPUOP_register_vcpu_info), the vector is injected now; otherwise that upcall would
+    /// never come (events only inject on `evtchn_upcall_pending` going 0 -> 1).
+    pub fn assert_upcall(&mut self, mem: &GuestMemoryMmap, v: u32) -> Option<u8> {
+        let vi = self.vcpu_info_gpa(v)?;
+        if shinfo::flag(mem, vi + VI_UPCALL_PENDING)? == 0 {
+            return None;
+        }
+        let vector = self.upcall_vector(v)?;
+        let sink = self.sink.as_ref()?;
+        if sink.inject(v, vector) {
+            self.upcalls += 1;
+            Some(vector)
+        } else {
+            None
+        }
+    }
+
     /// Sets `port` pending (2-level ABI, Xen's `evtchn_2l_set_pending`); returns the vector
     /// injected, if one was.
     pub fn set_pending(&mut self, mem: &GuestMemoryMmap, port: u32) -> Option<u8> {

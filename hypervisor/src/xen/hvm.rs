@@ -14,6 +14,7 @@ pub(super) fn hvm_op(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outcom
                 }
                 let slot = state.upcall_vectors.get_mut(vcpu as usize).ok_or(ENOENT)?;
                 *slot = Some(vector);
+                state.assert_upcall(env.mem, vcpu);
                 Ok((vcpu, vector))
             });
             match r {
@@ -80,6 +81,11 @@ fn hvm_param(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outcome {
             );
         }
         state.params.insert(index, value);
+        if index == HVM_PARAM_CALLBACK_IRQ {
+            for v in 0..state.vcpus {
+                state.assert_upcall(env.mem, v);
+            }
+        }
         out(
             0,
             format!("hvm_op(HVMOP_set_param, {index}, {value:#x}) -> 0"),

@@ -619,6 +619,44 @@ fn pvclock_refresh_is_monotonic_and_versioned() {
 }
 
 #[test]
+fn register_marks_events_pending() {
+    // Linux's order: shared_info, vcpu_info placement, then the upcall vector.
+    let m = mem();
+    let map = memory_map(4, &[]);
+    let env = Env {
+        clock: &clock,
+        ..env0(&m, &map)
+    };
+    let rec = Arc::new(Rec::default());
+    let mut st = XenState::new(1);
+    st.sink = Some(rec.clone());
+    m.write_obj([DOMID_SELF, 0], GuestAddress(0x7000)).unwrap();
+    m.write_obj(0u32, GuestAddress(0x7004)).unwrap();
+    m.write_obj(0u64, GuestAddress(0x7008)).unwrap();
+    m.write_obj(SI >> 12, GuestAddress(0x7010)).unwrap();
+    assert_eq!(dispatch(&mut st, &env, 12, [7, 0x7000, 0, 0, 0]).rax, 0);
+    m.write_obj(0x30u64, GuestAddress(0x7300)).unwrap();
+    m.write_obj([0x40u32, 0], GuestAddress(0x7308)).unwrap();
+    assert_eq!(dispatch(&mut st, &env, 24, [10, 0, 0x7300, 0, 0]).rax, 0);
+    let vi = 0x30_040;
+    assert_eq!(m.read_obj::<u64>(GuestAddress(vi + 8)).unwrap(), u64::MAX);
+    assert_eq!(m.read_obj::<u8>(GuestAddress(vi)).unwrap(), 1, "events marked pending");
+    assert!(rec.0.lock().unwrap().is_empty(), "no vector yet");
+    // Naming the vector raises the pending upcall (Xen's hvm_assert_evtchn_irq).
+    m.write_obj(0u32, GuestAddress(0x7400)).unwrap();
+    m.write_obj(0xf3u8, GuestAddress(0x7404)).unwrap();
+    assert_eq!(dispatch(&mut st, &env, 34, [23, 0x7400, 0, 0, 0]).rax, 0);
+    assert_eq!(*rec.0.lock().unwrap(), vec![(0, 0xf3)]);
+    // The guest handles it (clears the flag and the selector); the next event upcalls.
+    m.write_obj(0u8, GuestAddress(vi)).unwrap();
+    m.write_obj(0u64, GuestAddress(vi + 8)).unwrap();
+    let (rc, b) = evt(&mut st, &env, 1, &[0, 0, 0]);
+    assert_eq!(rc, 0);
+    st.raise_virq(&m, VIRQ_TIMER, 0);
+    assert_eq!(rec.0.lock().unwrap().len(), 2, "port {}", b[2]);
+}
+
+#[test]
 fn privileged_version_queries() {
     let m = mem();
     let mut st = XenState::default();

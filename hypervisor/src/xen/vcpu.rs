@@ -241,13 +241,18 @@ fn register_vcpu_info(
     if env.mem.write_slice(&old, GuestAddress(gpa)).is_err() {
         return out(EFAULT, format!("{head} -> -EFAULT"));
     }
-    // Linux sets evtchn_pending_sel in the new area to all ones so it rescans.
+    // As Xen's map_vcpu_info: every selector bit set so the guest rescans, and the events
+    // marked pending (vcpu_mark_events_pending: evtchn_upcall_pending, and the upcall if a
+    // vector is known; else when the guest names one, see `assert_upcall`). Without the
+    // latter, the all-ones selector keeps every later event from raising an upcall (seen
+    // with Debian's kernel: its first timer interrupt never came).
     let _ = env
         .mem
         .write_obj(u64::MAX, GuestAddress(gpa + VI_PENDING_SEL));
     if let Some(slot) = state.vcpu_info.get_mut(v as usize) {
         *slot = Some(gpa);
     }
+    state.upcall(env.mem, v);
     let sample = (env.clock)().or(state.time);
     if let Some(s) = sample {
         state.time = Some(s);
