@@ -283,6 +283,8 @@ pub struct XenState {
     pub started: Vec<bool>,
     /// Per vCPU: Xen's `_VPF_down`, set by VCPUOP_down, cleared by VCPUOP_up.
     pub down: Vec<bool>,
+    /// Per vCPU: an upcall whose injection KVM refused (see `deliver`), to retry.
+    pub owed: Vec<bool>,
 }
 
 impl std::fmt::Debug for XenState {
@@ -325,6 +327,7 @@ impl XenState {
             upcalls: 0,
             started: (0..n).map(|v| v == 0).collect(),
             down: vec![false; n],
+            owed: vec![false; n],
         }
     }
 
@@ -361,19 +364,43 @@ impl XenState {
         (p >> HVM_PARAM_CALLBACK_TYPE_SHIFT == HVM_PARAM_CALLBACK_TYPE_VECTOR).then_some(p as u8)
     }
 
-    /// Marks vCPU `v`'s upcall pending and injects its vector when it goes 0 -> 1.
+    /// Marks vCPU `v`'s upcall pending and injects its vector when it goes 0 -> 1 (or
+    /// when an earlier injection was refused, see [`XenState::retry_owed`]).
     fn upcall(&mut self, mem: &GuestMemoryMmap, v: u32) -> Option<u8> {
         let vi = self.vcpu_info_gpa(v)?;
         let was = shinfo::set_flag(mem, vi + VI_UPCALL_PENDING)?;
         self.notify.bump();
         if was != 0 {
-            return None;
+            return self.retry_owed(v);
         }
+        self.deliver(v)
+    }
+
+    /// Injects vCPU `v`'s upcall vector (KVM_SIGNAL_MSI). KVM drops a fixed interrupt to
+    /// a local APIC that is software-disabled, where Xen's vlapic keeps it in the IRR until
+    /// the guest enables it: Linux names its upcall vector before it enables its APIC, so
+    /// that first upcall was lost and every later event found the selector already set
+    /// (Debian's kernel never got its first VIRQ_TIMER). A refused injection is owed and
+    /// retried ([`XenState::retry_owed`]) at the vCPU's next event or hypercall.
+    fn deliver(&mut self, v: u32) -> Option<u8> {
         let vector = self.upcall_vector(v)?;
-        let sink = self.sink.as_ref()?;
-        if sink.inject(v, vector) {
+        let sink = self.sink.clone()?;
+        let ok = sink.inject(v, vector);
+        if let Some(o) = self.owed.get_mut(v as usize) {
+            *o = !ok;
+        }
+        if ok {
             self.upcalls += 1;
             Some(vector)
+        } else {
+            None
+        }
+    }
+
+    /// Injects an upcall owed to vCPU `v` (an earlier injection refused), if any.
+    pub fn retry_owed(&mut self, v: u32) -> Option<u8> {
+        if self.owed.get(v as usize).copied().unwrap_or(false) {
+            self.deliver(v)
         } else {
             None
         }
@@ -388,14 +415,7 @@ impl XenState {
         if shinfo::flag(mem, vi + VI_UPCALL_PENDING)? == 0 {
             return None;
         }
-        let vector = self.upcall_vector(v)?;
-        let sink = self.sink.as_ref()?;
-        if sink.inject(v, vector) {
-            self.upcalls += 1;
-            Some(vector)
-        } else {
-            None
-        }
+        self.deliver(v)
     }
 
     /// Sets `port` pending (2-level ABI, Xen's `evtchn_2l_set_pending`); returns the vector
@@ -419,7 +439,7 @@ impl XenState {
         let v = self.evtchn.get(port).ok()?.vcpu;
         let vi = self.vcpu_info_gpa(v)?;
         if shinfo::test_and_set(mem, vi + VI_PENDING_SEL, port / 64)? {
-            return None;
+            return self.retry_owed(v);
         }
         self.upcall(mem, v)
     }
@@ -631,6 +651,8 @@ fn out(rax: i64, trace: String) -> Outcome {
 
 /// Executes Xen hypercall `nr` with `args` (rdi, rsi, rdx, r10, r8).
 pub fn dispatch(state: &mut XenState, env: &Env<'_>, nr: u32, args: [u64; 5]) -> Outcome {
+    // The caller runs, so its local APIC may take an upcall refused before.
+    state.retry_owed(env.vcpu);
     match nr {
         HYPERVISOR_XEN_VERSION => xen_version(env, args),
         HYPERVISOR_CONSOLE_IO => console_io(env, args),

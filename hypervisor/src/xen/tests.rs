@@ -640,7 +640,11 @@ fn register_marks_events_pending() {
     assert_eq!(dispatch(&mut st, &env, 24, [10, 0, 0x7300, 0, 0]).rax, 0);
     let vi = 0x30_040;
     assert_eq!(m.read_obj::<u64>(GuestAddress(vi + 8)).unwrap(), u64::MAX);
-    assert_eq!(m.read_obj::<u8>(GuestAddress(vi)).unwrap(), 1, "events marked pending");
+    assert_eq!(
+        m.read_obj::<u8>(GuestAddress(vi)).unwrap(),
+        1,
+        "events marked pending"
+    );
     assert!(rec.0.lock().unwrap().is_empty(), "no vector yet");
     // Naming the vector raises the pending upcall (Xen's hvm_assert_evtchn_irq).
     m.write_obj(0u32, GuestAddress(0x7400)).unwrap();
@@ -654,6 +658,59 @@ fn register_marks_events_pending() {
     assert_eq!(rc, 0);
     st.raise_virq(&m, VIRQ_TIMER, 0);
     assert_eq!(rec.0.lock().unwrap().len(), 2, "port {}", b[2]);
+}
+
+/// Refuses injections while `off` (a software-disabled local APIC), records the others.
+#[derive(Default)]
+struct Apic {
+    off: std::sync::atomic::AtomicBool,
+    got: Mutex<Vec<(u32, u8)>>,
+}
+impl Upcall for Apic {
+    fn inject(&self, vcpu: u32, vector: u8) -> bool {
+        if self.off.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        self.got.lock().unwrap().push((vcpu, vector));
+        true
+    }
+}
+
+#[test]
+fn refused_upcall_is_retried() {
+    let m = mem();
+    let (mut st, _) = evtchn_guest(&m);
+    let apic = Arc::new(Apic::default());
+    st.sink = Some(apic.clone());
+    let map = memory_map(4, &[]);
+    let env = env0(&m, &map);
+    let (_, b) = evt(&mut st, &env, 7, &[0, 0]);
+    let ipi = b[1];
+    let (rc, _) = evt(&mut st, &env, 1, &[0, 0, 0]); // VIRQ_TIMER
+    assert_eq!(rc, 0);
+    apic.off.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(evt(&mut st, &env, 4, &[ipi]).0, 0);
+    assert!(apic.got.lock().unwrap().is_empty());
+    assert_eq!(st.owed[0], true);
+    // The APIC is enabled; the next event finds upcall_pending and the selector set, and
+    // still gets the owed upcall in.
+    apic.off.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(st.raise_virq(&m, VIRQ_TIMER, 0), Some(0xf3));
+    assert_eq!(*apic.got.lock().unwrap(), vec![(0, 0xf3)]);
+    assert!(!st.owed[0]);
+    // Nothing owed: a further event while pending injects nothing more.
+    assert_eq!(evt(&mut st, &env, 4, &[ipi]).0, 0);
+    assert_eq!(apic.got.lock().unwrap().len(), 1);
+    // Owed again, then any hypercall of that vCPU retries it.
+    apic.off.store(true, std::sync::atomic::Ordering::SeqCst);
+    m.write_obj(0u8, GuestAddress(SI)).unwrap();
+    m.write_obj(0u64, GuestAddress(SI + 8)).unwrap();
+    m.write_obj(0u64, GuestAddress(SI + 2048)).unwrap();
+    assert_eq!(evt(&mut st, &env, 4, &[ipi]).0, 0);
+    assert!(st.owed[0]);
+    apic.off.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(run(&m, &mut st, 17, [0; 5]).rax, 0x40010);
+    assert_eq!(apic.got.lock().unwrap().len(), 2);
 }
 
 #[test]
