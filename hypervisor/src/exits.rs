@@ -72,6 +72,9 @@ pub(crate) enum Pending {
     BadHypercallPort(u16),
     /// KVM_EXIT_INTERNAL_ERROR, described from the run structure.
     InternalError,
+    /// KVM_EXIT_DEBUG with the Xen interface: the breakpoint on the guest's VMCALL
+    /// ([`crate::hypercall::xen_vmcall_on_kick`]).
+    XenVmcall,
 }
 
 /// Handles one exit of vCPU `id`.
@@ -157,6 +160,10 @@ pub(crate) fn handle_exit(
             k => Next::Crash(format!("system event {k}")),
         },
         VcpuExit::Intr | VcpuExit::IrqWindowOpen => Next::Continue,
+        VcpuExit::Debug(_) if shared.paravirt.interface.has_xen() => {
+            *pending = Pending::XenVmcall;
+            Next::Continue
+        }
         other => Next::Crash(format!("unexpected exit {other:?}")),
     }
 }

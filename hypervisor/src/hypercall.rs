@@ -292,6 +292,7 @@ pub(crate) fn xen_vmcall_on_kick(id: usize, vcpu: &mut VcpuFd, shared: &Shared) 
     }
     let nr = u32::try_from(regs.rax).unwrap_or(u32::MAX);
     shared.count("xen:vmcall");
+    watch_vmcall(vcpu, regs.rip);
     Some(match xen_run(id, vcpu, shared, nr, &regs, &sregs) {
         Ok(rax) => {
             let r = &mut vcpu.sync_regs_mut().regs;
@@ -302,6 +303,34 @@ pub(crate) fn xen_vmcall_on_kick(id: usize, vcpu: &mut VcpuFd, shared: &Shared) 
         }
         Err(next) => next,
     })
+}
+
+/// Puts a hardware execution breakpoint (KVM_SET_GUEST_DEBUG, DR0) on the VMCALL at `rip`,
+/// once per vCPU thread (Linux makes every Xen call from one function,
+/// `xen_hypercall_intel`): the next calls exit to the VMM as KVM_EXIT_DEBUG before KVM
+/// emulates them. That matters on this host: KVM emulates VMCALL with `fix_hypercall`,
+/// which rewrites the instruction in place and faults once the kernel text is read-only
+/// (docs/xen-real-guest.md). The guest's own debug registers are overridden while it is set
+/// (Linux does not use them at boot). A host whose KVM does not honour it keeps the kick
+/// path.
+fn watch_vmcall(vcpu: &VcpuFd, rip: u64) {
+    thread_local! {
+        static WATCHED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    if WATCHED.with(|w| w.get()) == rip {
+        return;
+    }
+    let mut dbg = kvm_bindings::kvm_guest_debug {
+        control: kvm_bindings::KVM_GUESTDBG_ENABLE | kvm_bindings::KVM_GUESTDBG_USE_HW_BP,
+        ..Default::default()
+    };
+    dbg.arch.debugreg[0] = rip;
+    // DR7: L0 enabled, breakpoint 0 on execution (R/W0 = 00, LEN0 = 00).
+    dbg.arch.debugreg[7] = 1;
+    match vcpu.set_guest_debug(&dbg) {
+        Ok(()) => WATCHED.with(|w| w.set(rip)),
+        Err(e) => tracing::debug!("KVM_SET_GUEST_DEBUG at {rip:#x}: {e}"),
+    }
 }
 
 /// Runs Xen hypercall `nr` for vCPU `id` (arguments from `regs`): the dispatch, the timer

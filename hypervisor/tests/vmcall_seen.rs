@@ -9,8 +9,12 @@ use hypervisor::{Interface, Vm, VmConfig, VmEnd};
 use std::time::Duration;
 
 fn run(interface: Interface, timeout: Duration) -> VmEnd {
+    run_guest("vmcall_probe", interface, timeout)
+}
+
+fn run_guest(name: &str, interface: Interface, timeout: Duration) -> VmEnd {
     let vm = Vm::new(VmConfig {
-        kernel: guests::guest("vmcall_probe"),
+        kernel: guests::guest(name),
         memory_mib: 32,
         interface,
         timeout,
@@ -43,5 +47,18 @@ fn vmcall_without_xen_is_not_answered() {
     assert!(
         matches!(end, VmEnd::Timeout | VmEnd::Status(1)),
         "unexpected end {end:?}"
+    );
+}
+
+/// 300 calls from one VMCALL: with the breakpoint on it (hypercall::watch_vmcall) they take
+/// ~20 ms here; waiting for the watchdog's kick each (<= 10 ms) would take ~3 s.
+#[test]
+fn vmcall_breakpoint_makes_calls_exits() {
+    if !kvm_or_skip("vmcall_breakpoint_makes_calls_exits") {
+        return;
+    }
+    assert_eq!(
+        run_guest("vmcall_loop", Interface::Xen, Duration::from_millis(2500)),
+        VmEnd::Status(0)
     );
 }

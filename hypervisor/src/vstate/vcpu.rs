@@ -251,6 +251,11 @@ fn vcpu_loop(id: usize, vcpu: &mut VcpuFd, shared: Arc<Shared>) {
             (Next::Continue, Pending::HvCall) => hv_call(vcpu, &shared),
             (Next::Continue, Pending::XenCall) => xen_call(id, vcpu, &shared),
             (Next::Continue, Pending::InternalError) => on_internal_error(vcpu, &shared),
+            (Next::Continue, Pending::XenVmcall) => {
+                crate::hypercall::xen_vmcall_on_kick(id, vcpu, &shared).unwrap_or_else(|| {
+                    Next::Crash("debug exit, not at the Xen VMCALL breakpoint".into())
+                })
+            }
             (Next::Continue, Pending::BadHypercallPort(port)) => inject_ud(
                 vcpu,
                 &format!("OUT to hypercall port {port:#x} outside its page"),
