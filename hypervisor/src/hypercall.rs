@@ -115,15 +115,34 @@ fn complete_call(
     Next::Continue
 }
 
+/// A KVM_EXIT_DEBUG that is not the VMCALL breakpoint (the guest's own #DB: single-step,
+/// `int1`, which KVM sends to user space while a breakpoint of ours is set): the guest
+/// gets its #DB back.
+pub(crate) fn reinject_debug(vcpu: &VcpuFd) -> Next {
+    inject_exception(
+        vcpu,
+        EXCEPTION_DB,
+        "guest #DB while the VMCALL breakpoint is set",
+    )
+}
+
+/// The debug exception vector.
+const EXCEPTION_DB: u8 = 1;
+
 /// Injects #UD (a refused hypercall, as a hypervisor does for VMCALL it refuses).
 pub(crate) fn inject_ud(vcpu: &VcpuFd, why: &str) -> Next {
-    tracing::debug!("#UD: {why}");
+    inject_exception(vcpu, EXCEPTION_UD, why)
+}
+
+/// Injects exception `nr` (no error code).
+fn inject_exception(vcpu: &VcpuFd, nr: u8, why: &str) -> Next {
+    tracing::debug!("exception {nr}: {why}");
     let mut ev = match vcpu.get_vcpu_events() {
         Ok(ev) => ev,
         Err(e) => return Next::Crash(format!("KVM_GET_VCPU_EVENTS: {e}")),
     };
     ev.exception.injected = 1;
-    ev.exception.nr = EXCEPTION_UD;
+    ev.exception.nr = nr;
     ev.exception.has_error_code = 0;
     ev.exception.error_code = 0;
     match vcpu.set_vcpu_events(&ev) {

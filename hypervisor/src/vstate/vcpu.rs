@@ -252,9 +252,8 @@ fn vcpu_loop(id: usize, vcpu: &mut VcpuFd, shared: Arc<Shared>) {
             (Next::Continue, Pending::XenCall) => xen_call(id, vcpu, &shared),
             (Next::Continue, Pending::InternalError) => on_internal_error(vcpu, &shared),
             (Next::Continue, Pending::XenVmcall) => {
-                crate::hypercall::xen_vmcall_on_kick(id, vcpu, &shared).unwrap_or_else(|| {
-                    Next::Crash("debug exit, not at the Xen VMCALL breakpoint".into())
-                })
+                crate::hypercall::xen_vmcall_on_kick(id, vcpu, &shared)
+                    .unwrap_or_else(|| crate::hypercall::reinject_debug(vcpu))
             }
             (Next::Continue, Pending::BadHypercallPort(port)) => inject_ud(
                 vcpu,
