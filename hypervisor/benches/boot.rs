@@ -401,6 +401,11 @@ fn main() {
             "x",
             "Xen sched_op(SCHEDOP_yield) through its stub",
         ),
+        (
+            "evtchn_send_upcall_us",
+            "e",
+            "Xen EVTCHNOP_send on an IPI port until its upcall handler ran (EOI included)",
+        ),
     ];
     // `-- interleaved`: only the interleaved figures below.
     let interleaved_only = args.iter().any(|a| a == "interleaved");

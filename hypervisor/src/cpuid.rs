@@ -136,7 +136,8 @@ pub fn hypervisor_leaves(iface: Interface, cfg: &HvConfig) -> Vec<kvm_cpuid_entr
     if let Some((base, msr)) = iface.xen_base() {
         let (b, c, d) = sig(xen::VENDOR);
         let hypercall = base + xen::CPUID_HYPERCALL_OFFSET;
-        v.push(leaf(base, hypercall, b, c, d));
+        let hvm = base + xen::CPUID_HVM_OFFSET;
+        v.push(leaf(base, hvm, b, c, d));
         v.push(leaf(
             base + xen::CPUID_VERSION_OFFSET,
             xen::VERSION,
@@ -145,6 +146,8 @@ pub fn hypervisor_leaves(iface: Interface, cfg: &HvConfig) -> Vec<kvm_cpuid_entr
             0,
         ));
         v.push(leaf(hypercall, xen::HYPERCALL_PAGES, msr, 0, 0));
+        v.push(leaf(base + xen::CPUID_TIME_OFFSET, 0, 0, 0, 0));
+        v.push(leaf(hvm, xen::XEN_HVM_CPUID_UPCALL_VECTOR, 0, 0, 0));
     }
     v
 }
@@ -262,8 +265,10 @@ mod tests {
         assert_eq!(find(&v, 0x4000_0001).unwrap().eax, HV_INTERFACE_SIG);
         let x = find(&v, 0x4000_0100).unwrap();
         assert_eq!((x.ebx, x.ecx, x.edx), sig(b"XenVMMXenVMM"));
-        assert_eq!(x.eax, 0x4000_0102);
+        assert_eq!(x.eax, 0x4000_0104);
         assert_eq!(find(&v, 0x4000_0101).unwrap().eax, XEN_VERSION);
+        // base+4: HVMOP_set_evtchn_upcall_vector offered (Linux's per-vCPU upcall).
+        assert_eq!(find(&v, 0x4000_0104).unwrap().eax, 1 << 6);
         assert_eq!(find(&v, 0x4000_0102).unwrap().ebx, 0x4000_0200);
         assert!(hypervisor_leaves(Interface::None, &HvConfig::default()).is_empty());
     }

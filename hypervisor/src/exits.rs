@@ -79,6 +79,9 @@ pub(crate) enum Pending {
     InternalError,
     /// A Hyper-V APIC-access MSR ([`crate::apic_msr`]), done with the vCPU fd.
     ApicMsr(crate::apic_msr::ApicMsr),
+    /// KVM_EXIT_DEBUG with the Xen interface: the breakpoint on the guest's VMCALL
+    /// ([`crate::hypercall::xen_vmcall_on_kick`]).
+    XenVmcall,
 }
 
 /// Handles one exit of vCPU `id`.
@@ -186,6 +189,10 @@ pub(crate) fn handle_exit(
             k => Next::Crash(format!("system event {k}")),
         },
         VcpuExit::Intr | VcpuExit::IrqWindowOpen => Next::Continue,
+        VcpuExit::Debug(_) if shared.paravirt.interface.has_xen() => {
+            *pending = Pending::XenVmcall;
+            Next::Continue
+        }
         other => Next::Crash(format!("unexpected exit {other:?}")),
     }
 }

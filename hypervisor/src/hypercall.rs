@@ -115,15 +115,34 @@ fn complete_call(
     Next::Continue
 }
 
+/// A KVM_EXIT_DEBUG that is not the VMCALL breakpoint (the guest's own #DB: single-step,
+/// `int1`, which KVM sends to user space while a breakpoint of ours is set): the guest
+/// gets its #DB back.
+pub(crate) fn reinject_debug(vcpu: &VcpuFd) -> Next {
+    inject_exception(
+        vcpu,
+        EXCEPTION_DB,
+        "guest #DB while the VMCALL breakpoint is set",
+    )
+}
+
+/// The debug exception vector.
+const EXCEPTION_DB: u8 = 1;
+
 /// Injects #UD (a refused hypercall, as a hypervisor does for VMCALL it refuses).
 pub(crate) fn inject_ud(vcpu: &VcpuFd, why: &str) -> Next {
-    tracing::debug!("#UD: {why}");
+    inject_exception(vcpu, EXCEPTION_UD, why)
+}
+
+/// Injects exception `nr` (no error code).
+fn inject_exception(vcpu: &VcpuFd, nr: u8, why: &str) -> Next {
+    tracing::debug!("exception {nr}: {why}");
     let mut ev = match vcpu.get_vcpu_events() {
         Ok(ev) => ev,
         Err(e) => return Next::Crash(format!("KVM_GET_VCPU_EVENTS: {e}")),
     };
     ev.exception.injected = 1;
-    ev.exception.nr = EXCEPTION_UD;
+    ev.exception.nr = nr;
     ev.exception.has_error_code = 0;
     ev.exception.error_code = 0;
     match vcpu.set_vcpu_events(&ev) {
@@ -292,17 +311,111 @@ pub(crate) fn xen_call(id: usize, vcpu: &mut VcpuFd, shared: &Shared) -> Next {
         Err(why) => return inject_ud(vcpu, &why),
     };
     let nr = (off / STUB_SIZE) as u32;
+    match xen_run(id, vcpu, shared, nr, &regs, &sregs) {
+        Ok(rax) => complete_call(vcpu, shared, &sregs, rax),
+        Err(next) => next,
+    }
+}
+
+/// VMCALL (Intel) and VMMCALL (AMD): Linux since the XSA-466 fixes (6.1.119, 6.13) makes
+/// its Xen hypercalls with these instead of the hypercall page (number in RAX, arguments
+/// in RDI, RSI, RDX, R10, R8).
+pub const VMCALL: [u8; 3] = [0x0f, 0x01, 0xc1];
+/// See [`VMCALL`].
+pub const VMMCALL: [u8; 3] = [0x0f, 0x01, 0xd9];
+
+/// A Xen hypercall made with VMCALL/VMMCALL, found when the vCPU is kicked out of KVM_RUN.
+///
+/// KVM answers VMCALL itself: a KVM with `CONFIG_KVM_XEN` can send it to user space
+/// (KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL, KVM_EXIT_XEN), but this host has no KVM_CAP_XEN_HVM,
+/// and its KVM (kvm_pvm) never completes a VMCALL with a Xen number: the vCPU stays in
+/// KVM_RUN at the instruction (tests/vmcall_seen.rs). The watchdog kicks every vCPU at
+/// least every [`crate::run::PROBE_MAX_INTERVAL`]; a vCPU that is then found at CPL 0 on a
+/// VMCALL/VMMCALL with the Xen interface on gets the call done here: the same dispatch as
+/// the page's stubs, RAX = the result, RIP past the instruction. (A host where KVM
+/// completes VMCALL with -KVM_ENOSYS instead never leaves the vCPU there, so this path
+/// changes nothing on it.) `None`: not at such an instruction.
+pub(crate) fn xen_vmcall_on_kick(id: usize, vcpu: &mut VcpuFd, shared: &Shared) -> Option<Next> {
+    if !shared.paravirt.interface.has_xen() {
+        return None;
+    }
+    let sync = vcpu.sync_regs();
+    let (regs, sregs) = (sync.regs, sync.sregs);
+    if sregs.cs.selector & 3 != 0 || sregs.cs.l != 1 {
+        return None;
+    }
+    let gpa = pagewalk::translate(&shared.mem, paging(&sregs), regs.rip).ok()?;
+    // (An instruction straddling two pages is not taken: the page walk covers one.)
+    if gpa & (PAGE_SIZE - 1) > PAGE_SIZE - 3 {
+        return None;
+    }
+    let insn = pagewalk::read_phys::<[u8; 3]>(&shared.mem, gpa)?;
+    if insn != VMCALL && insn != VMMCALL {
+        return None;
+    }
+    let nr = u32::try_from(regs.rax).unwrap_or(u32::MAX);
+    shared.count("xen:vmcall");
+    watch_vmcall(vcpu, regs.rip);
+    Some(match xen_run(id, vcpu, shared, nr, &regs, &sregs) {
+        Ok(rax) => {
+            let r = &mut vcpu.sync_regs_mut().regs;
+            r.rax = rax;
+            r.rip = regs.rip.wrapping_add(3);
+            vcpu.set_sync_dirty_reg(SyncReg::Register);
+            Next::Continue
+        }
+        Err(next) => next,
+    })
+}
+
+/// Puts a hardware execution breakpoint (KVM_SET_GUEST_DEBUG, DR0) on the VMCALL at `rip`,
+/// once per vCPU thread (Linux makes every Xen call from one function,
+/// `xen_hypercall_intel`): the next calls exit to the VMM as KVM_EXIT_DEBUG before KVM
+/// emulates them. That matters on this host: KVM emulates VMCALL with `fix_hypercall`,
+/// which rewrites the instruction in place and faults once the kernel text is read-only
+/// (docs/xen-real-guest.md). The guest's own debug registers are overridden while it is set
+/// (Linux does not use them at boot). A host whose KVM does not honour it keeps the kick
+/// path.
+fn watch_vmcall(vcpu: &VcpuFd, rip: u64) {
+    thread_local! {
+        static WATCHED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    if WATCHED.with(|w| w.get()) == rip {
+        return;
+    }
+    let mut dbg = kvm_bindings::kvm_guest_debug {
+        control: kvm_bindings::KVM_GUESTDBG_ENABLE | kvm_bindings::KVM_GUESTDBG_USE_HW_BP,
+        ..Default::default()
+    };
+    dbg.arch.debugreg[0] = rip;
+    // DR7: L0 enabled, breakpoint 0 on execution (R/W0 = 00, LEN0 = 00).
+    dbg.arch.debugreg[7] = 1;
+    match vcpu.set_guest_debug(&dbg) {
+        Ok(()) => WATCHED.with(|w| w.set(rip)),
+        Err(e) => tracing::debug!("KVM_SET_GUEST_DEBUG at {rip:#x}: {e}"),
+    }
+}
+
+/// Runs Xen hypercall `nr` for vCPU `id` (arguments from `regs`): the dispatch, the timer
+/// thread, counts, trace and console, the end of the VM or a wait; `Ok(rax)` to complete.
+fn xen_run(
+    id: usize,
+    vcpu: &VcpuFd,
+    shared: &Shared,
+    nr: u32,
+    regs: &kvm_bindings::kvm_regs,
+    sregs: &kvm_bindings::kvm_sregs,
+) -> Result<u64, Next> {
     let now_ns = shared.ref_clock().ns();
     let boot_unix_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
         .saturating_sub(u128::from(now_ns));
     let o = {
-        let vcpu_ref: &VcpuFd = vcpu;
-        let clock = || tsc_sample(vcpu_ref, shared);
+        let clock = || tsc_sample(vcpu, shared);
         let env = xen::Env {
             mem: &shared.mem,
-            paging: paging(&sregs),
+            paging: paging(sregs),
             memory_map: &shared.memory_map,
             vcpu: id as u32,
             now_ns,
@@ -327,15 +440,61 @@ pub(crate) fn xen_call(id: usize, vcpu: &mut VcpuFd, shared: &Shared) -> Next {
     if let Some(native) = o.native {
         shared.count(native);
     }
+    tracing::debug!(vcpu = id, "xen: {}", o.trace);
     lock(&shared.stats.trace).push(o.trace);
     shared.console_write(&o.console);
     match o.end {
-        Some(XenEnd::Poweroff) => return Next::End(VmEnd::Shutdown),
-        Some(XenEnd::Crash(reason)) => return Next::Crash(reason),
+        Some(XenEnd::Poweroff) => return Err(Next::End(VmEnd::Shutdown)),
+        Some(XenEnd::Crash(reason)) => return Err(Next::Crash(reason)),
         None => {}
     }
     if let Some(w) = &o.wait {
         xen_wait(shared, w);
+        // The vCPU comes back from a block/poll/down: its pvclock is refreshed, as Xen
+        // does when it schedules a vCPU in.
+        let mut st = lock(&shared.paravirt.xen);
+        if st.time.is_some() {
+            if let Some(s) = tsc_sample(vcpu, shared) {
+                xen::refresh_time(&mut st, &shared.mem, s);
+            }
+        }
     }
-    complete_call(vcpu, shared, &sregs, o.rax as u64)
+    Ok(o.rax as u64)
+}
+
+/// After KVM_RUN returns, with the Xen interface: notes when an AP has left the wait for
+/// INIT/SIPI (KVM_GET_MP_STATE, for VCPUOP_is_up; `known_started` saves the ioctl once
+/// seen), and keeps the thread out of KVM_RUN while the vCPU is down (VCPUOP_down) until
+/// VCPUOP_up or the VM stops.
+pub(crate) fn xen_after_run(id: usize, vcpu: &VcpuFd, shared: &Shared, known_started: &mut bool) {
+    if !shared.paravirt.interface.has_xen() {
+        return;
+    }
+    if !*known_started {
+        let waiting = vcpu.get_mp_state().is_ok_and(|m| {
+            m.mp_state == kvm_bindings::KVM_MP_STATE_UNINITIALIZED
+                || m.mp_state == kvm_bindings::KVM_MP_STATE_INIT_RECEIVED
+        });
+        if waiting {
+            return;
+        }
+        *known_started = true;
+        lock(&shared.paravirt.xen).mark_started(id as u32);
+    }
+    let down = lock(&shared.paravirt.xen)
+        .down
+        .get(id)
+        .copied()
+        .unwrap_or(false);
+    if down {
+        xen_wait(
+            shared,
+            &xen::Wait {
+                vcpu: id as u32,
+                ports: Vec::new(),
+                deadline: None,
+                until_up: true,
+            },
+        );
+    }
 }

@@ -26,29 +26,40 @@
 //!     table frames -> -EINVAL (no grant table is offered), other spaces -EINVAL.
 //!   - vcpu_op (24): register_vcpu_info (moves vcpu_info to a guest frame; -EINVAL if it
 //!     crosses a page, is not RAM, or is registered twice, as Xen's `map_vcpu_info`),
-//!     is_up, set_singleshot_timer / stop_singleshot_timer / set_timer_op (15) -> a VMM
-//!     timer on the reference clock that raises VIRQ_TIMER, stop_periodic_timer -> 0 (no
-//!     periodic timer ever runs), register_runstate_memory_area -> the area is written
-//!     (state running), up/down -> -ENOSYS (HVM vCPUs start through INIT/SIPI here);
-//!     bad vCPU -ENOENT.
+//!     set_singleshot_timer / stop_singleshot_timer / set_timer_op (15) and
+//!     set_periodic_timer / stop_periodic_timer -> VMM timers on the reference clock that
+//!     raise VIRQ_TIMER (then KVM_SIGNAL_MSI), register_runstate_memory_area -> the area is
+//!     written (state running), is_up -> KVM_GET_MP_STATE of that vCPU (read by its own
+//!     thread between KVM_RUNs) and Xen's down flag, down -> the vCPU's thread stays out of
+//!     KVM_RUN (the last vCPU up going down powers off, as Xen), up -> it runs KVM_RUN again
+//!     (-EINVAL for a vCPU never started: HVM vCPUs start by INIT/SIPI through the in-kernel
+//!     LAPIC), register_vcpu_time_memory_area -> -ENOSYS; bad vCPU -ENOENT.
 //!   - event_channel_op (32): 2-level ABI ([`evtchn`]): bind_virq, bind_ipi, bind_vcpu,
-//!     send, unmask, close, status; init_control (FIFO) -> -ENOSYS, so Linux keeps 2-level.
-//!     An event sets its bits in shared_info and, when the vCPU's `evtchn_upcall_pending`
-//!     goes 0 -> 1, injects the upcall vector (HVMOP_set_evtchn_upcall_vector, else the
-//!     vector type of HVM_PARAM_CALLBACK_IRQ) as a fixed interrupt through the in-kernel
-//!     LAPIC (KVM_SIGNAL_MSI to the vCPU's APIC ID: the VM has a KVM irqchip, so
-//!     KVM_INTERRUPT is not available).
+//!     send, unmask, close, status, alloc_unbound + bind_interdomain to DOMID_SELF (a
+//!     loopback pair; other domains -ESRCH); init_control (FIFO) -> -ENOSYS, so Linux keeps
+//!     2-level. An event sets its bits in shared_info and, when the vCPU's
+//!     `evtchn_upcall_pending` goes 0 -> 1, injects the upcall vector
+//!     (HVMOP_set_evtchn_upcall_vector, advertised in CPUID base+4, else the vector type of
+//!     HVM_PARAM_CALLBACK_IRQ) as a fixed interrupt through the in-kernel LAPIC
+//!     (KVM_SIGNAL_MSI to the vCPU's APIC ID: the VM has a KVM irqchip, so KVM_INTERRUPT is
+//!     not available). Unlike Xen's callback vector, that one is in the LAPIC's in-service
+//!     register until the guest EOIs. VIRQ_DEBUG: raised from the host ([`DebugKey`], as
+//!     Xen's 'q' debug key does).
 //!   - hvm_op (34): set_param / get_param (guests set only the parameters Xen lets them
 //!     set, others -EPERM; unset ones read 0: no xenstore, no PV console, so xenbus finds
-//!     no store), set_evtchn_upcall_vector, pagetable_dying -> 0 (a shadow-paging hint;
-//!     KVM's two-dimensional paging has nothing to drop).
-//!   - physdev_op (33): -ENOSYS, as Xen answers an HVM domain without PIRQ emulation
-//!     (XENFEAT_hvm_pirqs is not offered).
+//!     no store), set_evtchn_upcall_vector, pagetable_dying -> -EINVAL as Xen answers a
+//!     domain on hardware-assisted paging (KVM's two-dimensional paging has no shadow).
+//!   - physdev_op (33): -ENOSYS with Xen's reason per sub-op (`xen/physdev.rs`: no PIRQ
+//!     emulation, XENFEAT_hvm_pirqs not offered; not the hardware domain).
 //!   - Everything else (grant_table_op, mmu_update, ...): -ENOSYS.
 //! - Time: system time (pvclock `system_time`) is the reference time in ns since the VM was
 //!   created, the same clock as Hyper-V's TIME_REF_COUNT (100 ns units), so both interfaces
 //!   agree; `tsc_timestamp` is the calling vCPU's IA32_TSC read with it, the scale comes
 //!   from KVM_GET_TSC_KHZ.
+//! - Hypercalls by VMCALL/VMMCALL (Linux since the XSA-466 fixes, no hypercall page): see
+//!   `hypercall::xen_vmcall_on_kick`: the same dispatch.
+//! - pvclock refresh: when a vCPU arms a timer or comes back from block/poll/down, its TSC
+//!   is sampled again and every vcpu_info's time info rewritten ([`refresh_time`]).
 //! - Guest buffers are guest-virtual: translated through the guest's page tables
 //!   ([`crate::pagewalk`]); an untranslatable buffer is -EFAULT. Frame numbers
 //!   (add_to_physmap, register_vcpu_info) are guest-physical.
@@ -66,9 +77,11 @@ pub mod evtchn;
 pub mod shinfo;
 pub mod timer;
 
+mod deliver;
 mod evtchn_op;
 mod hvm;
 mod memory;
+mod physdev;
 mod sched;
 mod vcpu;
 mod version;
@@ -80,6 +93,7 @@ use sched::sched_op;
 use vcpu::{set_timer_op, vcpu_op};
 use version::{console_io, xen_version};
 
+pub use deliver::{refresh_time, DebugKey};
 pub use shinfo::TscSample;
 
 // Kept at their old paths for callers of `hypervisor::xen::*`.
@@ -229,6 +243,9 @@ pub struct Wait {
     pub ports: Vec<u32>,
     /// Reference time (ns) at which the wait ends anyway.
     pub deadline: Option<u64>,
+    /// VCPUOP_down on itself: the wait ends when VCPUOP_up (from another vCPU) brings it
+    /// back (or the VM ends), not on events.
+    pub until_up: bool,
 }
 
 /// Per-VM Xen state.
@@ -263,6 +280,13 @@ pub struct XenState {
     pub notify: Arc<Notify>,
     /// Upcalls injected so far.
     pub upcalls: u64,
+    /// Per vCPU: whether it has left the wait for INIT/SIPI (KVM_GET_MP_STATE, read by its
+    /// own thread when it leaves KVM_RUN); vCPU 0 starts running.
+    pub started: Vec<bool>,
+    /// Per vCPU: Xen's `_VPF_down`, set by VCPUOP_down, cleared by VCPUOP_up.
+    pub down: Vec<bool>,
+    /// Per vCPU: an upcall whose injection KVM refused (see `deliver`), to retry.
+    pub owed: Vec<bool>,
 }
 
 impl std::fmt::Debug for XenState {
@@ -303,7 +327,24 @@ impl XenState {
             sink: None,
             notify: Arc::new(Notify::default()),
             upcalls: 0,
+            started: (0..n).map(|v| v == 0).collect(),
+            down: vec![false; n],
+            owed: vec![false; n],
         }
+    }
+
+    /// VCPUOP_is_up: the vCPU runs (left INIT/SIPI) and was not taken down.
+    pub fn is_up(&self, v: u32) -> bool {
+        let v = v as usize;
+        self.started.get(v).copied().unwrap_or(false) && !self.down.get(v).copied().unwrap_or(true)
+    }
+
+    /// Records that vCPU `v` left the wait for INIT/SIPI.
+    pub fn mark_started(&mut self, v: u32) {
+        if let Some(s) = self.started.get_mut(v as usize) {
+            *s = true;
+        }
+        self.notify.bump();
     }
 
     /// GPA of vCPU `v`'s vcpu_info: the registered one, else its slot in shared_info.
@@ -325,79 +366,12 @@ impl XenState {
         (p >> HVM_PARAM_CALLBACK_TYPE_SHIFT == HVM_PARAM_CALLBACK_TYPE_VECTOR).then_some(p as u8)
     }
 
-    /// Marks vCPU `v`'s upcall pending and injects its vector when it goes 0 -> 1.
-    fn upcall(&mut self, mem: &GuestMemoryMmap, v: u32) -> Option<u8> {
-        let vi = self.vcpu_info_gpa(v)?;
-        let was = shinfo::set_flag(mem, vi + VI_UPCALL_PENDING)?;
-        self.notify.bump();
-        if was != 0 {
-            return None;
-        }
-        let vector = self.upcall_vector(v)?;
-        let sink = self.sink.as_ref()?;
-        if sink.inject(v, vector) {
-            self.upcalls += 1;
-            Some(vector)
-        } else {
-            None
-        }
-    }
-
-    /// Sets `port` pending (2-level ABI, Xen's `evtchn_2l_set_pending`); returns the vector
-    /// injected, if one was.
-    pub fn set_pending(&mut self, mem: &GuestMemoryMmap, port: u32) -> Option<u8> {
-        let Some(si) = self.shared_info else {
-            if !self.early_pending.contains(&port) {
-                self.early_pending.push(port);
-            }
-            return None;
-        };
-        let word = u64::from(port / 64) * 8;
-        let bit = port % 64;
-        if shinfo::test_and_set(mem, si + SI_EVTCHN_PENDING + word, bit)? {
-            return None;
-        }
-        self.notify.bump();
-        if shinfo::test(mem, si + SI_EVTCHN_MASK + word, bit)? {
-            return None;
-        }
-        let v = self.evtchn.get(port).ok()?.vcpu;
-        let vi = self.vcpu_info_gpa(v)?;
-        if shinfo::test_and_set(mem, vi + VI_PENDING_SEL, port / 64)? {
-            return None;
-        }
-        self.upcall(mem, v)
-    }
-
-    /// EVTCHNOP_unmask (Xen's `evtchn_2l_unmask`): clears the mask, and a pending event
-    /// then goes to its vCPU.
-    fn unmask(&mut self, mem: &GuestMemoryMmap, port: u32) -> Result<Option<u8>, i64> {
-        let p = self.evtchn.get(port)?;
-        let Some(si) = self.shared_info else {
-            return Ok(None);
-        };
-        let word = u64::from(port / 64) * 8;
-        let bit = port % 64;
-        shinfo::test_and_clear(mem, si + SI_EVTCHN_MASK + word, bit).ok_or(EFAULT)?;
-        if shinfo::test(mem, si + SI_EVTCHN_PENDING + word, bit) == Some(true) {
-            if let Some(vi) = self.vcpu_info_gpa(p.vcpu) {
-                if shinfo::test_and_set(mem, vi + VI_PENDING_SEL, port / 64) == Some(false) {
-                    return Ok(self.upcall(mem, p.vcpu));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Raises `virq` on vCPU `v` if a port is bound to it (the timer thread's path).
-    pub fn raise_virq(&mut self, mem: &GuestMemoryMmap, virq: u32, v: u32) -> Option<u8> {
-        let port = self.evtchn.virq_port(virq, v)?;
-        self.set_pending(mem, port)
-    }
-
     /// Whether a SCHEDOP_block / SCHEDOP_poll wait is over (an event it waits for is
     /// pending).
     pub fn wait_done(&self, mem: &GuestMemoryMmap, w: &Wait) -> bool {
+        if w.until_up {
+            return !self.down.get(w.vcpu as usize).copied().unwrap_or(false);
+        }
         if w.ports.is_empty() {
             return self
                 .vcpu_info_gpa(w.vcpu)
@@ -542,6 +516,8 @@ fn out(rax: i64, trace: String) -> Outcome {
 
 /// Executes Xen hypercall `nr` with `args` (rdi, rsi, rdx, r10, r8).
 pub fn dispatch(state: &mut XenState, env: &Env<'_>, nr: u32, args: [u64; 5]) -> Outcome {
+    // The caller runs, so its local APIC may take an upcall refused before.
+    state.retry_owed(env.vcpu);
     match nr {
         HYPERVISOR_XEN_VERSION => xen_version(env, args),
         HYPERVISOR_CONSOLE_IO => console_io(env, args),
@@ -551,13 +527,7 @@ pub fn dispatch(state: &mut XenState, env: &Env<'_>, nr: u32, args: [u64; 5]) ->
         HYPERVISOR_VCPU_OP => vcpu_op(state, env, args),
         HYPERVISOR_SET_TIMER_OP => set_timer_op(state, env, args),
         HYPERVISOR_EVENT_CHANNEL_OP => event_channel_op(state, env, args),
-        HYPERVISOR_PHYSDEV_OP => out(
-            ENOSYS,
-            format!(
-                "physdev_op({}) -> -ENOSYS (no PIRQ emulation for this HVM guest)",
-                args[0]
-            ),
-        ),
+        HYPERVISOR_PHYSDEV_OP => physdev::physdev_op(args),
         _ => out(ENOSYS, format!("{}(...) -> -ENOSYS", name(nr))),
     }
 }
@@ -589,10 +559,7 @@ fn padded(s: &[u8], size: usize) -> Vec<u8> {
     v
 }
 
-/// Samples time for the pvclock and writes it everywhere (the caller has the vCPU).
-pub fn refresh_time(state: &mut XenState, mem: &GuestMemoryMmap, s: TscSample) {
-    state.write_times(mem, s);
-}
-
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_smp;

@@ -660,10 +660,13 @@ fn random_op(r: &mut Rng, s: &mut Script, iface: Interface, ap: bool, safe: bool
                 34 => r.pick(&[0u64, 1, 1, 2, 9, 23]),
                 // set_timer_op: a deadline in the past, soon, or far away.
                 15 => r.pick(&[0u64, 1, 1 << 20, 1 << 40, u64::MAX]),
-                // vcpu_op: register_vcpu_info, timers, is_up, runstate, unknown.
-                24 => r.pick(&[10u64, 10, 8, 9, 7, 3, 5, 1, 99]),
-                // event_channel_op: every sub-op, FIFO init, unknown.
-                32 => r.pick(&[1u64, 3, 4, 4, 5, 7, 8, 9, 11, 99]),
+                // vcpu_op: register_vcpu_info, timers (single-shot, periodic), is_up,
+                // up/down, runstate, unknown.
+                24 => r.pick(&[10u64, 10, 8, 9, 7, 6, 6, 3, 5, 1, 2, 99]),
+                // event_channel_op: every sub-op (loopback pairs too), FIFO init, unknown.
+                32 => r.pick(&[1u64, 3, 4, 4, 5, 7, 8, 9, 11, 99, 6, 6, 0]),
+                // physdev_op: PIRQ ops, hardware-domain ops, PV-only, unknown.
+                33 => r.pick(&[12u64, 5, 13, 23, 25, 28, 99]),
                 _ => r.below(16),
             };
             // SCHEDOP_shutdown ends the VM; SCHEDOP_block / SCHEDOP_poll wait for an event
@@ -674,6 +677,10 @@ fn random_op(r: &mut Rng, s: &mut Script, iface: Interface, ap: bool, safe: bool
                 a0
             };
             s.may_end |= nr == 29 && matches!(a0, 1 | 3);
+            // VCPUOP_down parks a vCPU until an up that may never come, or (the last one
+            // up) powers the VM off: not in safe scripts.
+            let a0 = if safe && nr == 24 && a0 == 2 { 3 } else { a0 };
+            s.may_end |= nr == 24 && a0 == 2;
             let mut a = [nr, a0, gva(r), gva(r), gva(r), gva(r)];
             if nr == 24 {
                 // vcpu_op's second argument is a vCPU number: real ones, and beyond.
@@ -819,6 +826,14 @@ fn random_code(r: &mut Rng, len: usize) -> Vec<u8> {
                 &[0x0f, 0x01, 0xf8], // swapgs
             ])),
             20 => c.extend_from_slice(&[0xf3, 0x90]), // pause
+            21 => {
+                // mov eax, nr; vmcall: a Xen hypercall as Linux makes it since XSA-466
+                // (the VMM answers it with the Xen interface, on whatever is in the
+                // argument registers).
+                c.push(0xb8);
+                c.extend_from_slice(&(r.below(40) as u32).to_le_bytes());
+                c.extend_from_slice(&[0x0f, 0x01, 0xc1]);
+            }
             _ => c.extend(std::iter::repeat_n(0x90, r.below(4) as usize + 1)),
         }
     }
@@ -1331,6 +1346,27 @@ fn regressions() -> Vec<(&'static str, Case)> {
                 op(OP_XEN, &[34, 1, u64::MAX - 15]),
             ],
             Some((SCRATCH + 0x1f_fff0, [head.clone(), head].concat())),
+        ),
+    ));
+    // The calls added for SMP, periodic timers and loopback event channels, with their
+    // structures at the very end of the address space (the output fields of alloc_unbound
+    // and bind_interdomain would be written past 2^64) and a vCPU number beyond the VM's.
+    v.push((
+        "Xen periodic timer, up/is_up, alloc_unbound/bind_interdomain at the end of the address space",
+        xen(
+            Interface::Xen,
+            vec![
+                op(OP_XEN, &[24, 6, 0, u64::MAX - 7]),
+                op(OP_XEN, &[24, 6, 9, u64::MAX - 7]),
+                op(OP_XEN, &[24, 1, 0xffff_ffff, 0]),
+                op(OP_XEN, &[24, 3, 0, 0]),
+                op(OP_XEN, &[32, 6, u64::MAX - 3]),
+                op(OP_XEN, &[32, 0, u64::MAX - 7]),
+                op(OP_XEN, &[32, 0, u64::MAX - 3]),
+                op(OP_XEN, &[33, 13, u64::MAX]),
+                op(OP_XEN, &[34, 9, u64::MAX - 7]),
+            ],
+            Some((SCRATCH + 0x1f_fff0, vec![0xf0, 0x7f, 0xf0, 0x7f, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0])),
         ),
     ));
     v

@@ -156,6 +156,10 @@ pub const AP_TRAMPOLINE: u64 = 0x1_0000;
 pub static mut AP_MAILBOX: [u32; 4 * MAX_CPUS] = [0; 4 * MAX_CPUS];
 /// vCPUs the SMP case can start (APIC IDs 0..16).
 pub const MAX_CPUS: usize = 16;
+/// When non-zero, an AP jumps here (ring 0, its stack and the IDT loaded, r8 = its APIC
+/// ID) instead of reporting VP_INDEX (the Xen SMP case: no Hyper-V MSR there).
+#[no_mangle]
+pub static mut AP_ENTRY: u64 = 0;
 #[no_mangle]
 static mut APSTACK: Stack<{ 1024 * MAX_CPUS }> = Stack([0; 1024 * MAX_CPUS]);
 
@@ -401,6 +405,11 @@ ap_long:
     shl eax, 10
     add rsp, rax
     lidt [rip + IDT_PTR]
+    mov rax, [rip + AP_ENTRY]
+    test rax, rax
+    jz 34f
+    jmp rax
+34:
     /* Report VP_INDEX and the APIC ID in slot (APIC ID), then stop. */
     mov ecx, 0x40000002
     rdmsr

@@ -346,3 +346,52 @@ pub const EEXIST: i64 = -17;
 pub const ENOSPC: i64 = -28;
 /// -ETIME.
 pub const ETIME: i64 = -62;
+
+/// vcpu_op: VCPUOP_set_periodic_timer.
+pub const VCPUOP_SET_PERIODIC_TIMER: u64 = 6;
+/// vcpu_op: VCPUOP_register_vcpu_time_memory_area (not offered: -ENOSYS).
+pub const VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA: u64 = 13;
+/// Shortest period VCPUOP_set_periodic_timer accepts (Xen: 1 ms, else -EINVAL).
+pub const PERIODIC_MIN_NS: u64 = 1_000_000;
+/// Longest period: Xen's STIME_DELTA_MAX (2^62 - 1 ns); a longer one is -EINVAL.
+pub const PERIODIC_MAX_NS: u64 = (1 << 62) - 1;
+/// EVTCHNSTAT_interdomain.
+pub const EVTCHNSTAT_INTERDOMAIN: u32 = 2;
+/// The domain id this adapter's guest has (it is alone: the id Xen reports for DOMID_SELF
+/// in status answers; 0 is also accepted as "self" by the calls that take a domid).
+pub const OWN_DOMID: u16 = 0;
+/// -EOPNOTSUPP.
+pub const EOPNOTSUPP: i64 = -95;
+/// physdev_op: PHYSDEVOP_eoi.
+pub const PHYSDEVOP_EOI: u64 = 12;
+/// physdev_op: PHYSDEVOP_irq_status_query.
+pub const PHYSDEVOP_IRQ_STATUS_QUERY: u64 = 5;
+/// physdev_op: PHYSDEVOP_map_pirq.
+pub const PHYSDEVOP_MAP_PIRQ: u64 = 13;
+/// physdev_op: PHYSDEVOP_unmap_pirq.
+pub const PHYSDEVOP_UNMAP_PIRQ: u64 = 14;
+/// physdev_op: PHYSDEVOP_get_free_pirq.
+pub const PHYSDEVOP_GET_FREE_PIRQ: u64 = 23;
+/// physdev_op: PHYSDEVOP_pci_mmcfg_reserved.
+pub const PHYSDEVOP_PCI_MMCFG_RESERVED: u64 = 24;
+/// physdev_op: PHYSDEVOP_pci_device_add.
+pub const PHYSDEVOP_PCI_DEVICE_ADD: u64 = 25;
+/// physdev_op: PHYSDEVOP_pci_device_remove.
+pub const PHYSDEVOP_PCI_DEVICE_REMOVE: u64 = 26;
+/// physdev_op: PHYSDEVOP_pirq_eoi_gmfn_v2 (PV only).
+pub const PHYSDEVOP_PIRQ_EOI_GMFN_V2: u64 = 28;
+/// physdev_op: PHYSDEVOP_dbgp_op.
+pub const PHYSDEVOP_DBGP_OP: u64 = 29;
+/// xen_version: XENVER_commandline (Xen's own command line: privileged domains only).
+pub const XENVER_COMMANDLINE: u64 = 9;
+/// xen_version: XENVER_build_id (privileged domains only).
+pub const XENVER_BUILD_ID: u64 = 10;
+/// CPUID leaf base+3: TSC mode and frequency (all zero here: Linux HVM does not read it).
+pub const CPUID_TIME_OFFSET: u32 = 3;
+/// CPUID leaf base+4: HVM-specific features (EAX flags).
+pub const CPUID_HVM_OFFSET: u32 = 4;
+/// CPUID base+4 EAX XEN_HVM_CPUID_UPCALL_VECTOR: HVMOP_set_evtchn_upcall_vector works (a
+/// per-vCPU vector through the local APIC, which the guest EOIs). Linux then takes it
+/// instead of the HVM_PARAM_CALLBACK_IRQ vector, which Xen raises without the LAPIC's
+/// in-service bit (no EOI) and which here, through KVM's LAPIC, would need one.
+pub const XEN_HVM_CPUID_UPCALL_VECTOR: u32 = 1 << 6;

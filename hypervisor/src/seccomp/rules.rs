@@ -22,8 +22,8 @@
 //!   teardown thread, closing fds.
 use super::ThreadKind;
 use kvm_bindings::{
-    kvm_fpu, kvm_lapic_state, kvm_mp_state, kvm_msi, kvm_msrs, kvm_regs, kvm_sregs,
-    kvm_vcpu_events, kvm_xsave, KVMIO,
+    kvm_fpu, kvm_guest_debug, kvm_lapic_state, kvm_mp_state, kvm_msi, kvm_msrs, kvm_regs,
+    kvm_sregs, kvm_vcpu_events, kvm_xsave, KVMIO,
 };
 use seccompiler::{SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
 use std::collections::BTreeMap;
@@ -41,6 +41,8 @@ ioctl_iow_nr!(KVM_SET_VCPU_EVENTS, KVMIO, 0xa0, kvm_vcpu_events);
 // which a vCPU starts and which inherits its filter), and the pvclock's TSC sample.
 ioctl_iow_nr!(KVM_SIGNAL_MSI, KVMIO, 0xa5, kvm_msi);
 ioctl_iowr_nr!(KVM_GET_MSRS, KVMIO, 0x88, kvm_msrs);
+// The Xen adapter's breakpoint on the guest's VMCALL (`hypercall::xen_vmcall_on_kick`).
+ioctl_iow_nr!(KVM_SET_GUEST_DEBUG, KVMIO, 0x9b, kvm_guest_debug);
 ioctl_io_nr!(KVM_GET_TSC_KHZ, KVMIO, 0xa3);
 // Hyper-V's APIC-access MSRs (`apic_msr`): EOI and TPR through the LAPIC state.
 ioctl_ior_nr!(KVM_GET_LAPIC, KVMIO, 0x8e, kvm_lapic_state);
@@ -175,6 +177,7 @@ pub(super) fn rules(kind: ThreadKind) -> BTreeMap<i64, Vec<SeccompRule>> {
                 KVM_SET_VCPU_EVENTS(),
                 KVM_SIGNAL_MSI(),
                 KVM_GET_MSRS(),
+                KVM_SET_GUEST_DEBUG(),
                 KVM_GET_TSC_KHZ(),
                 KVM_GET_FPU(),
                 KVM_SET_FPU(),

@@ -203,12 +203,17 @@ fn vcpu_loop(id: usize, vcpu: &mut VcpuFd, shared: Arc<Shared>) {
     // Whether the kvm_run sync area holds the registers as of the last exit.
     let mut synced = false;
     let mut last_round = 0u64;
+    // Whether this vCPU is known to have left the wait for INIT/SIPI (the Xen adapter's
+    // VCPUOP_is_up); the boot vCPU starts running.
+    let mut xen_started = id == 0;
     vcpu.set_sync_valid_reg(SyncReg::Register);
     vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
     loop {
         if shared.stopping() {
             break;
         }
+        // (Between two KVM_RUNs: the Xen adapter's vCPU state, see the function.)
+        crate::hypercall::xen_after_run(id, vcpu, &shared, &mut xen_started);
         let mut pending = Pending::None;
         if first {
             shared.mark(id, "kvm_run");
@@ -251,7 +256,8 @@ fn vcpu_loop(id: usize, vcpu: &mut VcpuFd, shared: Arc<Shared>) {
                         }
                     }
                 }
-                Next::Continue
+                // A Xen VMCALL this host's KVM leaves the vCPU on (see the function).
+                crate::hypercall::xen_vmcall_on_kick(id, vcpu, &shared).unwrap_or(Next::Continue)
             }
             Err(e) => Next::Crash(format!("KVM_RUN failed: {e}")),
         };
@@ -261,6 +267,10 @@ fn vcpu_loop(id: usize, vcpu: &mut VcpuFd, shared: Arc<Shared>) {
             (Next::Continue, Pending::InternalError) => on_internal_error(vcpu, &shared),
             (Next::Continue, Pending::ApicMsr(a)) => {
                 crate::apic_msr::complete(id, vcpu, &shared, a)
+            }
+            (Next::Continue, Pending::XenVmcall) => {
+                crate::hypercall::xen_vmcall_on_kick(id, vcpu, &shared)
+                    .unwrap_or_else(|| crate::hypercall::reinject_debug(vcpu))
             }
             (Next::Continue, Pending::BadHypercallPort(port)) => inject_ud(
                 vcpu,

@@ -160,6 +160,14 @@ impl Vm {
     pub fn vm_fd(&self) -> &VmFd {
         &self.vm
     }
+
+    /// The host's Xen debug key for this VM (raises VIRQ_DEBUG while it runs).
+    pub fn xen_debug_key(&self) -> xen::DebugKey {
+        xen::DebugKey {
+            state: Arc::downgrade(&self.shared.paravirt.xen),
+            mem: self.shared.mem.clone(),
+        }
+    }
 }
 
 /// Checks the configuration against the host's limits and capabilities.

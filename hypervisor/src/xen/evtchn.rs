@@ -16,6 +16,12 @@ pub enum Bind {
     Virq(u32),
     /// An inter-processor event (EVTCHNOP_send on it notifies its vCPU).
     Ipi,
+    /// EVTCHNOP_alloc_unbound: waiting for the remote domain (this one: the guest is alone,
+    /// so only DOMID_SELF) to bind to it; a send on it is dropped, as Xen does.
+    Unbound,
+    /// EVTCHNOP_bind_interdomain to a port of this domain: a loopback pair, a send on one
+    /// end sets the other pending.
+    Interdomain(u32),
 }
 
 /// One port.
@@ -122,11 +128,38 @@ impl Table {
         })
     }
 
-    /// EVTCHNOP_bind_vcpu: only global VIRQs move (Xen: IPIs and per-vCPU VIRQs are -EINVAL).
+    /// EVTCHNOP_alloc_unbound (the remote domain is this one: the caller checked it).
+    pub fn alloc_unbound(&mut self) -> Result<u32, i64> {
+        self.alloc(Port {
+            bind: Bind::Unbound,
+            vcpu: 0,
+        })
+    }
+
+    /// EVTCHNOP_bind_interdomain to `remote` of this domain: it must be unbound (Xen:
+    /// -EINVAL otherwise); both ends become interdomain, each naming the other.
+    pub fn bind_interdomain(&mut self, remote: u32) -> Result<u32, i64> {
+        if self.get(remote)?.bind != Bind::Unbound {
+            return Err(EINVAL);
+        }
+        let local = self.alloc(Port {
+            bind: Bind::Interdomain(remote),
+            vcpu: 0,
+        })?;
+        self.ports[remote as usize].bind = Bind::Interdomain(local);
+        Ok(local)
+    }
+
+    /// EVTCHNOP_bind_vcpu: global VIRQs and unbound / interdomain ports move (Xen: IPIs and
+    /// per-vCPU VIRQs are -EINVAL).
     pub fn bind_vcpu(&mut self, port: u32, vcpu: u32) -> Result<(), i64> {
         let p = self.get(port)?;
         self.check_vcpu(vcpu)?;
         match p.bind {
+            Bind::Unbound | Bind::Interdomain(_) => {
+                self.ports[port as usize].vcpu = vcpu;
+                Ok(())
+            }
             Bind::Virq(v) if !virq_per_vcpu(v) => {
                 self.ports[port as usize].vcpu = vcpu;
                 Ok(())
@@ -135,10 +168,18 @@ impl Table {
         }
     }
 
-    /// EVTCHNOP_close.
+    /// EVTCHNOP_close; the other end of an interdomain pair goes back to unbound (Xen's
+    /// `evtchn_close`).
     pub fn close(&mut self, port: u32) -> Result<(), i64> {
         match self.get(port)?.bind {
             Bind::Free => Err(EINVAL),
+            Bind::Interdomain(peer) => {
+                if let Some(p) = self.ports.get_mut(peer as usize) {
+                    p.bind = Bind::Unbound;
+                }
+                self.ports[port as usize].bind = Bind::Free;
+                Ok(())
+            }
             _ => {
                 self.ports[port as usize].bind = Bind::Free;
                 Ok(())
@@ -154,22 +195,30 @@ impl Table {
             .map(|i| i as u32)
     }
 
-    /// EVTCHNOP_send: the vCPU to notify (only IPI ports can be sent on here).
-    pub fn send_target(&self, port: u32) -> Result<u32, i64> {
+    /// EVTCHNOP_send (Xen's `evtchn_send`): the port to set pending and the vCPU it
+    /// notifies: an IPI port itself, an interdomain port's other end; `None` for an unbound
+    /// port (the event is dropped, 0); closed and VIRQ ports are -EINVAL.
+    pub fn send_target(&self, port: u32) -> Result<Option<(u32, u32)>, i64> {
         let p = self.get(port)?;
         match p.bind {
-            Bind::Ipi => Ok(p.vcpu),
+            Bind::Ipi => Ok(Some((port, p.vcpu))),
+            Bind::Interdomain(peer) => Ok(Some((peer, self.get(peer)?.vcpu))),
+            Bind::Unbound => Ok(None),
             _ => Err(EINVAL),
         }
     }
 
-    /// EVTCHNOP_status: (status, vcpu, u word).
-    pub fn status(&self, port: u32) -> Result<(u32, u32, u32), i64> {
+    /// EVTCHNOP_status: (status, vcpu, u words): the VIRQ; the remote domain of an
+    /// unbound port; the remote domain and port of an interdomain one.
+    pub fn status(&self, port: u32) -> Result<(u32, u32, [u32; 2]), i64> {
         let p = self.get(port)?;
+        let dom = u32::from(OWN_DOMID);
         Ok(match p.bind {
-            Bind::Free => (EVTCHNSTAT_CLOSED, 0, 0),
-            Bind::Virq(v) => (EVTCHNSTAT_VIRQ, p.vcpu, v),
-            Bind::Ipi => (EVTCHNSTAT_IPI, p.vcpu, 0),
+            Bind::Free => (EVTCHNSTAT_CLOSED, 0, [0, 0]),
+            Bind::Virq(v) => (EVTCHNSTAT_VIRQ, p.vcpu, [v, 0]),
+            Bind::Ipi => (EVTCHNSTAT_IPI, p.vcpu, [0, 0]),
+            Bind::Unbound => (EVTCHNSTAT_UNBOUND, p.vcpu, [dom, 0]),
+            Bind::Interdomain(peer) => (EVTCHNSTAT_INTERDOMAIN, p.vcpu, [dom, peer]),
         })
     }
 }
@@ -190,20 +239,50 @@ mod tests {
         assert_eq!(t.bind_virq(2, 1), Err(EINVAL), "global VIRQ on vCPU 1");
         let con = t.bind_virq(2, 0).unwrap();
         assert_eq!(t.bind_vcpu(con, 1), Ok(()));
-        assert_eq!(t.status(con), Ok((EVTCHNSTAT_VIRQ, 1, 2)));
+        assert_eq!(t.status(con), Ok((EVTCHNSTAT_VIRQ, 1, [2, 0])));
         assert_eq!(t.bind_vcpu(timer0, 1), Err(EINVAL));
         assert_eq!(t.bind_vcpu(con, 9), Err(ENOENT));
         let ipi = t.bind_ipi(1).unwrap();
-        assert_eq!(t.send_target(ipi), Ok(1));
+        assert_eq!(t.send_target(ipi), Ok(Some((ipi, 1))));
         assert_eq!(t.send_target(timer0), Err(EINVAL));
         assert_eq!(t.send_target(4000), Err(EINVAL));
         assert_eq!(t.send_target(EVTCHN_2L_NR_CHANNELS), Err(EINVAL));
         assert_eq!(t.close(ipi), Ok(()));
         assert_eq!(t.close(ipi), Err(EINVAL));
-        assert_eq!(t.status(ipi), Ok((EVTCHNSTAT_CLOSED, 0, 0)));
+        assert_eq!(t.status(ipi), Ok((EVTCHNSTAT_CLOSED, 0, [0, 0])));
         assert_eq!(t.bind_ipi(0), Ok(ipi), "closed ports are reused");
         assert_eq!(t.virq_port(VIRQ_TIMER, 1), Some(2));
         assert_eq!(t.bind_ipi(7), Err(ENOENT));
+    }
+
+    #[test]
+    fn loopback_pair() {
+        let mut t = Table::new(2);
+        let a = t.alloc_unbound().unwrap();
+        assert_eq!(t.status(a), Ok((EVTCHNSTAT_UNBOUND, 0, [0, 0])));
+        assert_eq!(
+            t.send_target(a),
+            Ok(None),
+            "a send on an unbound port is dropped"
+        );
+        let ipi = t.bind_ipi(0).unwrap();
+        assert_eq!(t.bind_interdomain(ipi), Err(EINVAL), "not unbound");
+        assert_eq!(t.bind_interdomain(0), Err(EINVAL));
+        assert_eq!(t.bind_interdomain(4096), Err(EINVAL));
+        let b = t.bind_interdomain(a).unwrap();
+        assert_eq!(t.bind_interdomain(a), Err(EINVAL), "already bound");
+        assert_eq!(t.status(a), Ok((EVTCHNSTAT_INTERDOMAIN, 0, [0, b])));
+        assert_eq!(t.status(b), Ok((EVTCHNSTAT_INTERDOMAIN, 0, [0, a])));
+        assert_eq!(t.bind_vcpu(b, 1), Ok(()));
+        assert_eq!(t.send_target(a), Ok(Some((b, 1))));
+        assert_eq!(t.send_target(b), Ok(Some((a, 0))));
+        assert_eq!(t.close(b), Ok(()));
+        assert_eq!(
+            t.status(a),
+            Ok((EVTCHNSTAT_UNBOUND, 0, [0, 0])),
+            "back to unbound"
+        );
+        assert_eq!(t.send_target(b), Err(EINVAL));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub(super) fn hvm_op(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outcom
                 }
                 let slot = state.upcall_vectors.get_mut(vcpu as usize).ok_or(ENOENT)?;
                 *slot = Some(vector);
+                state.assert_upcall(env.mem, vcpu);
                 Ok((vcpu, vector))
             });
             match r {
@@ -28,18 +29,22 @@ pub(super) fn hvm_op(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outcom
             }
         }
         HVMOP_PAGETABLE_DYING => {
-            // struct xen_hvm_pagetable_dying { domid_t domid; uint64_t gpa; }
+            // struct xen_hvm_pagetable_dying { domid_t domid; uint64_t gpa; }. The hint is
+            // for shadow paging; Xen answers -EINVAL to a domain on hardware-assisted paging
+            // (HAP), which is what KVM's two-dimensional paging is: there is no native call to
+            // make. Linux then prints "HVMOP_pagetable_dying not supported" (debug level) and
+            // does not call it at every exit_mmap.
             let rc = res(env.read(a[1], 16).and_then(|b| {
                 let domid = u16::from_le_bytes([b[0], b[1]]);
-                if domid != DOMID_SELF && domid != 0 {
+                if domid != DOMID_SELF && domid != OWN_DOMID {
                     return Err(ESRCH);
                 }
-                Ok(0)
+                Err(EINVAL)
             }));
             out(
                 rc,
                 format!(
-                    "hvm_op(HVMOP_pagetable_dying) -> {} (nothing to drop: two-dimensional paging)",
+                    "hvm_op(HVMOP_pagetable_dying) -> {} (hardware-assisted paging: no shadow to drop)",
                     errname(rc)
                 ),
             )
@@ -76,6 +81,11 @@ fn hvm_param(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outcome {
             );
         }
         state.params.insert(index, value);
+        if index == HVM_PARAM_CALLBACK_IRQ {
+            for v in 0..state.vcpus {
+                state.assert_upcall(env.mem, v);
+            }
+        }
         out(
             0,
             format!("hvm_op(HVMOP_set_param, {index}, {value:#x}) -> 0"),

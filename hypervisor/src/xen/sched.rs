@@ -22,6 +22,7 @@ pub(super) fn sched_op(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outc
                     vcpu: env.vcpu,
                     ports: Vec::new(),
                     deadline: None,
+                    until_up: false,
                 }),
                 ..out(
                     0,
@@ -113,6 +114,7 @@ fn sched_poll(state: &XenState, env: &Env<'_>, a: [u64; 5]) -> Outcome {
                     vcpu: env.vcpu,
                     ports,
                     deadline: (timeout != 0).then_some(timeout),
+                    until_up: false,
                 }),
                 ..out(
                     0,

@@ -2,15 +2,15 @@ use super::*;
 use crate::layout::memory_map;
 use std::sync::Mutex;
 
-fn mem() -> GuestMemoryMmap {
+pub(super) fn mem() -> GuestMemoryMmap {
     GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap()
 }
 
-fn no_clock() -> Option<TscSample> {
+pub(super) fn no_clock() -> Option<TscSample> {
     None
 }
 
-fn run(m: &GuestMemoryMmap, st: &mut XenState, nr: u32, a: [u64; 5]) -> Outcome {
+pub(super) fn run(m: &GuestMemoryMmap, st: &mut XenState, nr: u32, a: [u64; 5]) -> Outcome {
     let map = memory_map(4, &[]);
     let env = Env {
         mem: m,
@@ -169,7 +169,7 @@ fn memory_and_hvm_ops() {
 
 /// Records injected upcalls.
 #[derive(Default)]
-struct Rec(Mutex<Vec<(u32, u8)>>);
+pub(super) struct Rec(pub(super) Mutex<Vec<(u32, u8)>>);
 impl Upcall for Rec {
     fn inject(&self, vcpu: u32, vector: u8) -> bool {
         self.0.lock().unwrap().push((vcpu, vector));
@@ -177,9 +177,9 @@ impl Upcall for Rec {
     }
 }
 
-const SI: u64 = 0x20_000;
+pub(super) const SI: u64 = 0x20_000;
 
-fn clock() -> Option<TscSample> {
+pub(super) fn clock() -> Option<TscSample> {
     Some(TscSample {
         tsc: 1_000_000,
         ns: 500,
@@ -188,7 +188,7 @@ fn clock() -> Option<TscSample> {
 }
 
 /// A 2-vCPU guest with shared_info mapped at SI and callback vector 0xf3.
-fn evtchn_guest(m: &GuestMemoryMmap) -> (XenState, Arc<Rec>) {
+pub(super) fn evtchn_guest(m: &GuestMemoryMmap) -> (XenState, Arc<Rec>) {
     let rec = Arc::new(Rec::default());
     let mut st = XenState::new(2);
     st.sink = Some(rec.clone());
@@ -211,7 +211,7 @@ fn evtchn_guest(m: &GuestMemoryMmap) -> (XenState, Arc<Rec>) {
     (st, rec)
 }
 
-fn env0<'a>(m: &'a GuestMemoryMmap, map: &'a [MemEntry]) -> Env<'a> {
+pub(super) fn env0<'a>(m: &'a GuestMemoryMmap, map: &'a [MemEntry]) -> Env<'a> {
     Env {
         mem: m,
         paging: PagingMode::default(),
@@ -223,7 +223,7 @@ fn env0<'a>(m: &'a GuestMemoryMmap, map: &'a [MemEntry]) -> Env<'a> {
     }
 }
 
-fn evt(st: &mut XenState, env: &Env<'_>, cmd: u64, words: &[u32]) -> (i64, Vec<u32>) {
+pub(super) fn evt(st: &mut XenState, env: &Env<'_>, cmd: u64, words: &[u32]) -> (i64, Vec<u32>) {
     for (i, w) in words.iter().enumerate() {
         env.mem
             .write_obj(*w, GuestAddress(0x7200 + 4 * i as u64))
@@ -305,8 +305,9 @@ fn register_vcpu_info_rules() {
         m.read_obj::<u64>(GuestAddress(0x30_040 + 32 + 8)).unwrap(),
         1_000_000
     );
-    // is_up, unknown vcpu op
-    assert_eq!(dispatch(&mut st, &env, 24, [3, 1, 0, 0, 0]).rax, 1);
+    // is_up (vCPU 1 has not left INIT/SIPI), unknown vcpu op
+    assert_eq!(dispatch(&mut st, &env, 24, [3, 0, 0, 0, 0]).rax, 1);
+    assert_eq!(dispatch(&mut st, &env, 24, [3, 1, 0, 0, 0]).rax, 0);
     assert_eq!(dispatch(&mut st, &env, 24, [3, 2, 0, 0, 0]).rax, ENOENT);
     assert_eq!(dispatch(&mut st, &env, 24, [77, 0, 0, 0, 0]).rax, ENOSYS);
     assert_eq!(dispatch(&mut st, &env, 24, [7, 0, 0, 0, 0]).rax, 0);
@@ -417,10 +418,19 @@ fn timers_and_polls() {
         dispatch(&mut st, &env, 29, [3, 0x7610, 0, 0, 0]).rax,
         EINVAL
     );
-    // physdev: no PIRQs; pagetable_dying: accepted.
+    // physdev: no PIRQs; pagetable_dying: -EINVAL as Xen on HAP, -ESRCH for another domain.
     assert_eq!(dispatch(&mut st, &env, 33, [28, 0, 0, 0, 0]).rax, ENOSYS);
     m.write_obj(DOMID_SELF, GuestAddress(0x7700)).unwrap();
-    assert_eq!(dispatch(&mut st, &env, 34, [9, 0x7700, 0, 0, 0]).rax, 0);
+    assert_eq!(
+        dispatch(&mut st, &env, 34, [9, 0x7700, 0, 0, 0]).rax,
+        EINVAL
+    );
+    m.write_obj(5u16, GuestAddress(0x7700)).unwrap();
+    assert_eq!(dispatch(&mut st, &env, 34, [9, 0x7700, 0, 0, 0]).rax, ESRCH);
+    assert_eq!(
+        dispatch(&mut st, &env, 34, [9, 0x3f_fff8, 0, 0, 0]).rax,
+        EFAULT
+    );
     assert_eq!(
         dispatch(&mut st, &env, 34, [77, 0x7700, 0, 0, 0]).rax,
         ENOSYS

@@ -5,6 +5,9 @@ use super::*;
 /// Arms vCPU `v`'s single-shot timer for `deadline` (reference ns); a deadline already
 /// passed raises VIRQ_TIMER at once.
 fn arm_timer(state: &mut XenState, env: &Env<'_>, v: u32, deadline: u64) -> (bool, String) {
+    // Linux arms the timer at every tick: the pvclock is refreshed then (see
+    // `refresh_time`), so it follows the reference clock.
+    state.refresh(env);
     if deadline <= env.now_ns {
         let vec = state.raise_virq(env.mem, VIRQ_TIMER, v);
         return (false, format!("expired -> VIRQ_TIMER now (vector {vec:?})"));
@@ -37,15 +40,104 @@ pub(super) fn vcpu_op(state: &mut XenState, env: &Env<'_>, a: [u64; 5]) -> Outco
     }
     let v = vcpu as u32;
     match cmd {
-        VCPUOP_IS_UP => out(1, format!("{head} VCPUOP_is_up -> 1")),
-        VCPUOP_UP | VCPUOP_DOWN => out(
-            ENOSYS,
-            format!("{head} VCPUOP_up/down -> -ENOSYS (HVM vCPUs start through INIT/SIPI)"),
-        ),
-        VCPUOP_STOP_PERIODIC_TIMER => out(
-            0,
-            format!("{head} VCPUOP_stop_periodic_timer -> 0 (none runs)"),
-        ),
+        // Native: KVM_GET_MP_STATE of the vCPU (read by its own thread when it leaves
+        // KVM_RUN: at its exits and the watchdog's kicks, so at most
+        // `run::PROBE_MAX_INTERVAL` late), and the down flag below.
+        VCPUOP_IS_UP => {
+            let up = state.is_up(v);
+            out(
+                i64::from(up),
+                format!("{head} VCPUOP_is_up -> {}", u8::from(up)),
+            )
+        }
+        // Xen's `_VPF_down`: the vCPU's thread stays out of KVM_RUN (waits in the VMM) while
+        // it is set. HVM vCPUs are started by INIT/SIPI through the in-kernel LAPIC, so up on
+        // one that never ran is -EINVAL, as Xen says of a vCPU not initialised.
+        VCPUOP_UP => {
+            if !state.started.get(v as usize).copied().unwrap_or(false) {
+                return out(
+                    EINVAL,
+                    format!(
+                        "{head} VCPUOP_up -> -EINVAL (not started: INIT/SIPI starts HVM vCPUs)"
+                    ),
+                );
+            }
+            if let Some(d) = state.down.get_mut(v as usize) {
+                *d = false;
+            }
+            state.notify.bump();
+            out(
+                0,
+                format!("{head} VCPUOP_up -> its thread runs KVM_RUN again -> 0"),
+            )
+        }
+        VCPUOP_DOWN => {
+            let others_up = (0..state.vcpus).any(|o| o != v && state.is_up(o));
+            if !others_up {
+                // Xen: the last vCPU going down shuts the domain down (poweroff).
+                return Outcome {
+                    end: Some(XenEnd::Poweroff),
+                    ..out(
+                        0,
+                        format!("{head} VCPUOP_down, last vCPU up -> VM ends (poweroff)"),
+                    )
+                };
+            }
+            if let Some(d) = state.down.get_mut(v as usize) {
+                *d = true;
+            }
+            // Another vCPU stops at its next exit or watchdog kick (Xen's
+            // vcpu_sleep_nosync does not wait either); the caller stops here.
+            let wait = (v == env.vcpu).then(|| Wait {
+                vcpu: v,
+                ports: Vec::new(),
+                deadline: None,
+                until_up: true,
+            });
+            Outcome {
+                wait,
+                ..out(
+                    0,
+                    format!("{head} VCPUOP_down -> its thread leaves KVM_RUN -> 0"),
+                )
+            }
+        }
+        VCPUOP_SET_PERIODIC_TIMER => {
+            // struct vcpu_set_periodic_timer { uint64_t period_ns; }; Xen: any vCPU of the
+            // domain, a period under 1 ms or over STIME_DELTA_MAX is -EINVAL.
+            let period = match env.read(arg, 8) {
+                Ok(b) => le_u64(&b, 0),
+                Err(e) => return out(e, format!("{head} VCPUOP_set_periodic_timer -> -EFAULT")),
+            };
+            if !(PERIODIC_MIN_NS..=PERIODIC_MAX_NS).contains(&period) {
+                return out(
+                    EINVAL,
+                    format!("{head} VCPUOP_set_periodic_timer({period} ns) -> -EINVAL"),
+                );
+            }
+            state.refresh(env);
+            state
+                .timers
+                .set_periodic(v as usize, env.now_ns, Some(period));
+            Outcome {
+                timer_armed: true,
+                ..out(
+                    0,
+                    format!("{head} VCPUOP_set_periodic_timer({period} ns) -> VMM timer, VIRQ_TIMER each period -> 0"),
+                )
+            }
+        }
+        VCPUOP_STOP_PERIODIC_TIMER => {
+            let was = state.timers.periodic(v as usize);
+            state.timers.set_periodic(v as usize, env.now_ns, None);
+            out(
+                0,
+                format!(
+                    "{head} VCPUOP_stop_periodic_timer -> 0 ({})",
+                    if was.is_some() { "stopped" } else { "none ran" }
+                ),
+            )
+        }
         VCPUOP_STOP_SINGLESHOT_TIMER => {
             if v != env.vcpu {
                 return out(
@@ -149,13 +241,18 @@ fn register_vcpu_info(
     if env.mem.write_slice(&old, GuestAddress(gpa)).is_err() {
         return out(EFAULT, format!("{head} -> -EFAULT"));
     }
-    // Linux sets evtchn_pending_sel in the new area to all ones so it rescans.
+    // As Xen's map_vcpu_info: every selector bit set so the guest rescans, and the events
+    // marked pending (vcpu_mark_events_pending: evtchn_upcall_pending, and the upcall if a
+    // vector is known; else when the guest names one, see `assert_upcall`). Without the
+    // latter, the all-ones selector keeps every later event from raising an upcall (seen
+    // with Debian's kernel: its first timer interrupt never came).
     let _ = env
         .mem
         .write_obj(u64::MAX, GuestAddress(gpa + VI_PENDING_SEL));
     if let Some(slot) = state.vcpu_info.get_mut(v as usize) {
         *slot = Some(gpa);
     }
+    state.upcall(env.mem, v);
     let sample = (env.clock)().or(state.time);
     if let Some(s) = sample {
         state.time = Some(s);

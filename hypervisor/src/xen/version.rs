@@ -60,6 +60,19 @@ pub(super) fn xen_version(env: &Env<'_>, a: [u64; 5]) -> Outcome {
                 ),
             )
         }
+        // Xen's XSM default policy lets only privileged domains read these; this guest is
+        // an unprivileged HVM domain.
+        XENVER_COMMANDLINE | XENVER_BUILD_ID => out(
+            EPERM,
+            format!(
+                "xen_version({}) -> -EPERM (privileged domains only)",
+                if a[0] == XENVER_COMMANDLINE {
+                    "XENVER_commandline"
+                } else {
+                    "XENVER_build_id"
+                }
+            ),
+        ),
         cmd => out(ENOSYS, format!("xen_version({cmd}) -> -ENOSYS")),
     }
 }

@@ -2,6 +2,8 @@
 #  'n' nothing, 'h' fast HvCallNotifyLongSpinWait through the hypercall page,
 #  'x' Xen sched_op(SCHEDOP_yield) through the Xen page (needs --interface both/xen),
 #  'p' an OUT to an unclaimed port (the VMM's plain port-I/O exit),
+#  'e' Xen EVTCHNOP_send on an IPI port bound to this vCPU, through the Xen page, until
+#      its upcall handler ran (per-vCPU upcall vector, x2APIC EOI; needs --interface both),
 #  'q' a call to code like the hypercall page's (OUT, ret) but with unclaimed port 0x80,
 #      so the guest runs the `ret` itself (for a hypercall the VMM does the return).
 #  'i' interleaved, for ratios that machine noise does not swamp: ROUNDS rounds of three
@@ -30,6 +32,8 @@ main:
         je xenloop
         cmp $'p', %r12b
         je pio
+        cmp $'e', %r12b
+        je evtloop
         cmp $'q', %r12b
         je pagecopy
         cmp $'i', %r12b
@@ -73,6 +77,66 @@ xenloop:
         jnz 1b
         xor %eax, %eax
         ret
+# 'e': the upcall is taken as soon as the call returns (IF=1 around it).
+evtloop:
+        call enable_xen_page
+        mov $0x1b, %ecx                 # IA32_APIC_BASE: x2APIC on
+        rdmsr
+        or $0xc00, %eax
+        wrmsr
+        mov $0x80f, %ecx                # x2APIC SVR: software-enabled, spurious 0xff
+        mov $0x1ff, %eax
+        xor %edx, %edx
+        wrmsr
+        set_gate 0xf3, evt_isr
+        lidt idt_ptr(%rip)
+        lea si(%rip), %rax              # memory_op(XENMEM_add_to_physmap, shared_info)
+        shr $12, %rax
+        mov %rax, xatp+16(%rip)
+        mov $7, %edi
+        lea xatp(%rip), %rsi
+        lea xenpage+12*32(%rip), %rax
+        call *%rax
+        check %rax, 0, 0x21
+        mov $23, %edi                   # hvm_op(HVMOP_set_evtchn_upcall_vector, 0, 0xf3)
+        lea upv(%rip), %rsi
+        lea xenpage+34*32(%rip), %rax
+        call *%rax
+        check %rax, 0, 0x22
+        mov $7, %edi                    # event_channel_op(EVTCHNOP_bind_ipi, vCPU 0)
+        lea ipi(%rip), %rsi
+        lea xenpage+32*32(%rip), %rax
+        call *%rax
+        check %rax, 0, 0x23
+        lea xenpage+32*32(%rip), %rbx
+1:      mov upcount(%rip), %r14
+        mov $4, %edi                    # EVTCHNOP_send(port)
+        lea ipi+4(%rip), %rsi
+        sti
+        call *%rbx
+2:      cmp upcount(%rip), %r14
+        je 2b
+        cli
+        dec %r13d
+        jnz 1b
+        xor %eax, %eax
+        ret
+evt_isr:
+        push %rax
+        push %rcx
+        push %rdx
+        incq upcount(%rip)
+        movb $0, si(%rip)               # vcpu_info[0].evtchn_upcall_pending
+        movq $0, si+8(%rip)             # evtchn_pending_sel
+        movq $0, si+2048(%rip)          # evtchn_pending[0]
+        mov $0x80b, %ecx                # x2APIC EOI
+        xor %eax, %eax
+        xor %edx, %edx
+        wrmsr
+        pop %rdx
+        pop %rcx
+        pop %rax
+        iretq
 pio:
 1:      out %al, $0x80
         dec %r13d
@@ -202,3 +266,15 @@ pagecopy:
 fakepage:
         out %eax, $0x80
         ret
+
+        .data
+        .balign 8
+xatp:   .word 0x7ff0, 0                 # domid DOMID_SELF; space shared_info; idx; gpfn
+        .long 0
+        .quad 0, 0
+upv:    .long 0                         # vcpu 0, vector 0xf3
+        .byte 0xf3, 0, 0, 0
+ipi:    .long 0, 0                      # vcpu 0, port (out)
+upcount: .quad 0
+        .balign 4096
+si:     .fill 4096, 1, 0

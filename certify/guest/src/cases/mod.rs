@@ -12,6 +12,7 @@ mod hv_synic_loop;
 mod virtio;
 mod xen;
 mod xen_pvhvm;
+mod xen_smp;
 
 type Case = fn(&mut Ctx) -> Outcome;
 
@@ -141,6 +142,11 @@ const CASES: &[(&str, Case)] = &[
     ("xen_sched_block_poll", xen_pvhvm::sched_block_poll),
     ("xen_hvm_misc", xen_pvhvm::hvm_misc),
     ("xen_evtchn_latency", xen_pvhvm::evtchn_latency),
+    ("xen_evtchn_loopback", xen_smp::evtchn_loopback),
+    ("xen_periodic_timer", xen_smp::periodic_timer),
+    ("xen_pvclock_refresh", xen_smp::pvclock_refresh),
+    ("xen_physdev_privileged", xen_smp::physdev_privileged),
+    ("xen_vcpu_up_down", xen_smp::vcpu_up_down),
 ];
 
 pub fn find(name: &str) -> Option<Case> {

@@ -48,7 +48,7 @@ static mut ARG: Page = Page([0; 4096]);
 fn shinfo() -> u64 {
     (&raw const SHINFO) as u64
 }
-fn arg() -> u64 {
+pub(super) fn arg() -> u64 {
     (&raw const ARG) as u64
 }
 
@@ -80,14 +80,14 @@ macro_rules! req {
 }
 
 /// Writes 32-bit words to ARG.
-fn words(w: &[u32]) {
+pub(super) fn words(w: &[u32]) {
     for (i, v) in w.iter().enumerate() {
         sys::write_u32(arg() + 4 * i as u64, *v);
     }
 }
 
 /// XENMEM_add_to_physmap(XENMAPSPACE_shared_info) at our SHINFO page.
-fn map_shared_info(x: &Xen) -> Result<u64, Msg> {
+pub(super) fn map_shared_info(x: &Xen) -> Result<u64, Msg> {
     add_to_physmap(x, 0, shinfo() >> 12).and_then(|r| {
         if r == 0 {
             Ok(shinfo())
@@ -97,7 +97,7 @@ fn map_shared_info(x: &Xen) -> Result<u64, Msg> {
     })
 }
 
-fn add_to_physmap(x: &Xen, space: u32, gpfn: u64) -> Result<i64, Msg> {
+pub(super) fn add_to_physmap(x: &Xen, space: u32, gpfn: u64) -> Result<i64, Msg> {
     // struct xen_add_to_physmap { u16 domid; u16 size; u32 space; u64 idx; u64 gpfn; }
     words(&[DOMID_SELF, space]);
     sys::write_u64(arg() + 8, 0);
@@ -106,7 +106,7 @@ fn add_to_physmap(x: &Xen, space: u32, gpfn: u64) -> Result<i64, Msg> {
 }
 
 /// System time (ns) from the vcpu_time_info at `ti`, as Linux's pvclock reader does.
-fn pv_time(ti: u64) -> (u64, u64) {
+pub(super) fn pv_time(ti: u64) -> (u64, u64) {
     loop {
         let v1 = sys::read_u32(ti);
         if v1 & 1 != 0 {
@@ -128,7 +128,7 @@ fn pv_time(ti: u64) -> (u64, u64) {
 
 /// Callback vector on: mask the legacy PIC, enable the LAPIC, HVM_PARAM_CALLBACK_IRQ =
 /// vector type with UPCALL_VECTOR (what Linux's xen_set_callback_via does).
-fn callback_vector(x: &Xen) -> Result<(), Msg> {
+pub(super) fn callback_vector(x: &Xen) -> Result<(), Msg> {
     outb(0x21, 0xff);
     outb(0xa1, 0xff);
     const LAPIC: u64 = 0xfee0_0000;
@@ -144,23 +144,23 @@ fn callback_vector(x: &Xen) -> Result<(), Msg> {
 }
 
 /// Whether `vector` is pending in the local APIC's IRR.
-fn irr(vector: u8) -> bool {
+pub(super) fn irr(vector: u8) -> bool {
     let reg = 0xfee0_0200 + (vector as u64 / 32) * 0x10;
     sys::read_u32(reg) >> (vector % 32) & 1 != 0
 }
 
-fn evtchn(x: &Xen, cmd: u64, w: &[u32]) -> Result<i64, Msg> {
+pub(super) fn evtchn(x: &Xen, cmd: u64, w: &[u32]) -> Result<i64, Msg> {
     words(w);
     hypercall(x, EVTCHN_OP_NR, [cmd, arg(), 0, 0, 0])
 }
 const EVTCHN_OP_NR: u64 = EVENT_CHANNEL_OP;
 
-fn pending(si: u64, port: u32) -> bool {
+pub(super) fn pending(si: u64, port: u32) -> bool {
     sys::read_u64(si + 2048 + (port as u64 / 64) * 8) >> (port % 64) & 1 != 0
 }
 
 /// Acknowledge like Linux's upcall handler: clear upcall_pending, selector, the port.
-fn ack(si: u64, port: u32) {
+pub(super) fn ack(si: u64, port: u32) {
     sys::write_bytes(si, &[0]);
     sys::write_u64(si + 8, 0);
     let w = si + 2048 + (port as u64 / 64) * 8;
@@ -336,7 +336,7 @@ pub fn vcpu_info(_ctx: &mut Ctx) -> Outcome {
     Outcome::Pass
 }
 
-fn words_at(off: u64, w: &[u32]) {
+pub(super) fn words_at(off: u64, w: &[u32]) {
     for (i, v) in w.iter().enumerate() {
         sys::write_u32(arg() + off + 4 * i as u64, *v);
     }
@@ -405,7 +405,7 @@ pub fn pvclock(_ctx: &mut Ctx) -> Outcome {
     Outcome::Pass
 }
 
-fn bind_ipi(x: &Xen) -> Result<u32, Msg> {
+pub(super) fn bind_ipi(x: &Xen) -> Result<u32, Msg> {
     let r = evtchn(x, EVTCHNOP_BIND_IPI, &[0, 0])?;
     if r != 0 {
         return Err(msg!("bind_ipi returned {}", r));
@@ -703,7 +703,7 @@ pub fn sched_block_poll(_ctx: &mut Ctx) -> Outcome {
 }
 
 /// The HVM parameters Linux reads (no xenstore, no PV console: 0), parameters a guest may
-/// not set, pagetable_dying, and the -ENOSYS answers (physdev, grant tables, unknown hvm_op).
+/// not set, pagetable_dying (-EINVAL: hardware-assisted paging), and the -ENOSYS answers (physdev, grant tables, unknown hvm_op).
 pub fn hvm_misc(_ctx: &mut Ctx) -> Outcome {
     let x = setup!();
     for (index, name) in [
@@ -731,11 +731,16 @@ pub fn hvm_misc(_ctx: &mut Ctx) -> Outcome {
         "set_param(STORE_PFN) returned {}, want -EPERM",
         r
     );
-    // struct xen_hvm_pagetable_dying { u16 domid; u64 gpa; }, gpa ~0 as Linux probes it.
+    // struct xen_hvm_pagetable_dying { u16 domid; u64 gpa; }, gpa ~0 as Linux probes it:
+    // -EINVAL, as Xen answers a domain on hardware-assisted paging.
     words(&[DOMID_SELF, 0]);
     sys::write_u64(arg() + 8, !0);
     let r = call!(&x, HVM_OP, [9, arg(), 0, 0, 0]);
-    check!(r == 0, "HVMOP_pagetable_dying returned {}", r);
+    check!(
+        r == EINVAL,
+        "HVMOP_pagetable_dying returned {}, want -EINVAL (HAP)",
+        r
+    );
     let r = call!(&x, HVM_OP, [0x99, arg(), 0, 0, 0]);
     check!(r == ENOSYS, "unknown hvm_op returned {}", r);
     let r = call!(&x, PHYSDEV_OP, [28, arg(), 0, 0, 0]);
