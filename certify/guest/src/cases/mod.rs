@@ -5,6 +5,9 @@ use crate::{check, diag, Ctx};
 
 mod hv;
 mod virtio;
+mod vmbus;
+mod vmbus_net;
+mod vmbus_storage;
 mod xen;
 mod xen_pvhvm;
 
@@ -102,6 +105,21 @@ const CASES: &[(&str, Case)] = &[
     ("xen_sched_block_poll", xen_pvhvm::sched_block_poll),
     ("xen_hvm_misc", xen_pvhvm::hvm_misc),
     ("xen_evtchn_latency", xen_pvhvm::evtchn_latency),
+    ("vmbus_version", vmbus::negotiate),
+    ("vmbus_offers", vmbus::offers),
+    ("vmbus_gpadl", vmbus::gpadl),
+    ("vmbus_open_close", vmbus::open_close),
+    ("vmbus_ring_signal", vmbus::ring_signal),
+    ("vmbus_storage_inquiry", vmbus_storage::inquiry),
+    (
+        "vmbus_storage_write_read_verify",
+        vmbus_storage::write_read_verify_case,
+    ),
+    ("vmbus_storage_flush", vmbus_storage::flush),
+    ("vmbus_storage_out_of_range", vmbus_storage::out_of_range),
+    ("vmbus_nic_frame_round_trip", vmbus_net::frame_round_trip),
+    ("vmbus_nic_link_status", vmbus_net::link_status),
+    ("vmbus_nic_mtu", vmbus_net::mtu),
 ];
 
 pub fn find(name: &str) -> Option<Case> {
