@@ -518,9 +518,15 @@ impl Net {
         Ok(self.n_frames > 0)
     }
 
-    /// Revoke nothing (the host drops the buffers with the channel): CLOSECHANNEL, then
-    /// the GPADLs of the ring and both buffers are torn down.
-    pub fn close(self, bus: &mut Bus) -> Result<(), Msg> {
+    /// Linux's order (netvsc_device_remove): REVOKE_RECV_BUF and REVOKE_SEND_BUF (no
+    /// answer), CLOSECHANNEL with the ring's GPADL teardown, then the buffers' GPADLs.
+    pub fn close(mut self, bus: &mut Bus) -> Result<(), Msg> {
+        let mut m = nvsp_msg(NVSP_MSG1_REVOKE_RECV_BUF, &[]);
+        m[4..6].copy_from_slice(&NETVSC_RECEIVE_BUFFER_ID.to_le_bytes());
+        self.ch.send_inband(bus, 0, false, &m)?;
+        let mut m = nvsp_msg(NVSP_MSG1_REVOKE_SEND_BUF, &[]);
+        m[4..6].copy_from_slice(&NETVSC_SEND_BUFFER_ID.to_le_bytes());
+        self.ch.send_inband(bus, 0, false, &m)?;
         let relid = self.ch.offer.relid;
         let (rx, tx) = (self.rx_gpadl, self.tx_gpadl);
         self.ch.close(bus)?;
