@@ -40,6 +40,7 @@
 //!   timeout by more than 0.5 s (rules in the `console` module, `src/console.rs`).
 use crate::abi::hv as hv_abi;
 use crate::abi::{xen::MSR_PAGE_INDEX_MASK, PAGE_SIZE};
+use crate::apic_msr;
 use crate::devices::legacy::status::le_value;
 use crate::devices::port_bus::{PortRead, PortWrite};
 use crate::hyperv::{self, MsrWrite, Partition};
@@ -72,6 +73,8 @@ pub(crate) enum Pending {
     BadHypercallPort(u16),
     /// KVM_EXIT_INTERNAL_ERROR, described from the run structure.
     InternalError,
+    /// A Hyper-V APIC-access MSR ([`crate::apic_msr`]), done with the vCPU fd.
+    ApicMsr(crate::apic_msr::ApicMsr),
 }
 
 /// Handles one exit of vCPU `id`.
@@ -119,6 +122,28 @@ pub(crate) fn handle_exit(
             match shared.devices.mmio.find(addr) {
                 Some((dev, off)) => lock(dev).write(off, data),
                 None => shared.unclaimed("MMIO write", addr, le_value(data)),
+            }
+            Next::Continue
+        }
+        VcpuExit::X86Rdmsr(m) if interface.has_hyperv() && apic_msr::is_apic_msr(m.index) => {
+            if apic_msr::allowed(shared) {
+                *pending = Pending::ApicMsr(apic_msr::ApicMsr {
+                    msr: m.index,
+                    write: None,
+                });
+            } else {
+                *m.error = 1;
+            }
+            Next::Continue
+        }
+        VcpuExit::X86Wrmsr(m) if interface.has_hyperv() && apic_msr::is_apic_msr(m.index) => {
+            if apic_msr::allowed(shared) {
+                *pending = Pending::ApicMsr(apic_msr::ApicMsr {
+                    msr: m.index,
+                    write: Some(m.data),
+                });
+            } else {
+                *m.error = 1;
             }
             Next::Continue
         }
@@ -294,6 +319,13 @@ fn hv_wrmsr(id: usize, shared: &Shared, msr: u32, value: u64) -> HvWrite {
             HvWrite::Gp
         }
     };
+    if r.is_ok() && is_synic_msr(msr) {
+        // EOM, or a SynIC register that may make a queued message deliverable now.
+        pv.synic.retry(mem, id as u32);
+    }
+    if r.is_ok() && hyperv::stimer::is_stimer_msr(msr) {
+        pv.synic.stimers_written(mem, id as u32);
+    }
     match r {
         Ok(MsrWrite::Done) => HvWrite::Ok,
         Ok(MsrWrite::FillHypercallPage(gpa)) => {
@@ -311,6 +343,15 @@ fn hv_wrmsr(id: usize, shared: &Shared, msr: u32, value: u64) -> HvWrite {
         Ok(MsrWrite::Crash(p)) => HvWrite::End(Next::Crash(hyperv::crash_reason(&p))),
         Err(_) => HvWrite::Gp,
     }
+}
+
+/// SCONTROL, SIMP, EOM and SINT0-15: writes after which queued SynIC messages are retried.
+fn is_synic_msr(msr: u32) -> bool {
+    matches!(
+        msr,
+        hv_abi::MSR_SCONTROL | hv_abi::MSR_SIMP | hv_abi::MSR_EOM | hv_abi::MSR_SINT0
+            ..=hv_abi::MSR_SINT15
+    )
 }
 
 /// WRMSR in the filtered range other than the Hyper-V MSRs ([`hv_wrmsr`]); `false` raises
