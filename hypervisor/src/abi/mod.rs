@@ -6,6 +6,7 @@
 //! these constants instead of writing the numbers inline.
 
 pub mod hv;
+pub mod vmbus;
 pub mod xen;
 
 /// The synthetic-MSR range that KVM's user-space MSR filter sends to the VMM: the Hyper-V
