@@ -361,3 +361,27 @@ fn the_shared_event_connection_services_every_channel() {
     assert_eq!(g.host.on_signal_event(0, EVENT_CONNECTION_ID, 0), 0);
     assert!(c1.inr.read(&g.mem).is_some() && c2.inr.read(&g.mem).is_some());
 }
+
+#[test]
+fn a_long_ring_is_serviced_in_slices_and_poll_finishes_it() {
+    use crate::vmbus::channel::MAX_PACKETS_PER_SERVICE;
+    let mut g = Guest::connected(1);
+    // 1100 packets of 24 + 8 bytes need 35200 bytes: 9 data pages.
+    let c = g.open(1, 10, 2);
+    let n = MAX_PACKETS_PER_SERVICE + 76;
+    for i in 0..n {
+        assert!(c
+            .out
+            .write(&g.mem, VM_PKT_DATA_INBAND, 0, i as u64, &[], b"12345678"));
+    }
+    g.kick(&c);
+    assert_eq!(g.dev[0].seen.lock().unwrap().len(), MAX_PACKETS_PER_SERVICE);
+    assert_eq!(
+        c.out.get(&g.mem, rh::INTERRUPT_MASK as u64),
+        0,
+        "mask clear while packets are left, so the guest's next write signals"
+    );
+    g.host.poll();
+    assert_eq!(g.dev[0].seen.lock().unwrap().len(), n);
+    assert!(g.host.status().failed.is_empty());
+}
