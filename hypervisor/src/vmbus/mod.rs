@@ -30,11 +30,13 @@ pub mod host;
 pub mod msg;
 pub mod packet;
 pub mod ring;
+pub mod worker;
 
 #[cfg(test)]
 mod tests;
 
 pub use host::{Connection, VmbusError, VmbusHost, VmbusStatus, MAX_DEVICES};
+pub use worker::VmbusRuntime;
 
 /// Where the host's messages and events to the guest go (the SynIC in a VM, a recorder in
 /// tests).

@@ -12,6 +12,7 @@ use crate::abi::vmbus::*;
 mod messages;
 mod parsers;
 mod rings;
+mod worker;
 
 /// Guest RAM of the tests.
 pub const MEM_BYTES: usize = 4 << 20;
