@@ -36,6 +36,7 @@ pub mod regs;
 pub mod run;
 pub mod seccomp;
 mod state;
+pub mod vmbus;
 pub mod vstate;
 pub mod xen;
 

@@ -7,6 +7,7 @@
 
 pub mod hv;
 pub mod hv_synic;
+pub mod vmbus;
 pub mod xen;
 
 /// The synthetic-MSR range that KVM's user-space MSR filter sends to the VMM: the Hyper-V

@@ -313,6 +313,7 @@ fn write_acpi(mem: &GuestMemoryMmap, cfg: &VmConfig, mmio: &MmioBus) -> Result<u
             .into_iter()
             .map(|(base, size, gsi)| crate::acpi::VirtioMmio { base, size, gsi })
             .collect(),
+        vmbus: false,
     };
     crate::acpi::build(&acpi_cfg)
         .and_then(|t| crate::acpi::write(mem, &t))
