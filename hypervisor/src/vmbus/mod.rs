@@ -28,8 +28,11 @@ pub mod device;
 pub mod gpadl;
 pub mod host;
 pub mod msg;
+pub mod netvsc;
 pub mod packet;
 pub mod ring;
+pub mod rndis;
+pub mod storvsc;
 pub mod worker;
 
 #[cfg(test)]
