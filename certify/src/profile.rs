@@ -113,6 +113,10 @@ pub struct CaseSpec {
     /// Attach a virtio-net NIC with the loopback backend.
     #[serde(default)]
     pub nic: bool,
+    /// Put this case's disk and NIC on the VMBus (storvsc, netvsc) instead of virtio
+    /// (needs the Hyper-V interface).
+    #[serde(default)]
+    pub vmbus: bool,
     /// TLFS names of Hyper-V privileges to withdraw for this case's VM (the gating sweep).
     #[serde(default)]
     pub hv_clear: Vec<toml::Spanned<String>>,
@@ -282,6 +286,16 @@ impl Profile {
                     "case {} needs a device the profile's limits (max_disks/max_nics) forbid",
                     c.id
                 );
+            }
+            if c.vmbus && !self.interface.has_hyperv() {
+                bail!(
+                    "case {}: vmbus = true needs interface hyperv or both, not {:?}",
+                    c.id,
+                    self.interface
+                );
+            }
+            if c.vmbus && !c.disk && !c.nic {
+                bail!("case {}: vmbus = true but the case has no disk or nic", c.id);
             }
             if c.check_image && !c.disk {
                 bail!("case {} checks the image but has no disk", c.id);

@@ -38,6 +38,8 @@ pub struct Job {
     pub disk_bytes: u64,
     /// A virtio-net NIC with the loopback backend.
     pub nic: bool,
+    /// The disk and NIC sit on the VMBus (storvsc, netvsc) instead of virtio.
+    pub vmbus: bool,
 }
 
 /// What one VM run produced.
@@ -565,6 +567,7 @@ pub fn jobs_for(
             }),
             disk_bytes: u64::from(p.devices.disk_mib) << 20,
             nic: c.nic,
+            vmbus: c.vmbus,
         });
     }
     Ok(out)
@@ -614,6 +617,7 @@ mod tests {
             disk: false,
             check_image: false,
             nic: false,
+            vmbus: false,
             hv_clear: Vec::new(),
         }
     }
