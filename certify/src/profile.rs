@@ -573,6 +573,24 @@ blocker = true
         let e = err(&never);
         assert!(e.contains("timeout_secs = 0: expected 1..=86400"), "{e}");
     }
+
+    #[test]
+    fn vmbus_cases_need_hyperv_and_a_device() {
+        let err = |text: &str| {
+            format!(
+                "{:#}",
+                Profile::parse(text, Path::new("x.toml")).unwrap_err()
+            )
+        };
+        let ok = MINI.replace("blocker = true", "blocker = true\ndisk = true\nvmbus = true");
+        let p = Profile::parse(&ok, Path::new("x.toml")).unwrap();
+        assert!(p.cases[0].vmbus && p.cases[0].disk);
+        let xen = ok.replace("interface = \"hyperv\"", "interface = \"xen\"");
+        let e = err(&xen);
+        assert!(e.contains("case boot: vmbus = true needs interface hyperv"), "{e}");
+        let bare = MINI.replace("blocker = true", "blocker = true\nvmbus = true");
+        assert!(err(&bare).contains("vmbus = true but the case has no disk or nic"));
+    }
 }
 
 #[cfg(test)]

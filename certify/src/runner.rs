@@ -826,4 +826,33 @@ id = "d"
         assert_ne!(other[0].cmdline, jobs[0].cmdline);
         assert_eq!(derive_seed(7, "p", "a"), jobs[0].seed);
     }
+
+    #[test]
+    fn vmbus_cases_carry_the_bus_to_their_job() {
+        let text = r#"
+name = "v"
+description = "d"
+interface = "hyperv"
+memory_mib = 64
+[guest_os]
+name = "x"
+kernel = "2.6.32"
+[[cases]]
+id = "a"
+disk = true
+vmbus = true
+[[cases]]
+id = "b"
+disk = true
+"#;
+        let profile = crate::profile::Profile::parse(text, Path::new("v.toml")).unwrap();
+        let lp = Arc::new(LoadedProfile {
+            profile,
+            path: "v.toml".into(),
+            sha256: String::new(),
+        });
+        let jobs = jobs_for(lp, 1, &[], Path::new("/x")).unwrap();
+        assert!(jobs[0].vmbus && jobs[0].disk_image.is_some());
+        assert!(!jobs[1].vmbus && jobs[1].disk_image.is_some());
+    }
 }
