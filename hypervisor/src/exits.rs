@@ -15,7 +15,11 @@
 //! - MSR exits (user-space MSR filter over 0x40000000..=0x400002FF): the synthetic MSRs of the
 //!   chosen interface; anything else in that range raises #GP. Hyper-V MSRs are gated by the
 //!   VM's privileges ([`crate::hv_config`]); a RESET write ends the VM as `VmEnd::Reset`, a
-//!   CRASH_CTL notify as a crash whose reason starts "guest crash" and lists P0..P4.
+//!   CRASH_CTL notify as a crash whose reason starts "guest crash" and lists P0..P4. A write
+//!   to EOM, SCONTROL, SIMP or a SINT re-delivers queued SynIC messages; a STIMER write
+//!   (re)arms the VP's timers ([`crate::hyperv::synic`], [`crate::hyperv::stimer`]). The
+//!   APIC-access MSRs 0x40000070..=0x40000072 are completed with the vCPU fd after the exit
+//!   (`crate::apic_msr`).
 //! - HLT is handled by the in-kernel LAPIC. A watchdog kicks the vCPUs (signal) on a
 //!   back-off schedule (at 0.2 ms, then every 0.1 ms doubling to 10 ms) and asks each for its
 //!   state (these are also the time samples behind `RunOutcome::ring0_share`): when every
@@ -40,6 +44,7 @@
 //!   timeout by more than 0.5 s (rules in the `console` module, `src/console.rs`).
 use crate::abi::hv as hv_abi;
 use crate::abi::{xen::MSR_PAGE_INDEX_MASK, PAGE_SIZE};
+use crate::apic_msr;
 use crate::devices::legacy::status::le_value;
 use crate::devices::port_bus::{PortRead, PortWrite};
 use crate::hyperv::{self, MsrWrite, Partition};
@@ -72,6 +77,8 @@ pub(crate) enum Pending {
     BadHypercallPort(u16),
     /// KVM_EXIT_INTERNAL_ERROR, described from the run structure.
     InternalError,
+    /// A Hyper-V APIC-access MSR ([`crate::apic_msr`]), done with the vCPU fd.
+    ApicMsr(crate::apic_msr::ApicMsr),
 }
 
 /// Handles one exit of vCPU `id`.
@@ -119,6 +126,28 @@ pub(crate) fn handle_exit(
             match shared.devices.mmio.find(addr) {
                 Some((dev, off)) => lock(dev).write(off, data),
                 None => shared.unclaimed("MMIO write", addr, le_value(data)),
+            }
+            Next::Continue
+        }
+        VcpuExit::X86Rdmsr(m) if interface.has_hyperv() && apic_msr::is_apic_msr(m.index) => {
+            if apic_msr::allowed(shared) {
+                *pending = Pending::ApicMsr(apic_msr::ApicMsr {
+                    msr: m.index,
+                    write: None,
+                });
+            } else {
+                *m.error = 1;
+            }
+            Next::Continue
+        }
+        VcpuExit::X86Wrmsr(m) if interface.has_hyperv() && apic_msr::is_apic_msr(m.index) => {
+            if apic_msr::allowed(shared) {
+                *pending = Pending::ApicMsr(apic_msr::ApicMsr {
+                    msr: m.index,
+                    write: Some(m.data),
+                });
+            } else {
+                *m.error = 1;
             }
             Next::Continue
         }
@@ -294,6 +323,13 @@ fn hv_wrmsr(id: usize, shared: &Shared, msr: u32, value: u64) -> HvWrite {
             HvWrite::Gp
         }
     };
+    if r.is_ok() && is_synic_msr(msr) {
+        // EOM, or a SynIC register that may make a queued message deliverable now.
+        pv.synic.retry(mem, id as u32);
+    }
+    if r.is_ok() && hyperv::stimer::is_stimer_msr(msr) {
+        pv.synic.stimers_written(mem, id as u32);
+    }
     match r {
         Ok(MsrWrite::Done) => HvWrite::Ok,
         Ok(MsrWrite::FillHypercallPage(gpa)) => {
@@ -311,6 +347,15 @@ fn hv_wrmsr(id: usize, shared: &Shared, msr: u32, value: u64) -> HvWrite {
         Ok(MsrWrite::Crash(p)) => HvWrite::End(Next::Crash(hyperv::crash_reason(&p))),
         Err(_) => HvWrite::Gp,
     }
+}
+
+/// SCONTROL, SIMP, EOM and SINT0-15: writes after which queued SynIC messages are retried.
+fn is_synic_msr(msr: u32) -> bool {
+    matches!(
+        msr,
+        hv_abi::MSR_SCONTROL | hv_abi::MSR_SIMP | hv_abi::MSR_EOM | hv_abi::MSR_SINT0
+            ..=hv_abi::MSR_SINT15
+    )
 }
 
 /// WRMSR in the filtered range other than the Hyper-V MSRs ([`hv_wrmsr`]); `false` raises

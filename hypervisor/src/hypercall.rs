@@ -133,7 +133,7 @@ pub(crate) fn inject_ud(vcpu: &VcpuFd, why: &str) -> Next {
 }
 
 /// A Hyper-V hypercall through the page's OUT to [`HV_HYPERCALL_PORT`].
-pub(crate) fn hv_call(vcpu: &mut VcpuFd, shared: &Shared) -> Next {
+pub(crate) fn hv_call(id: usize, vcpu: &mut VcpuFd, shared: &Shared) -> Next {
     let page = lock(&shared.paravirt.hv).hypercall_page_gpa();
     let (regs, sregs, _off) = match check_origin(
         vcpu,
@@ -151,7 +151,14 @@ pub(crate) fn hv_call(vcpu: &mut VcpuFd, shared: &Shared) -> Next {
         in_gpa: regs.rdx,
         out_gpa: regs.r8,
     };
-    let o = hyperv::dispatch(&shared.mem, call, shared.paravirt.hv_opts);
+    let conns = shared.paravirt.synic.connections();
+    let o = hyperv::dispatch_from(
+        &shared.mem,
+        call,
+        shared.paravirt.hv_opts,
+        id as u32,
+        conns.as_ref(),
+    );
     shared.count(&o.name);
     shared.console_write(&o.console);
     complete_call(vcpu, shared, &sregs, o.rax)
@@ -185,6 +192,23 @@ impl xen::Upcall for MsiUpcall {
             address_lo: MSI_ADDRESS_BASE | ((vcpu & 0xff) << 12),
             address_hi: 0,
             data: u32::from(vector),
+            ..Default::default()
+        };
+        vm.signal_msi(msi).is_ok_and(|n| n > 0)
+    }
+}
+
+impl hyperv::synic::Inject for MsiUpcall {
+    fn inject(&self, vp: u32, vector: u8) -> bool {
+        xen::Upcall::inject(self, vp, vector)
+    }
+    fn msi(&self, address_lo: u32, data: u32) -> bool {
+        let Some(vm) = self.vm.upgrade() else {
+            return false;
+        };
+        let msi = kvm_bindings::kvm_msi {
+            address_lo,
+            data,
             ..Default::default()
         };
         vm.signal_msi(msi).is_ok_and(|n| n > 0)

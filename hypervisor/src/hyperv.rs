@@ -8,15 +8,20 @@
 //!   from partition creation, so equal on every vCPU), REFERENCE_TSC 0x40000021 (the TSC page:
 //!   sequence, scale, offset giving the same time; sequence 0 when the host TSC is not
 //!   invariant), TSC_FREQUENCY/APIC_FREQUENCY 0x40000022/3, VP_ASSIST_PAGE 0x40000073,
-//!   SynIC SCONTROL/SVERSION/SIEFP/SIMP/EOM/SINT0-15 0x40000080..=0x4000009F (state only:
-//!   nothing is delivered yet), GUEST_IDLE 0x400000F0, CRASH_P0-P4/CRASH_CTL
+//!   SynIC SCONTROL/SVERSION/SIEFP/SIMP/EOM/SINT0-15 0x40000080..=0x4000009F (delivery in
+//!   [`synic`]), STIMER0-3 CONFIG/COUNT 0x400000B0..=0x400000B7 ([`stimer`]; gated by
+//!   AccessSyntheticTimerRegs), GUEST_IDLE 0x400000F0, CRASH_P0-P4/CRASH_CTL
 //!   0x40000100..=0x40000105 (a CrashNotify write ends the VM as a "guest crash" with
 //!   P0..P4 in the reason). Reserved bits, writes to read-only MSRs, unmasked SINT vectors
 //!   below 16 and enabled overlay pages outside RAM raise #GP; anything else in
-//!   0x40000000..=0x40000105 raises #GP.
+//!   0x40000000..=0x40000105 raises #GP, except the APIC-access MSRs EOI/ICR/TPR
+//!   0x40000070..=0x40000072, which need the vCPU's LAPIC (`crate::apic_msr`, gated by
+//!   AccessIntrCtrlRegs).
 //! - Hypercalls gated by a privilege ([`CALL_GATES`]) return HV_STATUS_ACCESS_DENIED without
 //!   it, before any input check (as KVM). HvCallPostMessage and HvCallSignalEvent validate
-//!   their input and answer HV_STATUS_INVALID_CONNECTION_ID (no connections exist yet).
+//!   their input and go to the SynIC's registered [`HvConnections`] (VMBus); with none
+//!   registered they answer HV_STATUS_INVALID_CONNECTION_ID.
+//! - SynIC delivery (messages, event flags, SINT vectors) is [`synic`].
 //! - The hypercall page ([`HYPERCALL_PAGE_CODE`]): `out 0xf6, eax; ret`, the OUT standing in
 //!   for VMCALL (which does not reach user space on this host). The VMM checks each port
 //!   exit: RIP must translate into the enabled page, at its OUT, and CPL must be 0; otherwise
@@ -41,9 +46,14 @@ use crate::abi::{OPCODE_INT3, OPCODE_OUT_IMM8_EAX, OPCODE_RET, PAGE_SIZE};
 use crate::hv_config::HvFeatures;
 use crate::layout::HV_HYPERCALL_PORT;
 
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod loopback;
 mod msr;
+pub mod stimer;
+pub mod synic;
 
 pub use msr::{crash_reason, host_tsc, tsc_page, Gp, MsrWrite, Partition, TscInfo, VpEnv, VpState};
+pub use synic::{HvConnections, HvMessage, Synic, SynicError};
 
 // Kept at their old paths for callers of `hypervisor::hyperv::*`.
 pub use crate::abi::hv::{
@@ -204,6 +214,18 @@ pub struct DispatchOptions {
 /// mismatch and fast-call support, variable header, alignment of input/output GPA, GPA
 /// ranges, then call-specific parameters.
 pub fn dispatch(mem: &GuestMemoryMmap, call: Call, opts: DispatchOptions) -> Outcome {
+    dispatch_from(mem, call, opts, 0, &synic::NoConnections)
+}
+
+/// [`dispatch`] for a call from VP `vp`, whose HvCallPostMessage / HvCallSignalEvent go to
+/// `conns` once their input is valid (the SynIC's registered [`HvConnections`]).
+pub fn dispatch_from(
+    mem: &GuestMemoryMmap,
+    call: Call,
+    opts: DispatchOptions,
+    vp: u32,
+    conns: &dyn HvConnections,
+) -> Outcome {
     let code = (call.input & INPUT_CODE_MASK) as u16;
     let Some(info) = CALLS.iter().find(|c| c.code == code) else {
         let status = if opts.wrong_invalid_code_status {
@@ -246,7 +268,13 @@ pub fn dispatch(mem: &GuestMemoryMmap, call: Call, opts: DispatchOptions) -> Out
     if !input.fast && (call.in_gpa & GPA_ALIGN_MASK != 0 || call.out_gpa & GPA_ALIGN_MASK != 0) {
         return fail(HV_STATUS_INVALID_ALIGNMENT);
     }
-    let ctx = Ctx { mem, call, input };
+    let ctx = Ctx {
+        mem,
+        call,
+        input,
+        vp,
+        conns,
+    };
     let (status, reps, console) = match info.code {
         CALL_NOTIFY_LONG_SPIN_WAIT => ctx.notify_long_spin_wait(),
         CALL_FLUSH_VA_SPACE => ctx.flush_space(),
@@ -268,6 +296,10 @@ struct Ctx<'a> {
     mem: &'a GuestMemoryMmap,
     call: Call,
     input: Input,
+    /// The calling VP.
+    vp: u32,
+    /// Where messages and events go.
+    conns: &'a dyn HvConnections,
 }
 
 type Res = (u16, u16, Vec<u8>);
@@ -386,9 +418,8 @@ impl Ctx<'_> {
 
     /// Input: ConnectionId u32, Reserved u32, MessageType u32, PayloadSize u32, Payload.
     /// Reserved must be 0, MessageType in 1..0x80000000 (the top half is the hypervisor's),
-    /// PayloadSize at most 240 (else HV_STATUS_INVALID_PARAMETER). No connection exists yet
-    /// (VMBus has its own issue), so a well-formed message gets
-    /// HV_STATUS_INVALID_CONNECTION_ID.
+    /// PayloadSize at most 240 (else HV_STATUS_INVALID_PARAMETER). A well-formed message goes
+    /// to the registered connections (none: HV_STATUS_INVALID_CONNECTION_ID).
     fn post_message(&self) -> Res {
         let mut b = [0u8; POST_MESSAGE_INPUT_SIZE];
         if let Err(s) = self.read_in(0, &mut b) {
@@ -403,12 +434,14 @@ impl Ctx<'_> {
         {
             return (HV_STATUS_INVALID_PARAMETER, 0, Vec::new());
         }
-        (HV_STATUS_INVALID_CONNECTION_ID, 0, Vec::new())
+        let payload = &b[POST_MESSAGE_PAYLOAD_OFFSET..][..size as usize];
+        let status = self.conns.post_message(self.vp, w(0), msg_type, payload);
+        (status, 0, Vec::new())
     }
 
     /// Input (one qword, fast or in memory): ConnectionId u32, FlagNumber u16, RsvdZ u16.
-    /// RsvdZ set is HV_STATUS_INVALID_HYPERCALL_INPUT; no connection exists yet, so
-    /// otherwise HV_STATUS_INVALID_CONNECTION_ID.
+    /// RsvdZ set is HV_STATUS_INVALID_HYPERCALL_INPUT; otherwise it goes to the registered
+    /// connections (none: HV_STATUS_INVALID_CONNECTION_ID).
     fn signal_event(&self) -> Res {
         let v = if self.input.fast {
             self.call.in_gpa
@@ -421,7 +454,8 @@ impl Ctx<'_> {
         if v >> 48 != 0 {
             return (HV_STATUS_INVALID_HYPERCALL_INPUT, 0, Vec::new());
         }
-        (HV_STATUS_INVALID_CONNECTION_ID, 0, Vec::new())
+        let status = self.conns.signal_event(self.vp, v as u32, (v >> 32) as u16);
+        (status, 0, Vec::new())
     }
 
     /// Input: Count u32, Options u32, Timeout u64. Output: RetrievedCount u32,

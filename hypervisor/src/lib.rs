@@ -16,6 +16,7 @@
 
 pub mod abi;
 pub mod acpi;
+mod apic_msr;
 pub mod boot;
 pub mod config;
 mod console;

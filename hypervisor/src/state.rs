@@ -45,8 +45,10 @@ impl RefClock {
 pub(crate) struct Paravirt {
     /// Which interfaces the guest sees.
     pub interface: Interface,
-    /// Hyper-V partition state (synthetic MSRs).
-    pub hv: Mutex<Partition>,
+    /// Hyper-V partition state (synthetic MSRs); shared with the SynIC (and its timers).
+    pub hv: Arc<Mutex<Partition>>,
+    /// Hyper-V SynIC delivery onto `hv` (messages, events, the connections VMBus registers).
+    pub synic: Arc<hyperv::Synic>,
     /// Hyper-V dispatch options (fault injection).
     pub hv_opts: hyperv::DispatchOptions,
     /// Xen adapter state (hypercall page, HVM parameters, shared_info, event channels);

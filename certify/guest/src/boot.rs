@@ -108,6 +108,11 @@ pub static mut UPCALLS: u64 = 0;
 /// TSC at the last upcall.
 #[no_mangle]
 pub static mut UPCALL_TSC: u64 = 0;
+/// A vector whose handler counts it in [`NOEOI_TAKEN`] and does not EOI.
+pub const NOEOI_VECTOR: u8 = 0xf2;
+/// Interrupts taken on [`NOEOI_VECTOR`].
+#[no_mangle]
+pub static mut NOEOI_TAKEN: u64 = 0;
 
 #[repr(C, packed)]
 struct Tss {
@@ -318,8 +323,15 @@ IDT:
     .long 0
     .long 0
     .endr
-    /* Vectors 32 .. UPCALL_VECTOR-1 not present; UPCALL_VECTOR: the Xen upcall. */
-    .fill (0xf3 - 32) * 16, 1, 0
+    /* Vectors 32 .. NOEOI_VECTOR-1 not present; NOEOI_VECTOR (0xf2): counted, not EOI'd
+       (ISR_BASE + 33 * 16); UPCALL_VECTOR: the Xen upcall. */
+    .fill (0xf2 - 32) * 16, 1, 0
+    .word (ISR_BASE + 33 * 16) & 0xFFFF
+    .word 0x08
+    .byte 0, 0x8E
+    .word (ISR_BASE + 33 * 16) >> 16
+    .long 0
+    .long 0
     .word (ISR_BASE + 32 * 16) & 0xFFFF
     .word 0x08
     .byte 0, 0x8E
@@ -562,6 +574,12 @@ isr_31:
        the TSC, EOI the local APIC. */
 isr_upcall:
     jmp upcall_body
+    .balign 16
+    /* NOEOI_VECTOR (at ISR_BASE + 33 * 16): count it and leave it in service, so that a
+       case can end it with an EOI of its own (Hyper-V's EOI MSR). */
+isr_noeoi:
+    add qword ptr [rip + NOEOI_TAKEN], 1
+    iretq
 
     .text
 upcall_body:

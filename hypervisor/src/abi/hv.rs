@@ -85,17 +85,22 @@ pub const PRIV_EAX: u32 = PRIV_ACCESS_VP_RUNTIME
     | PRIV_ACCESS_RESET_REG
     | PRIV_ACCESS_PARTITION_REFERENCE_TSC
     | PRIV_ACCESS_GUEST_IDLE_REG
-    | PRIV_ACCESS_FREQUENCY_REGS;
+    | PRIV_ACCESS_FREQUENCY_REGS
+    | super::hv_synic::PRIV_ACCESS_SYNTHETIC_TIMER_REGS;
 /// Partition privileges granted by default (leaf 0x40000003 EBX).
 pub const PRIV_EBX: u32 = PRIV_POST_MESSAGES | PRIV_SIGNAL_EVENTS | PRIV_DEBUGGING;
 /// Features reported by default (leaf 0x40000003 EDX).
-pub const FEAT_EDX: u32 =
-    FEAT_GUEST_IDLE_STATE | FEAT_FREQUENCY_REGS | FEAT_GUEST_CRASH_REGS | FEAT_HYPERCALL_MSR_LOCK;
+pub const FEAT_EDX: u32 = FEAT_GUEST_IDLE_STATE
+    | FEAT_FREQUENCY_REGS
+    | FEAT_GUEST_CRASH_REGS
+    | FEAT_HYPERCALL_MSR_LOCK
+    | super::hv_synic::FEAT_DIRECT_SYNTHETIC_TIMERS;
 /// Recommendations made by default (leaf 0x40000004 EAX).
 pub const RECOMMEND_EAX: u32 = RECOMMEND_HYPERCALL_LOCAL_FLUSH
     | RECOMMEND_HYPERCALL_REMOTE_FLUSH
     | RECOMMEND_RESET_MSR
-    | RECOMMEND_RELAXED_TIMING;
+    | RECOMMEND_RELAXED_TIMING
+    | super::hv_synic::RECOMMEND_DEPRECATING_AUTO_EOI;
 
 /// Which CPUID register a named bit lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -247,6 +252,12 @@ pub const MSR_GATES: &[(u32, u32, FeatureReg, u32)] = &[
         MSR_SINT15,
         FeatureReg::PrivEax,
         PRIV_ACCESS_SYNIC_REGS,
+    ),
+    (
+        super::hv_synic::MSR_STIMER0_CONFIG,
+        super::hv_synic::MSR_STIMER3_COUNT,
+        FeatureReg::PrivEax,
+        super::hv_synic::PRIV_ACCESS_SYNTHETIC_TIMER_REGS,
     ),
     (
         MSR_GUEST_IDLE,
@@ -415,6 +426,8 @@ pub const CALL_SIGNAL_EVENT: u16 = 0x005D;
 pub const POST_MESSAGE_INPUT_SIZE: usize = 256;
 /// Largest HvCallPostMessage payload.
 pub const POST_MESSAGE_MAX_PAYLOAD: u32 = 240;
+/// HvCallPostMessage input: offset of Payload.
+pub const POST_MESSAGE_PAYLOAD_OFFSET: usize = 16;
 /// HvCallPostDebugData.
 pub const CALL_POST_DEBUG_DATA: u16 = 0x0069;
 /// HvCallRetrieveDebugData.

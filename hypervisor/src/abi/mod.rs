@@ -6,6 +6,7 @@
 //! these constants instead of writing the numbers inline.
 
 pub mod hv;
+pub mod hv_synic;
 pub mod vmbus;
 pub mod xen;
 

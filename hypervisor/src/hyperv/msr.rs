@@ -1,6 +1,9 @@
 //! Synthetic MSRs: per-VP and partition-wide state, reads and writes, the reference TSC.
 
 use super::*;
+use crate::abi::hv_synic::{
+    FEAT_DIRECT_SYNTHETIC_TIMERS, MSR_STIMER0_CONFIG, MSR_STIMER3_COUNT, STIMER_COUNT,
+};
 
 /// The guest TSC as the reference clock sees it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,6 +61,10 @@ pub struct VpState {
     pub simp: u64,
     /// HV_X64_MSR_SINT0..15.
     pub sint: [u64; 16],
+    /// SynIC messages waiting behind busy SIMP slots ([`super::synic`]).
+    pub synic: super::synic::SynicQueues,
+    /// STIMER0-3 ([`super::stimer`]).
+    pub stimers: [super::stimer::Stimer; STIMER_COUNT],
 }
 
 impl Default for VpState {
@@ -69,6 +76,8 @@ impl Default for VpState {
             siefp: 0,
             simp: 0,
             sint: [SINT_MASKED; 16],
+            synic: Default::default(),
+            stimers: Default::default(),
         }
     }
 }
@@ -201,6 +210,9 @@ impl Partition {
                 let i = (msr - MSR_SINT0) as usize;
                 vp.map(|v| v.sint[i]).ok_or(Gp)
             }
+            MSR_STIMER0_CONFIG..=MSR_STIMER3_COUNT => {
+                vp.map(|v| super::stimer::read(&v.stimers, msr)).ok_or(Gp)
+            }
             // Idle until an interrupt: returning at once is a spurious wake-up, which the
             // guest must tolerate (it re-checks its idle condition).
             MSR_GUEST_IDLE => Ok(0),
@@ -316,6 +328,14 @@ impl Partition {
                 }
                 let st = self.vps.get_mut(vp as usize).ok_or(Gp)?;
                 st.sint[(msr - MSR_SINT0) as usize] = value;
+                Ok(MsrWrite::Done)
+            }
+            MSR_STIMER0_CONFIG..=MSR_STIMER3_COUNT => {
+                let direct = self
+                    .features
+                    .has(FeatureReg::FeatEdx, FEAT_DIRECT_SYNTHETIC_TIMERS);
+                let st = self.vps.get_mut(vp as usize).ok_or(Gp)?;
+                super::stimer::write(&mut st.stimers, msr, value, direct)?;
                 Ok(MsrWrite::Done)
             }
             MSR_CRASH_P0..=MSR_CRASH_P4 => {

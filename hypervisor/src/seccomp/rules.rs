@@ -22,8 +22,8 @@
 //!   teardown thread, closing fds.
 use super::ThreadKind;
 use kvm_bindings::{
-    kvm_fpu, kvm_mp_state, kvm_msi, kvm_msrs, kvm_regs, kvm_sregs, kvm_vcpu_events, kvm_xsave,
-    KVMIO,
+    kvm_fpu, kvm_lapic_state, kvm_mp_state, kvm_msi, kvm_msrs, kvm_regs, kvm_sregs,
+    kvm_vcpu_events, kvm_xsave, KVMIO,
 };
 use seccompiler::{SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
 use std::collections::BTreeMap;
@@ -42,6 +42,9 @@ ioctl_iow_nr!(KVM_SET_VCPU_EVENTS, KVMIO, 0xa0, kvm_vcpu_events);
 ioctl_iow_nr!(KVM_SIGNAL_MSI, KVMIO, 0xa5, kvm_msi);
 ioctl_iowr_nr!(KVM_GET_MSRS, KVMIO, 0x88, kvm_msrs);
 ioctl_io_nr!(KVM_GET_TSC_KHZ, KVMIO, 0xa3);
+// Hyper-V's APIC-access MSRs (`apic_msr`): EOI and TPR through the LAPIC state.
+ioctl_ior_nr!(KVM_GET_LAPIC, KVMIO, 0x8e, kvm_lapic_state);
+ioctl_iow_nr!(KVM_SET_LAPIC, KVMIO, 0x8f, kvm_lapic_state);
 // The nested-host instruction fixes (`platform`): XMM registers and MXCSR.
 ioctl_ior_nr!(KVM_GET_FPU, KVMIO, 0x8c, kvm_fpu);
 ioctl_iow_nr!(KVM_SET_FPU, KVMIO, 0x8d, kvm_fpu);
@@ -175,6 +178,8 @@ pub(super) fn rules(kind: ThreadKind) -> BTreeMap<i64, Vec<SeccompRule>> {
                 KVM_SET_FPU(),
                 KVM_GET_XSAVE(),
                 KVM_SET_XSAVE(),
+                KVM_GET_LAPIC(),
+                KVM_SET_LAPIC(),
             ];
             m.insert(
                 libc::SYS_ioctl,
@@ -225,6 +230,9 @@ mod tests {
         assert_eq!(KVM_GET_MSRS(), 0xc008_ae88);
         assert_eq!(KVM_GET_TSC_KHZ(), 0xaea3);
         assert_eq!(KVM_GET_XSAVE(), 0x9000_aea4);
+        // _IOR/_IOW(KVMIO, 0x8e/0x8f, struct kvm_lapic_state) (1024 bytes).
+        assert_eq!(KVM_GET_LAPIC(), 0x8400_ae8e);
+        assert_eq!(KVM_SET_LAPIC(), 0x4400_ae8f);
     }
 
     #[test]

@@ -242,9 +242,12 @@ fn vcpu_loop(id: usize, vcpu: &mut VcpuFd, shared: Arc<Shared>) {
             Err(e) => Next::Crash(format!("KVM_RUN failed: {e}")),
         };
         let next = match (next, pending) {
-            (Next::Continue, Pending::HvCall) => hv_call(vcpu, &shared),
+            (Next::Continue, Pending::HvCall) => hv_call(id, vcpu, &shared),
             (Next::Continue, Pending::XenCall) => xen_call(id, vcpu, &shared),
             (Next::Continue, Pending::InternalError) => on_internal_error(vcpu, &shared),
+            (Next::Continue, Pending::ApicMsr(a)) => {
+                crate::apic_msr::complete(id, vcpu, &shared, a)
+            }
             (Next::Continue, Pending::BadHypercallPort(port)) => inject_ud(
                 vcpu,
                 &format!("OUT to hypercall port {port:#x} outside its page"),

@@ -390,18 +390,33 @@ fn shared_state(
         features: cfg.hyperv.features,
         ..Default::default()
     };
+    let hv = Arc::new(Mutex::new(Partition::new(
+        cfg.hyperv.features,
+        usize::from(cfg.cpus),
+        tsc,
+    )));
+    let created = Instant::now();
+    let synic = Arc::new(hyperv::Synic::new(
+        hv.clone(),
+        Some(Arc::new(MsiUpcall::new(vm))),
+        created,
+    ));
+    #[cfg(feature = "fault-injection")]
+    if cfg.fault == Some(crate::Fault::SynicLoopback) {
+        synic.set_connections(Arc::new(hyperv::loopback::Loopback::new(
+            &synic,
+            mem.clone(),
+        )));
+    }
     Shared {
         mem,
         memory_map,
-        created: Instant::now(),
+        created,
         devices,
         paravirt: Paravirt {
             interface: cfg.interface,
-            hv: Mutex::new(Partition::new(
-                cfg.hyperv.features,
-                usize::from(cfg.cpus),
-                tsc,
-            )),
+            hv,
+            synic,
             hv_opts,
             xen: Arc::new(Mutex::new(XenState {
                 sink: Some(Arc::new(MsiUpcall::new(vm))),

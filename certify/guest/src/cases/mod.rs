@@ -4,6 +4,10 @@ use crate::ktap::Outcome;
 use crate::{check, diag, Ctx};
 
 mod hv;
+mod hv_apic;
+mod hv_stimer;
+mod hv_synic;
+mod hv_synic_loop;
 mod virtio;
 mod xen;
 mod xen_pvhvm;
@@ -69,6 +73,22 @@ const CASES: &[(&str, Case)] = &[
     ("hv_gate_debugging", hv::gate_debugging),
     ("hv_gate_crash", hv::gate_crash),
     ("hv_gate_remote_flush", hv::gate_remote_flush),
+    ("hv_synic_stimer_message", hv_synic::stimer_message),
+    (
+        "hv_synic_message_pending_eom",
+        hv_synic::message_pending_eom,
+    ),
+    ("hv_synic_masked_sint", hv_synic::masked_sint),
+    ("hv_stimer_periodic", hv_stimer::periodic),
+    ("hv_stimer_direct", hv_stimer::direct),
+    ("hv_stimer_config", hv_stimer::config),
+    ("hv_stimer_gate", hv_stimer::gate),
+    ("hv_stimer_direct_gate", hv_stimer::direct_gate),
+    ("hv_synic_bench", hv_stimer::bench),
+    ("hv_apic_msrs", hv_apic::apic_msrs),
+    // Needs the hypervisor's SynicLoopback test hook (skips without it): not in a profile.
+    ("hv_synic_event_flags", hv_synic_loop::event_flags),
+    ("hv_apic_msrs_gate", hv_apic::apic_msrs_gate),
     ("smp_vp_index", smp_vp_index),
     (
         "storage_write_read_verify",
