@@ -107,10 +107,13 @@ pub fn kvm_device() -> PathBuf {
 /// Checks once, before any case, that this host can run a VM (the probe's KVM check:
 /// open the device, KVM_CREATE_VM, run a micro-guest). An environment that cannot run VMs
 /// is not a certification result: the error says why, with the probe's remedy.
-pub fn check_kvm(dev: &Path) -> anyhow::Result<()> {
+///
+/// Returns the check, so that the host probe that follows can reuse it instead of booting
+/// its micro-guest a second time.
+pub fn check_kvm(dev: &Path) -> anyhow::Result<probe::raw::KvmCheck> {
     let c = probe::kvm_check::run(dev);
     if c.guest_ran {
-        return Ok(());
+        return Ok(c);
     }
     anyhow::bail!(
         "this host cannot run VMs ({}): {}; no case was run and no report written",
@@ -153,7 +156,10 @@ fn run_inner(
             .unwrap_or(1)
     });
     // Before anything is written: no VM, no run.
-    check_kvm(&kvm_device())?;
+    let kvm_dev = kvm_device();
+    let kvm = check_kvm(&kvm_dev)?;
+    // The probe's own KVM check is on /dev/kvm: reuse this one only when it was that device.
+    let kvm = (kvm_dev == Path::new("/dev/kvm")).then_some(kvm);
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating {}", opts.out.display()))?;
     let guest = guest::guest_path(opts.guest.as_deref(), &opts.out)
@@ -246,7 +252,10 @@ fn run_inner(
             // The host's facts go into the run before any guest boots.
             let host = if opts.probe_host {
                 let t = Instant::now();
-                let facts = probe::probe_live(&probe::ProbeOptions::default());
+                let facts = probe::probe_live(&probe::ProbeOptions {
+                    kvm_result: kvm.clone(),
+                    ..Default::default()
+                });
                 writeln!(
                     progress,
                     "hvcert certify: host probed in {} ms",

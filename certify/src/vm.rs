@@ -132,4 +132,26 @@ mod tests {
         let (o, r, _) = runner::classify(&other.case, &exec.run(&other).expect("vm runs"));
         assert_eq!(o, Outcome::Pass, "{r:?}");
     }
+
+    /// hv_synic_event_flags needs the SynIC loopback connection (the `fault-injection`
+    /// feature's test hook): without it the case skips, with it the guest drives event flags
+    /// and posted messages through the SynIC and passes.
+    #[test]
+    fn synic_loopback_case() {
+        if !kvm_or_skip("synic_loopback_case") {
+            return;
+        }
+        let mut j = job("hv_synic_stimer_message");
+        j.cmdline = j.cmdline.replace(
+            "cases=hv_synic_stimer_message",
+            "cases=hv_synic_event_flags",
+        );
+        j.case.id = "hv_synic_event_flags".into();
+        let mut exec = HypervisorExecutor::new(crate::guest::GUEST_ELF.into());
+        let (o, r, _) = runner::classify(&j.case, &exec.run(&j).expect("vm runs"));
+        assert_eq!(o, Outcome::Skip, "{r:?}");
+        exec.fault = Some(hypervisor::Fault::SynicLoopback);
+        let (o, r, _) = runner::classify(&j.case, &exec.run(&j).expect("vm runs"));
+        assert_eq!(o, Outcome::Pass, "{r:?}");
+    }
 }

@@ -76,6 +76,9 @@ pub enum Fault {
     /// Answer an unknown hypercall code with HV_STATUS_INVALID_PARAMETER (5) instead of
     /// HV_STATUS_INVALID_HYPERCALL_CODE (2).
     WrongInvalidCodeStatus,
+    /// Not a misbehaviour but a test hook: register the SynIC loopback connection
+    /// (`hyperv::loopback`), so that a guest can post messages and signal events to itself.
+    SynicLoopback,
 }
 
 /// Everything needed to build a VM.

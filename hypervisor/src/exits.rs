@@ -15,7 +15,11 @@
 //! - MSR exits (user-space MSR filter over 0x40000000..=0x400002FF): the synthetic MSRs of the
 //!   chosen interface; anything else in that range raises #GP. Hyper-V MSRs are gated by the
 //!   VM's privileges ([`crate::hv_config`]); a RESET write ends the VM as `VmEnd::Reset`, a
-//!   CRASH_CTL notify as a crash whose reason starts "guest crash" and lists P0..P4.
+//!   CRASH_CTL notify as a crash whose reason starts "guest crash" and lists P0..P4. A write
+//!   to EOM, SCONTROL, SIMP or a SINT re-delivers queued SynIC messages; a STIMER write
+//!   (re)arms the VP's timers ([`crate::hyperv::synic`], [`crate::hyperv::stimer`]). The
+//!   APIC-access MSRs 0x40000070..=0x40000072 are completed with the vCPU fd after the exit
+//!   (`crate::apic_msr`).
 //! - HLT is handled by the in-kernel LAPIC. A watchdog kicks the vCPUs (signal) on a
 //!   back-off schedule (at 0.2 ms, then every 0.1 ms doubling to 10 ms) and asks each for its
 //!   state (these are also the time samples behind `RunOutcome::ring0_share`): when every

@@ -9,11 +9,14 @@
 //!   sequence, scale, offset giving the same time; sequence 0 when the host TSC is not
 //!   invariant), TSC_FREQUENCY/APIC_FREQUENCY 0x40000022/3, VP_ASSIST_PAGE 0x40000073,
 //!   SynIC SCONTROL/SVERSION/SIEFP/SIMP/EOM/SINT0-15 0x40000080..=0x4000009F (delivery in
-//!   [`synic`]), GUEST_IDLE 0x400000F0, CRASH_P0-P4/CRASH_CTL
+//!   [`synic`]), STIMER0-3 CONFIG/COUNT 0x400000B0..=0x400000B7 ([`stimer`]; gated by
+//!   AccessSyntheticTimerRegs), GUEST_IDLE 0x400000F0, CRASH_P0-P4/CRASH_CTL
 //!   0x40000100..=0x40000105 (a CrashNotify write ends the VM as a "guest crash" with
 //!   P0..P4 in the reason). Reserved bits, writes to read-only MSRs, unmasked SINT vectors
 //!   below 16 and enabled overlay pages outside RAM raise #GP; anything else in
-//!   0x40000000..=0x40000105 raises #GP.
+//!   0x40000000..=0x40000105 raises #GP, except the APIC-access MSRs EOI/ICR/TPR
+//!   0x40000070..=0x40000072, which need the vCPU's LAPIC (`crate::apic_msr`, gated by
+//!   AccessIntrCtrlRegs).
 //! - Hypercalls gated by a privilege ([`CALL_GATES`]) return HV_STATUS_ACCESS_DENIED without
 //!   it, before any input check (as KVM). HvCallPostMessage and HvCallSignalEvent validate
 //!   their input and go to the SynIC's registered [`HvConnections`] (VMBus); with none
@@ -43,6 +46,8 @@ use crate::abi::{OPCODE_INT3, OPCODE_OUT_IMM8_EAX, OPCODE_RET, PAGE_SIZE};
 use crate::hv_config::HvFeatures;
 use crate::layout::HV_HYPERCALL_PORT;
 
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod loopback;
 mod msr;
 pub mod stimer;
 pub mod synic;

@@ -140,6 +140,9 @@ pub struct ProbeOptions {
     pub kvm_check: bool,
     /// Supported-server lists; empty = the built-in sample list.
     pub lists: Vec<Hcl>,
+    /// A KVM check this process already ran on /dev/kvm (certify checks KVM before its
+    /// first case): used instead of running the micro-guest again when `kvm_check` is set.
+    pub kvm_result: Option<raw::KvmCheck>,
 }
 
 impl Default for ProbeOptions {
@@ -147,6 +150,7 @@ impl Default for ProbeOptions {
         ProbeOptions {
             kvm_check: true,
             lists: Vec::new(),
+            kvm_result: None,
         }
     }
 }
@@ -154,10 +158,14 @@ impl Default for ProbeOptions {
 /// Probes this machine (for certify to record host facts). Never fails: what cannot be
 /// read becomes `unknown` with why.
 pub fn probe_live(opts: &ProbeOptions) -> ProbeReport {
-    let raw = live::collect(&LiveOptions {
-        kvm_check: opts.kvm_check,
+    let reuse = opts.kvm_result.clone().filter(|_| opts.kvm_check);
+    let mut raw = live::collect(&LiveOptions {
+        kvm_check: opts.kvm_check && reuse.is_none(),
         ..LiveOptions::default()
     });
+    if let Some(check) = reuse {
+        raw.kvm = raw::Avail::Known(check);
+    }
     let lists = if opts.lists.is_empty() {
         hcl::sample().map(|s| vec![s]).unwrap_or_default()
     } else {

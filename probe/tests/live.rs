@@ -126,3 +126,35 @@ fn kvm_check_on_a_missing_device_is_unavailable_with_why() {
     assert_eq!(r.mode, KvmMode::Unavailable);
     assert!(r.why.unwrap().contains("/nonexistent/kvm"));
 }
+
+/// certify checks KVM before its first case and hands that check to the host probe: the
+/// probe reports the given check (here a made-up one, recognisable by its figures) and does
+/// not boot its micro-guest again.
+#[test]
+fn live_probe_reuses_a_given_kvm_check() {
+    let given = probe::raw::KvmCheck {
+        opened: true,
+        api_version: Some(12),
+        guest_ran: true,
+        vm_create_us: Some(4321.0),
+        exit_us: Some(9.5),
+        ring0_ns: Some(8000.0),
+        ring3_ns: Some(2.0),
+        ..Default::default()
+    };
+    let r = probe::probe_live(&ProbeOptions {
+        kvm_result: Some(given),
+        ..Default::default()
+    });
+    assert_eq!(r.kvm.vm_create_us, Some(4321.0));
+    assert_eq!(r.kvm.exit_us, Some(9.5));
+    assert_eq!(r.kvm.ring0_slowdown, Some(4000.0));
+    // With the KVM check off, a given result is not used either.
+    let off = probe::probe_live(&ProbeOptions {
+        kvm_check: false,
+        kvm_result: Some(probe::raw::KvmCheck::default()),
+        ..Default::default()
+    });
+    assert!(!off.kvm.available);
+    assert_eq!(off.kvm.vm_create_us, None);
+}

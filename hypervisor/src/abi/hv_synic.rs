@@ -21,6 +21,9 @@ pub const MESSAGE_MAX_PAYLOAD: usize = 240;
 /// HV_MESSAGE MessageFlags bit 0: MessagePending (more messages wait for this slot).
 pub const MESSAGE_FLAG_PENDING: u8 = 1;
 
+/// HV_STATUS_INSUFFICIENT_BUFFERS: HvCallPostMessage found the message queue full.
+pub const HV_STATUS_INSUFFICIENT_BUFFERS: u16 = 0x13;
+
 /// HVMSG_NONE: the slot is free.
 pub const HVMSG_NONE: u32 = 0;
 /// HVMSG_TIMER_EXPIRED: a synthetic timer expired (message mode).

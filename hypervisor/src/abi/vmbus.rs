@@ -444,8 +444,5 @@ const _: () = {
     assert!(open_channel::SIZE <= MAX_MESSAGE_PAYLOAD);
 };
 
-/// HV_STATUS_INSUFFICIENT_BUFFERS: the host could not queue its answer (the guest retries
-/// HvCallPostMessage, as Linux's `vmbus_post_msg` does).
-pub const HV_STATUS_INSUFFICIENT_BUFFERS: u16 = 0x13;
 /// Connection ids of channels are this plus the relid (clear of the fixed ids 1–4).
 pub const CHANNEL_CONNECTION_ID_BASE: u32 = 0x2000;

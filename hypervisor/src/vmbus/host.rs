@@ -7,6 +7,7 @@ use vm_memory::GuestMemoryMmap;
 use crate::abi::hv::{
     HV_STATUS_INVALID_CONNECTION_ID, HV_STATUS_INVALID_PARAMETER, HV_STATUS_SUCCESS,
 };
+use crate::abi::hv_synic::HV_STATUS_INSUFFICIENT_BUFFERS;
 use crate::abi::vmbus::*;
 
 use super::channel::{Channel, Open, State};

@@ -23,6 +23,7 @@
 //!   the VMM; guest memory is reached only through vm-memory's bounds-checked accessors.
 //! - GPADL teardown while a channel is open on it closes that channel, then answers
 //!   GPADL_TORNDOWN.
+pub mod attach;
 pub mod channel;
 pub mod device;
 pub mod gpadl;
@@ -38,6 +39,7 @@ pub mod worker;
 #[cfg(test)]
 mod tests;
 
+pub use attach::VmbusConfig;
 pub use host::{Connection, VmbusError, VmbusHost, VmbusStatus, MAX_DEVICES};
 pub use worker::VmbusRuntime;
 

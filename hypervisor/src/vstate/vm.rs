@@ -401,6 +401,13 @@ fn shared_state(
         Some(Arc::new(MsiUpcall::new(vm))),
         created,
     ));
+    #[cfg(feature = "fault-injection")]
+    if cfg.fault == Some(crate::Fault::SynicLoopback) {
+        synic.set_connections(Arc::new(hyperv::loopback::Loopback::new(
+            &synic,
+            mem.clone(),
+        )));
+    }
     Shared {
         mem,
         memory_map,

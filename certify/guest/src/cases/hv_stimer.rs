@@ -118,6 +118,8 @@ pub fn config(_ctx: &mut Ctx) -> Outcome {
     req!(wr(COUNT, 0));
     let c = req!(rd(CONFIG));
     check!(c & ST_ENABLE == 0, "COUNT 0 left Enable set: {:#x}", c);
+    // (CONFIG 0 first: with AutoEnable still set, a COUNT write would start the timer.)
+    req!(wr(CONFIG, 0));
     for t in 0..4u32 {
         req!(wr(COUNT + 2 * t, 1000 + t as u64));
     }
@@ -125,11 +127,16 @@ pub fn config(_ctx: &mut Ctx) -> Outcome {
         let v = req!(rd(COUNT + 2 * t));
         check!(v == 1000 + t as u64, "STIMER{}_COUNT reads {}", t, v);
     }
-    // The disabled timers never fired.
-    check!(
-        slot_type(SINT) == HVMSG_NONE,
-        "a disabled timer sent a message"
-    );
+    // The disabled timers never fire (COUNT 1000 is long past: an enabled one-shot would).
+    let fired = req!(poll(5, || slot_type(SINT) != HVMSG_NONE));
+    check!(!fired, "a disabled timer sent a message");
+    // With AutoEnable, a COUNT in the past starts a one-shot that expires at once.
+    req!(wr(CONFIG, ST_AUTO_ENABLE | st_sint(SINT)));
+    req!(wr(COUNT, 1000));
+    let fired = req!(poll(1000, || slot_type(SINT) != HVMSG_NONE));
+    check!(fired, "a one-shot due in the past did not expire");
+    let (_, exp, _) = timer_payload(SINT);
+    check!(exp == 1000, "ExpirationTime {}, want 1000", exp);
     Outcome::Pass
 }
 

@@ -3,6 +3,7 @@ use std::sync::atomic::Ordering;
 
 use super::*;
 use crate::abi::hv::{HV_STATUS_INVALID_CONNECTION_ID, HV_STATUS_INVALID_PARAMETER};
+use crate::abi::hv_synic::HV_STATUS_INSUFFICIENT_BUFFERS;
 use crate::vmbus::gpadl::MAX_GPADLS;
 
 #[test]

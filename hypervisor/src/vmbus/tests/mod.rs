@@ -12,6 +12,7 @@ use crate::abi::vmbus::*;
 mod messages;
 mod parsers;
 mod rings;
+mod synic;
 mod worker;
 
 /// Guest RAM of the tests.
