@@ -5,5 +5,7 @@
 mod fake;
 #[path = "vmbus_devices/netvsc.rs"]
 mod netvsc;
+#[path = "vmbus_devices/proptests.rs"]
+mod proptests;
 #[path = "vmbus_devices/storvsc.rs"]
 mod storvsc;

@@ -40,6 +40,8 @@ pub const INSTANCE_ID: Guid = [
 ];
 /// Largest RNDIS message accepted from GPA-direct pages (a frame plus headers, generously).
 pub const MAX_RNDIS_MSG: u64 = 64 * 1024;
+/// Most sections used of one buffer (Linux's default receive buffer has 9709).
+pub const MAX_SECTIONS: u32 = 1 << 16;
 /// RNDIS answers waiting for a receive section; more are dropped.
 pub const MAX_PENDING_CONTROL: usize = 64;
 /// Ethernet header + 802.1Q tag: a frame may be this much longer than the MTU.
@@ -193,7 +195,8 @@ impl NetVsc {
             return Ok(None);
         };
         let len = pfns.len() as u64 * HV_PAGE_SIZE;
-        let sections = u32::try_from(len / u64::from(section)).unwrap_or(u32::MAX);
+        // Bounded: offsets stay 32-bit and the free list small, whatever the GPADL's size.
+        let sections = (len / u64::from(section)).min(u64::from(MAX_SECTIONS)) as u32;
         if sections == 0 {
             return Ok(None);
         }

@@ -9,7 +9,7 @@ use hypervisor::virtio::{NetConfig, NetStats};
 use hypervisor::vmbus::device::{
     DeviceError, GpaRange, OutPacket, Packet, PacketKind, VmbusDevice,
 };
-use hypervisor::vmbus::netvsc::NetVsc;
+use hypervisor::vmbus::netvsc::{NetVsc, MAX_SECTIONS};
 
 use crate::fake::*;
 
@@ -594,6 +594,21 @@ fn malformed_input_gets_protocol_errors() {
         inband(4, buf_msg(MSG1_SEND_SEND_BUF, 12345, 0)),
     );
     assert_eq!(le32(&a, 4), STAT_FAIL);
+    // A huge receive buffer: sections capped so offsets stay 32-bit.
+    let mut d3 = device();
+    f.gpadls.insert(99, (0..2_000_000u64).collect());
+    ask(
+        &mut d3,
+        &mut f,
+        inband(3, nvsp(MSG_INIT, &[VERSION_5, VERSION_5])),
+    );
+    let a = ask(
+        &mut d3,
+        &mut f,
+        inband(4, buf_msg(MSG1_SEND_RECV_BUF, 99, RECEIVE_BUFFER_ID)),
+    );
+    assert_eq!((le32(&a, 4), le32(&a, 20)), (STAT_SUCCESS, MAX_SECTIONS));
+    assert_eq!(le32(&a, 24), MAX_SECTIONS * RECV_SECTION_SIZE);
     // Send sections out of range or too big; no send buffer at all.
     for (index, size) in [(1000, 16), (u32::MAX - 1, 16), (0, SEND_SECTION_SIZE + 1)] {
         let p = inband(
@@ -682,4 +697,38 @@ fn malformed_input_gets_protocol_errors() {
         (STATUS_SUCCESS, MAC.to_vec())
     );
     assert_eq!(d.sections_in_flight(), 0);
+}
+
+#[test]
+fn tap_backend_if_permitted() {
+    let name = format!("hvcv{}", std::process::id() % 100_000);
+    match NetVsc::new(&NetConfig::Tap(name.clone()), MAC) {
+        Ok(mut d) => {
+            assert!(d.backend_fd().is_some());
+            assert!(std::path::Path::new(&format!("/sys/class/net/{name}")).exists());
+            let mut f = fake();
+            initialized(&mut d, &mut f);
+            let stats = d.stats();
+            // A frame to a TAP that is down: dropped (or sent), completed, nothing comes back.
+            let (status, sent) = rndis_in_section(
+                &mut d,
+                &mut f,
+                90,
+                CHANNEL_DATA,
+                2,
+                &packet_msg(&frame(60, 5)),
+            );
+            assert_eq!((status, sent.len()), (STAT_SUCCESS, 0));
+            assert_eq!(
+                NetStats::get(&stats.tx_frames) + NetStats::get(&stats.tx_dropped),
+                1
+            );
+            d.poll(&mut f).unwrap();
+        }
+        Err(e) => eprintln!("skipping tap_backend_if_permitted: cannot create a TAP device: {e}"),
+    }
+    let err = NetVsc::new(&NetConfig::Tap("x".repeat(40)), MAC)
+        .err()
+        .expect("name too long");
+    assert!(err.to_string().contains("TAP device"), "{err}");
 }
