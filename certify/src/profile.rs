@@ -295,7 +295,10 @@ impl Profile {
                 );
             }
             if c.vmbus && !c.disk && !c.nic {
-                bail!("case {}: vmbus = true but the case has no disk or nic", c.id);
+                bail!(
+                    "case {}: vmbus = true but the case has no disk or nic",
+                    c.id
+                );
             }
             if c.check_image && !c.disk {
                 bail!("case {} checks the image but has no disk", c.id);
@@ -582,12 +585,18 @@ blocker = true
                 Profile::parse(text, Path::new("x.toml")).unwrap_err()
             )
         };
-        let ok = MINI.replace("blocker = true", "blocker = true\ndisk = true\nvmbus = true");
+        let ok = MINI.replace(
+            "blocker = true",
+            "blocker = true\ndisk = true\nvmbus = true",
+        );
         let p = Profile::parse(&ok, Path::new("x.toml")).unwrap();
         assert!(p.cases[0].vmbus && p.cases[0].disk);
         let xen = ok.replace("interface = \"hyperv\"", "interface = \"xen\"");
         let e = err(&xen);
-        assert!(e.contains("case boot: vmbus = true needs interface hyperv"), "{e}");
+        assert!(
+            e.contains("case boot: vmbus = true needs interface hyperv"),
+            "{e}"
+        );
         let bare = MINI.replace("blocker = true", "blocker = true\nvmbus = true");
         assert!(err(&bare).contains("vmbus = true but the case has no disk or nic"));
     }
