@@ -285,6 +285,65 @@ fn compare(rounds: usize) {
     }
 }
 
+/// The loop guest's 'j' mode: the flush and IPI hypercalls interleaved with the floor loop
+/// and the spin-wait call in one VM (figures per operation, medians over the rounds).
+fn calls_interleaved() {
+    const M: f64 = 500.0;
+    let out = Capture::default();
+    let vm = Vm::new(cfg(guests::guest("loop"), "j", 16, Interface::HyperV)).expect("Vm::new");
+    let r = vm.run(Box::new(out.clone())).expect("run");
+    assert_eq!(r.end, VmEnd::Status(0), "calls mode");
+    let text = String::from_utf8_lossy(&out.0.lock().unwrap()).to_string();
+    let mut m: BTreeMap<char, Vec<f64>> = BTreeMap::new();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(tag), Some(hex)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let (Some(c), Ok(ticks)) = (tag.chars().next(), u64::from_str_radix(hex, 16)) else {
+            continue;
+        };
+        m.entry(c).or_default().push(ticks as f64 * 0.1 / M);
+    }
+    let f = m.get(&'f').cloned().unwrap_or_default();
+    for (c, what) in [
+        ('h', "fast HvCallNotifyLongSpinWait"),
+        (
+            'F',
+            "HvCallFlushVirtualAddressSpace of this vCPU (memory input, real flush)",
+        ),
+        (
+            'I',
+            "fast HvCallSendSyntheticClusterIpi to this vCPU (KVM_SIGNAL_MSI)",
+        ),
+        (
+            'X',
+            "fast HvCallSendSyntheticClusterIpiEx, set in XMM0 (+ KVM_GET_FPU)",
+        ),
+    ] {
+        let v = m.get(&c).cloned().unwrap_or_default();
+        let ratios: Vec<f64> = v.iter().zip(&f).map(|(a, b)| a / b).collect();
+        if ratios.is_empty() {
+            println!("calls_{c} n/a");
+            continue;
+        }
+        println!(
+            "calls_{c}_over_floor_loop {:.2} x ({what}: {:.2} us, floor loop {:.2} us; median of {} rounds)",
+            median(ratios.clone()),
+            median(v),
+            median(f.clone()),
+            ratios.len()
+        );
+    }
+    println!(
+        "calls counts: {:?}",
+        r.hypercalls
+            .iter()
+            .filter(|(k, _)| k.starts_with("vp-"))
+            .collect::<Vec<_>>()
+    );
+}
+
 fn main() {
     if !common::kvm_or_skip("boot bench") {
         return;
@@ -370,6 +429,7 @@ fn main() {
             median(f.clone())
         );
     }
+    calls_interleaved();
     if ops_only {
         return;
     }

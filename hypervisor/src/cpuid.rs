@@ -117,7 +117,7 @@ pub fn hypervisor_leaves(iface: Interface, cfg: &HvConfig) -> Vec<kvm_cpuid_entr
         v.push(leaf(
             hv::CPUID_ENLIGHTENMENTS,
             f.recommend_eax,
-            hv::SPIN_RETRIES,
+            f.recommend_ebx,
             0,
             0,
         ));

@@ -14,6 +14,9 @@ pub struct HvFeatures {
     pub features_edx: u32,
     /// Implementation recommendations (leaf 0x40000004 EAX).
     pub recommend_eax: u32,
+    /// Spin-wait retries before HvCallNotifyLongSpinWait (leaf 0x40000004 EBX); 0 and
+    /// 0xFFFFFFFF mean "never notify", and the call is then denied (as KVM).
+    pub recommend_ebx: u32,
 }
 
 impl Default for HvFeatures {
@@ -30,6 +33,7 @@ impl HvFeatures {
         priv_ebx: hv::PRIV_EBX,
         features_edx: hv::FEAT_EDX,
         recommend_eax: hv::RECOMMEND_EAX,
+        recommend_ebx: hv::SPIN_RETRIES,
     };
 
     /// No bit set at all.
@@ -38,6 +42,7 @@ impl HvFeatures {
         priv_ebx: 0,
         features_edx: 0,
         recommend_eax: 0,
+        recommend_ebx: 0,
     };
 
     fn reg_mut(&mut self, r: FeatureReg) -> &mut u32 {
@@ -46,16 +51,21 @@ impl HvFeatures {
             FeatureReg::PrivEbx => &mut self.priv_ebx,
             FeatureReg::FeatEdx => &mut self.features_edx,
             FeatureReg::RecommendEax => &mut self.recommend_eax,
+            FeatureReg::RecommendEbx => &mut self.recommend_ebx,
         }
     }
 
-    /// Whether `mask` is set in register `r`.
+    /// Whether `mask` is set in register `r`. Leaf 0x40000004 EBX is a count, not bits: it
+    /// "has" its gate when it recommends notifying at all (neither 0 nor 0xFFFFFFFF).
     pub fn has(&self, r: FeatureReg, mask: u32) -> bool {
         let v = match r {
             FeatureReg::PrivEax => self.priv_eax,
             FeatureReg::PrivEbx => self.priv_ebx,
             FeatureReg::FeatEdx => self.features_edx,
             FeatureReg::RecommendEax => self.recommend_eax,
+            FeatureReg::RecommendEbx => {
+                return self.recommend_ebx != 0 && self.recommend_ebx != u32::MAX
+            }
         };
         v & mask == mask
     }

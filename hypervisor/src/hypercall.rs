@@ -151,17 +151,37 @@ pub(crate) fn hv_call(id: usize, vcpu: &mut VcpuFd, shared: &Shared) -> Next {
         in_gpa: regs.rdx,
         out_gpa: regs.r8,
     };
+    let opts = shared.paravirt.hv_opts;
+    // XMM fast input: the registers only when the call reads them (an ioctl, ~7 us here).
+    let xmm = if hyperv::wants_xmm(call.input, &opts.features) {
+        match vcpu.get_fpu() {
+            Ok(fpu) => Some(xmm_qwords(&fpu)),
+            Err(e) => return Next::Crash(format!("KVM_GET_FPU (XMM hypercall input): {e}")),
+        }
+    } else {
+        None
+    };
     let conns = shared.paravirt.synic.connections();
-    let o = hyperv::dispatch_from(
-        &shared.mem,
-        call,
-        shared.paravirt.hv_opts,
-        id as u32,
-        conns.as_ref(),
-    );
+    let o = hyperv::dispatch_full(&shared.mem, call, opts, id as u32, conns.as_ref(), xmm);
     shared.count(&o.name);
     shared.console_write(&o.console);
+    if let Some(action) = o.action {
+        crate::vp_requests::act(shared, action);
+    }
     complete_call(vcpu, shared, &sregs, o.rax)
+}
+
+/// XMM0..XMM5 as qwords, low half first (TLFS XMM fast hypercall input).
+fn xmm_qwords(fpu: &kvm_bindings::kvm_fpu) -> [u64; crate::abi::hv::XMM_INPUT_QWORDS] {
+    let mut q = [0u64; crate::abi::hv::XMM_INPUT_QWORDS];
+    for (i, x) in q.iter_mut().enumerate() {
+        let reg = &fpu.xmm[i / 2];
+        let half = &reg[(i % 2) * 8..(i % 2) * 8 + 8];
+        let mut b = [0u8; 8];
+        b.copy_from_slice(half);
+        *x = u64::from_le_bytes(b);
+    }
+    q
 }
 
 /// Upcalls through the in-kernel LAPIC: KVM_SIGNAL_MSI with a fixed, edge-triggered

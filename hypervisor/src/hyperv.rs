@@ -22,6 +22,11 @@
 //!   their input and go to the SynIC's registered [`HvConnections`] (VMBus); with none
 //!   registered they answer HV_STATUS_INVALID_CONNECTION_ID.
 //! - SynIC delivery (messages, event flags, SINT vectors) is [`synic`].
+//! - HvCallFlushVirtualAddressSpace/List and their Ex forms (`flush`, HV_VP_SET sets in
+//!   [`vpset`]) and HvCallSendSyntheticClusterIpi(Ex) (`ipi`) decode into an [`Action`]
+//!   that the caller carries out (`vp_requests`: a real guest-TLB flush of each target, a
+//!   fixed IPI through the LAPIC). Fast calls continue their input in XMM0-5 only with
+//!   XmmRegistersForFastHypercallAvailable ([`wants_xmm`], [`dispatch_xmm`]).
 //! - The hypercall page ([`HYPERCALL_PAGE_CODE`]): `out 0xf6, eax; ret`, the OUT standing in
 //!   for VMCALL (which does not reach user space on this host). The VMM checks each port
 //!   exit: RIP must translate into the enabled page, at its OUT, and CPL must be 0; otherwise
@@ -46,11 +51,16 @@ use crate::abi::{OPCODE_INT3, OPCODE_OUT_IMM8_EAX, OPCODE_RET, PAGE_SIZE};
 use crate::hv_config::HvFeatures;
 use crate::layout::HV_HYPERCALL_PORT;
 
+mod flush;
+mod ipi;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod loopback;
 mod msr;
 pub mod stimer;
 pub mod synic;
+pub mod vpset;
+
+pub use vpset::{Action, VpSet};
 
 pub use msr::{crash_reason, host_tsc, tsc_page, Gp, MsrWrite, Partition, TscInfo, VpEnv, VpState};
 pub use synic::{HvConnections, HvMessage, Synic, SynicError};
@@ -122,6 +132,8 @@ struct CallInfo {
     rep: bool,
     /// May be issued as a fast call (input in registers).
     fast_ok: bool,
+    /// Takes a variable header (the Ex calls' HV_VP_SET banks).
+    var_header: bool,
 }
 
 const CALLS: &[CallInfo] = &[
@@ -130,42 +142,77 @@ const CALLS: &[CallInfo] = &[
         name: "HvCallFlushVirtualAddressSpace",
         rep: false,
         fast_ok: true,
+        var_header: false,
     },
     CallInfo {
         code: CALL_FLUSH_VA_LIST,
         name: "HvCallFlushVirtualAddressList",
         rep: true,
-        fast_ok: false,
+        fast_ok: true,
+        var_header: false,
+    },
+    CallInfo {
+        code: CALL_FLUSH_VA_SPACE_EX,
+        name: "HvCallFlushVirtualAddressSpaceEx",
+        rep: false,
+        fast_ok: true,
+        var_header: true,
+    },
+    CallInfo {
+        code: CALL_FLUSH_VA_LIST_EX,
+        name: "HvCallFlushVirtualAddressListEx",
+        rep: true,
+        fast_ok: true,
+        var_header: true,
+    },
+    CallInfo {
+        code: CALL_SEND_IPI,
+        name: "HvCallSendSyntheticClusterIpi",
+        rep: false,
+        fast_ok: true,
+        var_header: false,
+    },
+    CallInfo {
+        code: CALL_SEND_IPI_EX,
+        name: "HvCallSendSyntheticClusterIpiEx",
+        rep: false,
+        fast_ok: true,
+        var_header: true,
     },
     CallInfo {
         code: CALL_NOTIFY_LONG_SPIN_WAIT,
         name: "HvCallNotifyLongSpinWait",
         rep: false,
         fast_ok: true,
+        var_header: false,
     },
     CallInfo {
         code: CALL_POST_MESSAGE,
         name: "HvCallPostMessage",
         rep: false,
         fast_ok: false,
+        var_header: false,
     },
     CallInfo {
         code: CALL_SIGNAL_EVENT,
         name: "HvCallSignalEvent",
         rep: false,
         fast_ok: true,
+        var_header: false,
     },
     CallInfo {
         code: CALL_POST_DEBUG_DATA,
         name: "HvCallPostDebugData",
         rep: false,
         fast_ok: false,
+        var_header: false,
     },
     CallInfo {
         code: CALL_RETRIEVE_DEBUG_DATA,
         name: "HvCallRetrieveDebugData",
         rep: false,
         fast_ok: false,
+        var_header: false,
     },
 ];
 
@@ -196,6 +243,8 @@ pub struct Outcome {
     pub name: std::borrow::Cow<'static, str>,
     /// Bytes for the console (HvCallPostDebugData).
     pub console: Vec<u8>,
+    /// What the call asks of other VPs (TLB flushes, IPIs), for the caller to carry out.
+    pub action: Option<Action>,
 }
 
 /// Options that change dispatch behaviour: the privileges that gate calls, fault injection.
@@ -210,11 +259,29 @@ pub struct DispatchOptions {
     pub features: HvFeatures,
 }
 
-/// Validates and executes a hypercall. Order of checks: call code, RsvdZ bits, rep/simple
-/// mismatch and fast-call support, variable header, alignment of input/output GPA, GPA
-/// ranges, then call-specific parameters.
+/// Calls whose fast form may continue its input in XMM0-5 (TLFS "XMM Fast Hypercall Input";
+/// the ones KVM reads XMM registers for).
+const XMM_INPUT_CALLS: &[u16] = &[
+    CALL_FLUSH_VA_SPACE,
+    CALL_FLUSH_VA_LIST,
+    CALL_FLUSH_VA_SPACE_EX,
+    CALL_FLUSH_VA_LIST_EX,
+    CALL_SEND_IPI_EX,
+];
+
+/// Whether the hypercall with input value `input` reads XMM0-5: a fast call of one of
+/// `XMM_INPUT_CALLS` in a partition with XmmRegistersForFastHypercallAvailable. The caller
+/// then fetches the registers (an ioctl) and passes them to [`dispatch_xmm`].
+pub fn wants_xmm(input: u64, features: &HvFeatures) -> bool {
+    input & INPUT_FAST != 0
+        && XMM_INPUT_CALLS.contains(&((input & INPUT_CODE_MASK) as u16))
+        && features.has(FeatureReg::FeatEdx, FEAT_XMM_HYPERCALL_INPUT)
+}
+
+/// Validates and executes a hypercall from VP 0 with no connections and no XMM input (see
+/// [`dispatch_full`]).
 pub fn dispatch(mem: &GuestMemoryMmap, call: Call, opts: DispatchOptions) -> Outcome {
-    dispatch_from(mem, call, opts, 0, &synic::NoConnections)
+    dispatch_full(mem, call, opts, 0, &synic::NoConnections, None)
 }
 
 /// [`dispatch`] for a call from VP `vp`, whose HvCallPostMessage / HvCallSignalEvent go to
@@ -225,6 +292,34 @@ pub fn dispatch_from(
     opts: DispatchOptions,
     vp: u32,
     conns: &dyn HvConnections,
+) -> Outcome {
+    dispatch_full(mem, call, opts, vp, conns, None)
+}
+
+/// [`dispatch`] with XMM fast input (see [`dispatch_full`]).
+pub fn dispatch_xmm(
+    mem: &GuestMemoryMmap,
+    call: Call,
+    opts: DispatchOptions,
+    xmm: Option<[u64; XMM_INPUT_QWORDS]>,
+) -> Outcome {
+    dispatch_full(mem, call, opts, 0, &synic::NoConnections, xmm)
+}
+
+/// Validates and executes a hypercall from VP `vp`. Order of checks: call code, privilege,
+/// RsvdZ bits, rep/simple mismatch and fast-call support, variable header, alignment of
+/// input/output GPA, GPA ranges, then call-specific parameters. HvCallPostMessage /
+/// HvCallSignalEvent go to `conns` once their input is valid. `xmm`: XMM0..XMM5 as qwords
+/// (low half first), used for a fast call's input past RDX and R8 only when the partition
+/// has XmmRegistersForFastHypercallAvailable; without them such a call is
+/// HV_STATUS_INVALID_HYPERCALL_INPUT.
+pub fn dispatch_full(
+    mem: &GuestMemoryMmap,
+    call: Call,
+    opts: DispatchOptions,
+    vp: u32,
+    conns: &dyn HvConnections,
+    xmm: Option<[u64; XMM_INPUT_QWORDS]>,
 ) -> Outcome {
     let code = (call.input & INPUT_CODE_MASK) as u16;
     let Some(info) = CALLS.iter().find(|c| c.code == code) else {
@@ -237,12 +332,14 @@ pub fn dispatch_from(
             rax: result_value(status, 0),
             name: format!("invalid({code:#06x})").into(),
             console: Vec::new(),
+            action: None,
         };
     };
     let fail = |status: u16| Outcome {
         rax: result_value(status, 0),
         name: info.name.into(),
         console: Vec::new(),
+        action: None,
     };
     if let Some(&(_, reg, mask)) = CALL_GATES.iter().find(|g| g.0 == code) {
         if !opts.features.has(reg, mask) {
@@ -262,12 +359,16 @@ pub fn dispatch_from(
     if input.fast && !info.fast_ok {
         return fail(HV_STATUS_INVALID_HYPERCALL_INPUT);
     }
-    if input.var_header_qwords != 0 {
+    if input.var_header_qwords != 0 && !info.var_header {
         return fail(HV_STATUS_INVALID_HYPERCALL_INPUT);
     }
     if !input.fast && (call.in_gpa & GPA_ALIGN_MASK != 0 || call.out_gpa & GPA_ALIGN_MASK != 0) {
         return fail(HV_STATUS_INVALID_ALIGNMENT);
     }
+    let xmm = xmm.filter(|_| {
+        opts.features
+            .has(FeatureReg::FeatEdx, FEAT_XMM_HYPERCALL_INPUT)
+    });
     let ctx = Ctx {
         mem,
         call,
@@ -275,10 +376,23 @@ pub fn dispatch_from(
         vp,
         conns,
     };
+    let words = ctx.words(xmm);
+    let mut action = None;
     let (status, reps, console) = match info.code {
         CALL_NOTIFY_LONG_SPIN_WAIT => ctx.notify_long_spin_wait(),
-        CALL_FLUSH_VA_SPACE => ctx.flush_space(),
-        CALL_FLUSH_VA_LIST => ctx.flush_list(),
+        CALL_FLUSH_VA_SPACE
+        | CALL_FLUSH_VA_LIST
+        | CALL_FLUSH_VA_SPACE_EX
+        | CALL_FLUSH_VA_LIST_EX => {
+            let (status, reps, a) = flush::flush(&words, &input, info.code);
+            action = a;
+            (status, reps, Vec::new())
+        }
+        CALL_SEND_IPI | CALL_SEND_IPI_EX => {
+            let (status, a) = ipi::send_ipi(&words, &input, info.code);
+            action = a;
+            (status, 0, Vec::new())
+        }
         CALL_POST_DEBUG_DATA => ctx.post_debug_data(),
         CALL_RETRIEVE_DEBUG_DATA => ctx.retrieve_debug_data(),
         CALL_POST_MESSAGE => ctx.post_message(),
@@ -289,6 +403,7 @@ pub fn dispatch_from(
         rax: result_value(status, reps),
         name: info.name.into(),
         console,
+        action,
     }
 }
 
@@ -305,6 +420,27 @@ struct Ctx<'a> {
 type Res = (u16, u16, Vec<u8>);
 
 impl Ctx<'_> {
+    /// The call's input as qwords: memory at the input GPA, or RDX, R8 and (with `xmm`)
+    /// XMM0-5.
+    fn words(&self, xmm: Option<[u64; XMM_INPUT_QWORDS]>) -> vpset::Words<'_> {
+        if !self.input.fast {
+            return vpset::Words::Memory {
+                mem: self.mem,
+                gpa: self.call.in_gpa,
+            };
+        }
+        let mut regs = [0u64; 2 + XMM_INPUT_QWORDS];
+        regs[0] = self.call.in_gpa;
+        regs[1] = self.call.out_gpa;
+        if let Some(x) = xmm {
+            regs[2..].copy_from_slice(&x);
+        }
+        vpset::Words::Fast {
+            regs,
+            avail: if xmm.is_some() { regs.len() } else { 2 },
+        }
+    }
+
     /// Input block must lie in guest memory (else HV_STATUS_INVALID_PARAMETER).
     fn read_in(&self, off: u64, buf: &mut [u8]) -> Result<(), u16> {
         let gpa = self
@@ -336,46 +472,6 @@ impl Ctx<'_> {
             }
         }
         (HV_STATUS_SUCCESS, 0, Vec::new())
-    }
-
-    /// Input: AddressSpace, Flags, ProcessorMask. KVM already flushes what it must on the
-    /// guest's own TLB operations, so a validated request needs nothing more.
-    fn flush_header(&self) -> Result<(), u16> {
-        let flags = if self.input.fast {
-            self.call.out_gpa
-        } else {
-            self.read_in_u64(FLUSH_FLAGS_OFFSET)?
-        };
-        if !self.input.fast {
-            self.read_in_u64(FLUSH_ADDRESS_SPACE_OFFSET)?;
-            self.read_in_u64(FLUSH_PROCESSOR_MASK_OFFSET)?;
-        }
-        if flags & !FLUSH_FLAGS_VALID != 0 {
-            return Err(HV_STATUS_INVALID_PARAMETER);
-        }
-        Ok(())
-    }
-
-    fn flush_space(&self) -> Res {
-        match self.flush_header() {
-            Ok(()) => (HV_STATUS_SUCCESS, 0, Vec::new()),
-            Err(s) => (s, 0, Vec::new()),
-        }
-    }
-
-    /// Header as above, then one GVA range (u64) per rep from rep_start to rep_count.
-    fn flush_list(&self) -> Res {
-        if let Err(s) = self.flush_header() {
-            return (s, 0, Vec::new());
-        }
-        let mut done = self.input.rep_start;
-        while done < self.input.rep_count {
-            if let Err(s) = self.read_in_u64(FLUSH_LIST_FIRST_RANGE_OFFSET + 8 * u64::from(done)) {
-                return (s, done, Vec::new());
-            }
-            done += 1;
-        }
-        (HV_STATUS_SUCCESS, done, Vec::new())
     }
 
     /// Reads the `len`-byte input header of a debug-data call (Count u32, Options u32, ...):
@@ -473,3 +569,5 @@ impl Ctx<'_> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_calls;

@@ -37,6 +37,7 @@ pub mod run;
 pub mod seccomp;
 mod state;
 pub mod vmbus;
+mod vp_requests;
 pub mod vstate;
 pub mod xen;
 

@@ -123,6 +123,8 @@ pub(crate) struct Shared {
     pub control: Control,
     /// Figures and the debug timeline.
     pub stats: Stats,
+    /// TLB flushes and IPIs one vCPU asks of others (Hyper-V hypercalls).
+    pub vp_requests: crate::vp_requests::VpRequests,
 }
 
 impl Shared {

@@ -13,7 +13,7 @@
 //!   driver sessions with random rings) and elsewhere (LAPIC, IOAPIC, hole, above 4 GiB),
 //!   synthetic-MSR reads/writes with random values, Hyper-V hypercalls with random input
 //!   values and GPAs (end of RAM, straddling the MMIO hole of a 4.5 GiB VM, 2^64-8, huge rep
-//!   counts), Xen hypercalls with random arguments and bad guest-virtual addresses (also the
+//!   counts, Ex calls' VP sets of up to 64 banks), Xen hypercalls with random arguments and bad guest-virtual addresses (also the
 //!   last bytes of the address space, and through random page tables loaded into CR3),
 //!   Xen shared_info/vcpu_info frames (page-crossing, beyond RAM), event ports beyond the
 //!   2-level bitmap, timers in the past and far future, block/poll,
@@ -297,6 +297,14 @@ fn msr(r: &mut Rng) -> u64 {
             0x4000_0090,
             0x4000_00f0,
             0x4000_0105,
+            // SIEFP, EOM, STIMER0 CONFIG/COUNT (reserved bits, direct-mode vectors below 16,
+            // COUNT 0, past deadlines), STIMER3_COUNT, APIC TPR (values above 0xff).
+            0x4000_0082,
+            0x4000_0084,
+            0x4000_00b0,
+            0x4000_00b1,
+            0x4000_00b7,
+            0x4000_0072,
         ]),
         5 => 0x4000_0100 + r.below(0x200),
         6 => 0x4000_0200,
@@ -330,7 +338,9 @@ fn msr_value(r: &mut Rng) -> u64 {
 
 fn hv_input(r: &mut Rng) -> u64 {
     let code = match r.below(8) {
-        0..=5 => r.pick(&[0x0002u64, 0x0003, 0x0008, 0x0069, 0x006a]),
+        0..=5 => r.pick(&[
+            0x0002u64, 0x0003, 0x0008, 0x000b, 0x0013, 0x0014, 0x0015, 0x0069, 0x006a,
+        ]),
         6 => r.below(0x80),
         _ => r.below(0x1_0000),
     };
@@ -340,6 +350,9 @@ fn hv_input(r: &mut Rng) -> u64 {
     }
     if r.chance(10) {
         v |= r.below(0x400) << 17; // variable header size
+    } else if r.chance(10) {
+        // The Ex calls' HV_VP_SET banks: up to 64 (a set far bigger than the VM), or more.
+        v |= r.below(66) << 17;
     }
     let reps = match r.below(4) {
         0 => 0,

@@ -626,3 +626,27 @@ fn slow_console_writer_loses_nothing() {
     assert!(text.len() > 1 << 20, "{} bytes", text.len());
     assert!(text.bytes().all(|b| b == b'x'));
 }
+
+#[test]
+fn hyperv_flush_and_ipi_reach_another_vcpu() {
+    if !kvm_or_skip("hyperv_flush_and_ipi_reach_another_vcpu") {
+        return;
+    }
+    let mut c = cfg(guests::guest("hv_remote"), "");
+    c.cpus = 2;
+    c.interface = Interface::HyperV;
+    let (r, text) = boot(c);
+    assert_eq!(r.end, VmEnd::Status(0x2a), "{text}\n{:?}", r.final_regs);
+    let n = |k: &str| r.hypercalls.get(k).copied().unwrap_or(0);
+    // VP 1 once, then VPs 0 and 1; each target flushed before it ran guest code again
+    // (the halted VP 1 was kicked out of KVM_RUN for it).
+    assert_eq!(n("vp-tlb-flush-requested"), 3, "{:?}", r.hypercalls);
+    assert_eq!(n("vp-tlb-flush-done"), 3, "{:?}", r.hypercalls);
+    assert_eq!(n("vp-ipi-sent"), 1, "{:?}", r.hypercalls);
+    assert_eq!(
+        n("HvCallFlushVirtualAddressSpaceEx"),
+        1,
+        "{:?}",
+        r.hypercalls
+    );
+}

@@ -74,6 +74,12 @@ pub const FEAT_HYPERCALL_MSR_LOCK: u32 = 1 << 18;
 pub const RECOMMEND_RESET_MSR: u32 = 1 << 4;
 /// Leaf 0x40000004 EAX bit: relaxed timing (no watchdogs on timing).
 pub const RECOMMEND_RELAXED_TIMING: u32 = 1 << 5;
+/// Leaf 0x40000004 EAX bit: use HvCallSendSyntheticClusterIpi(Ex) instead of the APIC's ICR.
+pub const RECOMMEND_CLUSTER_IPI: u32 = 1 << 10;
+/// Leaf 0x40000004 EAX bit: use the Ex hypercalls (HV_VP_SET processor sets).
+pub const RECOMMEND_EX_PROCESSOR_MASKS: u32 = 1 << 11;
+/// Leaf 0x40000003 EDX bit: XmmRegistersForFastHypercallAvailable (fast input in XMM0-5).
+pub const FEAT_XMM_HYPERCALL_INPUT: u32 = 1 << 4;
 
 /// Partition privileges granted by default (leaf 0x40000003 EAX): everything implemented.
 pub const PRIV_EAX: u32 = PRIV_ACCESS_VP_RUNTIME
@@ -94,13 +100,16 @@ pub const FEAT_EDX: u32 = FEAT_GUEST_IDLE_STATE
     | FEAT_FREQUENCY_REGS
     | FEAT_GUEST_CRASH_REGS
     | FEAT_HYPERCALL_MSR_LOCK
-    | super::hv_synic::FEAT_DIRECT_SYNTHETIC_TIMERS;
+    | super::hv_synic::FEAT_DIRECT_SYNTHETIC_TIMERS
+    | FEAT_XMM_HYPERCALL_INPUT;
 /// Recommendations made by default (leaf 0x40000004 EAX).
 pub const RECOMMEND_EAX: u32 = RECOMMEND_HYPERCALL_LOCAL_FLUSH
     | RECOMMEND_HYPERCALL_REMOTE_FLUSH
     | RECOMMEND_RESET_MSR
     | RECOMMEND_RELAXED_TIMING
-    | super::hv_synic::RECOMMEND_DEPRECATING_AUTO_EOI;
+    | super::hv_synic::RECOMMEND_DEPRECATING_AUTO_EOI
+    | RECOMMEND_CLUSTER_IPI
+    | RECOMMEND_EX_PROCESSOR_MASKS;
 
 /// Which CPUID register a named bit lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -113,6 +122,9 @@ pub enum FeatureReg {
     FeatEdx,
     /// Leaf 0x40000004 EAX: implementation recommendations.
     RecommendEax,
+    /// Leaf 0x40000004 EBX: spin-wait retries before HvCallNotifyLongSpinWait (a count, not
+    /// bits: 0 or 0xFFFFFFFF means "never notify").
+    RecommendEbx,
 }
 
 /// TLFS names of the privilege, feature and recommendation bits, with their register and bit
@@ -186,8 +198,17 @@ pub const FEATURE_NAMES: &[(&str, FeatureReg, u32)] = &[
     ("UseApicMsrs", FeatureReg::RecommendEax, 1 << 3),
     ("UseHvRegisterForReset", FeatureReg::RecommendEax, 1 << 4),
     ("UseRelaxedTiming", FeatureReg::RecommendEax, 1 << 5),
+    ("DeprecatingAutoEOI", FeatureReg::RecommendEax, 1 << 9),
     ("UseSyntheticClusterIpi", FeatureReg::RecommendEax, 1 << 10),
     ("UseExProcessorMasks", FeatureReg::RecommendEax, 1 << 11),
+    // Not a TLFS bit name: hvcert's name for leaf 0x40000004 EBX, the spin-wait retry count
+    // (SPIN_RETRIES when set, 0 = never notify when cleared). KVM gates
+    // HvCallNotifyLongSpinWait on it (hyperv_features sets EBX to open that stage).
+    (
+        "LongSpinWaitRetries",
+        FeatureReg::RecommendEbx,
+        SPIN_RETRIES,
+    ),
 ];
 
 /// The register and bit that gates each implemented synthetic MSR (first..=last), as the TLFS
@@ -286,6 +307,31 @@ pub const CALL_GATES: &[(u16, FeatureReg, u32)] = &[
         CALL_FLUSH_VA_LIST,
         FeatureReg::RecommendEax,
         RECOMMEND_HYPERCALL_REMOTE_FLUSH,
+    ),
+    (
+        CALL_FLUSH_VA_SPACE_EX,
+        FeatureReg::RecommendEax,
+        RECOMMEND_HYPERCALL_REMOTE_FLUSH | RECOMMEND_EX_PROCESSOR_MASKS,
+    ),
+    (
+        CALL_FLUSH_VA_LIST_EX,
+        FeatureReg::RecommendEax,
+        RECOMMEND_HYPERCALL_REMOTE_FLUSH | RECOMMEND_EX_PROCESSOR_MASKS,
+    ),
+    (
+        CALL_SEND_IPI,
+        FeatureReg::RecommendEax,
+        RECOMMEND_CLUSTER_IPI,
+    ),
+    (
+        CALL_SEND_IPI_EX,
+        FeatureReg::RecommendEax,
+        RECOMMEND_CLUSTER_IPI | RECOMMEND_EX_PROCESSOR_MASKS,
+    ),
+    (
+        CALL_NOTIFY_LONG_SPIN_WAIT,
+        FeatureReg::RecommendEbx,
+        SPIN_RETRIES,
     ),
     (CALL_POST_MESSAGE, FeatureReg::PrivEbx, PRIV_POST_MESSAGES),
     (CALL_SIGNAL_EVENT, FeatureReg::PrivEbx, PRIV_SIGNAL_EVENTS),
@@ -417,6 +463,14 @@ pub const CALL_FLUSH_VA_SPACE: u16 = 0x0002;
 pub const CALL_FLUSH_VA_LIST: u16 = 0x0003;
 /// HvCallNotifyLongSpinWait.
 pub const CALL_NOTIFY_LONG_SPIN_WAIT: u16 = 0x0008;
+/// HvCallSendSyntheticClusterIpi.
+pub const CALL_SEND_IPI: u16 = 0x000B;
+/// HvCallFlushVirtualAddressSpaceEx.
+pub const CALL_FLUSH_VA_SPACE_EX: u16 = 0x0013;
+/// HvCallFlushVirtualAddressListEx (a rep call).
+pub const CALL_FLUSH_VA_LIST_EX: u16 = 0x0014;
+/// HvCallSendSyntheticClusterIpiEx.
+pub const CALL_SEND_IPI_EX: u16 = 0x0015;
 /// HvCallPostMessage.
 pub const CALL_POST_MESSAGE: u16 = 0x005C;
 /// HvCallSignalEvent.
@@ -464,6 +518,43 @@ pub const FLUSH_FLAGS_OFFSET: u64 = 8;
 pub const FLUSH_PROCESSOR_MASK_OFFSET: u64 = 16;
 /// Flush-list input block: offset of the first GVA range (one u64 per rep).
 pub const FLUSH_LIST_FIRST_RANGE_OFFSET: u64 = 24;
+/// Flags: HV_FLUSH_ALL_PROCESSORS (the processor mask/set is ignored).
+pub const FLUSH_ALL_PROCESSORS: u64 = 1 << 0;
+/// Flags: HV_FLUSH_ALL_VIRTUAL_ADDRESS_SPACES (AddressSpace is ignored).
+pub const FLUSH_ALL_VIRTUAL_ADDRESS_SPACES: u64 = 1 << 1;
+/// Flags: HV_FLUSH_NON_GLOBAL_MAPPINGS_ONLY.
+pub const FLUSH_NON_GLOBAL_MAPPINGS_ONLY: u64 = 1 << 2;
+/// Flags: HV_FLUSH_USE_EXTENDED_RANGE_FORMAT (GVA list entries with large-page ranges).
+pub const FLUSH_USE_EXTENDED_RANGE_FORMAT: u64 = 1 << 3;
+/// Ex flush input block (AddressSpace, Flags, then an HV_VP_SET): offset of the VP set.
+pub const FLUSH_EX_VP_SET_OFFSET: u64 = 16;
+
+/// HV_VP_SET: Format (u64), ValidBankMask (u64), then one u64 bank per set mask bit (the
+/// banks are the call's variable header, whose size must equal the number of banks).
+pub const VP_SET_HEADER_SIZE: u64 = 16;
+/// HV_GENERIC_SET_SPARSE_4K: banks of 64 VPs, bank n = VPs 64n..64n+63.
+pub const VP_SET_FORMAT_SPARSE_4K: u64 = 0;
+/// HV_GENERIC_SET_ALL: every VP of the partition (ValidBankMask and banks ignored).
+pub const VP_SET_FORMAT_ALL: u64 = 1;
+/// VPs in one sparse bank.
+pub const VP_SET_BANK_VPS: u32 = 64;
+/// Most banks an HV_VP_SET can hold (one ValidBankMask bit each).
+pub const VP_SET_MAX_BANKS: usize = 64;
+
+/// HvCallSendSyntheticClusterIpi input: Vector (u32), TargetVtl (u8), padding (3 bytes),
+/// ProcessorMask (u64). The Ex form has an HV_VP_SET at offset 8 instead of the mask.
+pub const SEND_IPI_INPUT_SIZE: usize = 16;
+/// Offset of the processor mask / HV_VP_SET in the IPI inputs.
+pub const SEND_IPI_TARGETS_OFFSET: u64 = 8;
+/// Lowest vector HvCallSendSyntheticClusterIpi accepts (0..15 are exceptions).
+pub const IPI_MIN_VECTOR: u32 = 0x10;
+/// Highest vector HvCallSendSyntheticClusterIpi accepts.
+pub const IPI_MAX_VECTOR: u32 = 0xFF;
+
+/// XMM fast input: registers XMM0..XMM5 continue the input after RDX and R8.
+pub const XMM_INPUT_REGISTERS: usize = 6;
+/// XMM fast input: qwords in XMM0..XMM5 (low half of XMM0 first).
+pub const XMM_INPUT_QWORDS: usize = 2 * XMM_INPUT_REGISTERS;
 
 /// Largest Count of a debug-data call (one page minus the header).
 pub const DEBUG_DATA_MAX: u32 = 4096 - 16;

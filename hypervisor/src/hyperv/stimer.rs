@@ -16,6 +16,8 @@
 //! - Expiry, message mode: HVMSG_TIMER_EXPIRED (TimerIndex, ExpirationTime, DeliveryTime)
 //!   into the SIMP slot of SINTx through [`Synic`]'s message protocol (queued behind a busy
 //!   slot, no vector if the SINT is masked; dropped if the SynIC or SIMP is disabled).
+//!   An expiry while the same timer's previous message still waits in the queue is
+//!   coalesced with it (dropped), as KVM keeps at most one pending message per timer.
 //!   Direct mode: ApicVector injected through the in-kernel LAPIC. A one-shot timer then
 //!   clears Enable; a periodic one is re-armed at the next multiple of its period after now
 //!   (missed periods are not delivered twice).

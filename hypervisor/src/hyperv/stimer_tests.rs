@@ -188,3 +188,22 @@ fn timer_thread_fires_and_does_not_keep_the_synic_alive() {
         "the timer thread keeps the SynIC alive"
     );
 }
+
+#[test]
+fn a_periodic_timer_queues_at_most_one_message_behind_a_busy_slot() {
+    let (s, _rec, m) = synic();
+    {
+        let mut hv = lock(s.partition());
+        let ok = |_| true;
+        hv.wrmsr(CFG, STIMER_ENABLE | STIMER_PERIODIC | (1 << 16), 0, ok)
+            .unwrap();
+        hv.wrmsr(CNT, 10, 0, ok).unwrap();
+        arm(&mut hv.vps[0].stimers, 0);
+    }
+    // Expiries at 10, 20, ...: the first takes the slot, the second queues, the rest are
+    // coalesced with it while the guest does not free the slot.
+    for now in (10..200).step_by(10) {
+        s.run_timers(&m, now);
+    }
+    assert_eq!(lock(s.partition()).vps[0].synic.queued(1), 1);
+}

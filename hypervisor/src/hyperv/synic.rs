@@ -26,6 +26,10 @@
 //!   what makes Linux leave it clear (`hv_recommend_using_aeoi()`).
 //! - All guest memory goes through vm-memory's bounds-checked accessors; a page that is not
 //!   RAM any more is [`SynicError::Memory`], never a panic.
+//! - Callers: vCPU threads (hypercalls, MSR writes) and the `hv-stimer` thread, whose
+//!   seccomp filter allows KVM_SIGNAL_MSI. A device worker thread's filter does not allow
+//!   that ioctl: a device that posts from its own thread needs KVM_SIGNAL_MSI added to the
+//!   worker rules (or to post from the vCPU thread that handles the guest's request).
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -127,6 +131,15 @@ impl SynicQueues {
     /// Messages waiting for SINT `sint`'s slot.
     pub fn queued(&self, sint: u8) -> usize {
         self.queued.get(usize::from(sint)).map_or(0, VecDeque::len)
+    }
+
+    /// Whether a message of `message_type` whose payload starts with `prefix` waits for
+    /// SINT `sint`'s slot (a timer's earlier expiry: see [`super::stimer`]).
+    pub fn waiting(&self, sint: u8, message_type: u32, prefix: &[u8]) -> bool {
+        self.queued.get(usize::from(sint)).is_some_and(|q| {
+            q.iter()
+                .any(|m| m.message_type == message_type && m.payload.starts_with(prefix))
+        })
     }
 }
 
@@ -455,6 +468,12 @@ impl Synic {
                     match f {
                         stimer::Fire::Direct(v) => raise.push((i as u32, v)),
                         stimer::Fire::Message(sint, msg) => {
+                            // An expiry of this timer still waiting behind a busy slot:
+                            // this one is coalesced with it (as KVM keeps one pending
+                            // message per timer), so timers cannot fill the queue.
+                            if st.synic.waiting(sint, msg.message_type, &msg.payload[..4]) {
+                                continue;
+                            }
                             // Not deliverable (SynIC or SIMP off, queue full): dropped.
                             if let Ok(Some(v)) =
                                 (Slots { vp: st, mem }).post(usize::from(sint), &msg)

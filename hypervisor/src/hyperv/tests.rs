@@ -218,6 +218,8 @@ fn without(reg: crate::abi::hv::FeatureReg, mask: u32) -> HvFeatures {
         crate::abi::hv::FeatureReg::PrivEbx => f.priv_ebx &= !mask,
         crate::abi::hv::FeatureReg::FeatEdx => f.features_edx &= !mask,
         crate::abi::hv::FeatureReg::RecommendEax => f.recommend_eax &= !mask,
+        // A count, not bits: "cleared" is no recommendation to notify at all.
+        crate::abi::hv::FeatureReg::RecommendEbx => f.recommend_ebx = 0,
     }
     f
 }

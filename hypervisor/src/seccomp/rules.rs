@@ -112,6 +112,8 @@ const SPAWN: &[i64] = &[
 /// The vCPU thread's own needs (ioctl, prctl and seccomp are added with argument rules).
 const VCPU: &[i64] = &[
     libc::SYS_read,
+    // Kicking other vCPUs out of KVM_RUN for a Hyper-V TLB flush (`vp_requests`).
+    libc::SYS_tgkill,
     libc::SYS_eventfd2,
     libc::SYS_fcntl,
     libc::SYS_close,

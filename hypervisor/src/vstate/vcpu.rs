@@ -197,6 +197,7 @@ fn setup_lapic(vcpu: &VcpuFd) -> Result<(), Error> {
 /// Runs vCPU `id` until the VM stops: KVM_RUN, exit dispatch, watchdog probes.
 fn vcpu_loop(id: usize, vcpu: &mut VcpuFd, shared: Arc<Shared>) {
     shared.mark(id, "thread");
+    shared.vp_requests.register_thread(id);
     let mut first = true;
     let mut ended = None;
     // Whether the kvm_run sync area holds the registers as of the last exit.
@@ -212,7 +213,20 @@ fn vcpu_loop(id: usize, vcpu: &mut VcpuFd, shared: Arc<Shared>) {
         if first {
             shared.mark(id, "kvm_run");
         }
+        match shared.vp_requests.enter(id, vcpu, synced) {
+            Ok(true) => shared.count("vp-tlb-flush-done"),
+            Ok(false) => {}
+            Err(e) => {
+                shared.vp_requests.leave(id);
+                ended = Some(VmEnd::Crash {
+                    reason: format!("vCPU {id}: {e}"),
+                    regs: dump_regs(vcpu),
+                });
+                break;
+            }
+        }
         let r = vcpu.run();
+        shared.vp_requests.leave(id);
         // KVM stores the sync registers on every return from KVM_RUN, errors included.
         synced = true;
         if first {

@@ -443,6 +443,10 @@ fn shared_state(
             run_start: Mutex::new(None),
             timeline: Mutex::new(String::new()),
         },
+        vp_requests: crate::vp_requests::VpRequests::new(
+            usize::from(cfg.cpus),
+            Some(MsiUpcall::new(vm)),
+        ),
     }
 }
 

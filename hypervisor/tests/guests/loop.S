@@ -9,6 +9,14 @@
 #      'f' kvm-floor's exit loop exactly (test; jz; out; dec; jmp) to unclaimed port 0x10,
 #      'h' as 'h' above, 'x' as 'x' above (needs --interface both). Prints one line per
 #      block, "f|h|x <ticks in hex>", then exits 0.
+#  'j' interleaved like 'i' (blocks of M2), for the cost of the flush and IPI hypercalls
+#      against the same floor loop and spin-wait call: 'f', 'h' as above, 'F' a memory-input
+#      HvCallFlushVirtualAddressSpace of this vCPU (VP 0: the VMM flushes its guest TLB
+#      before the next entry), 'I' a fast HvCallSendSyntheticClusterIpi to this vCPU (the
+#      LAPIC is left software-disabled, so KVM_SIGNAL_MSI is made but nothing is taken),
+#      'X' a fast HvCallSendSyntheticClusterIpiEx to HV_GENERIC_SET_ALL, whose
+#      ValidBankMask is XMM0's low half (0 from reset: ring 0 here cannot run SSE moves):
+#      'I' plus reading XMM0-5 (KVM_GET_FPU).
         .include "boot.inc"
         .set N, 20000
 main:
@@ -26,6 +34,8 @@ main:
         je pagecopy
         cmp $'i', %r12b
         je interleaved
+        cmp $'j', %r12b
+        je interleaved_calls
         xor %eax, %eax
         ret
 # GUEST_OS_ID, then the Hyper-V hypercall page at hcpage.
@@ -123,6 +133,64 @@ interleaved:
 tag_f:  .asciz "f "
 tag_h:  .asciz "h "
 tag_x:  .asciz "x "
+        .set M2, 500
+interleaved_calls:
+        call enable_hv_page
+        lea hcpage(%rip), %rbx
+        mov $ROUNDS, %r14d
+1:      timeref %r15                    # f
+        mov $M2, %r13
+        mov $0x10, %dx
+2:      test %r13, %r13
+        jz 3f
+        out %al, %dx
+        dec %r13
+        jmp 2b
+3:      report tag_f
+        timeref %r15                    # h
+        mov $M2, %r13d
+4:      mov $0x10008, %ecx
+        call *%rbx
+        dec %r13d
+        jnz 4b
+        report tag_h
+        timeref %r15                    # F
+        mov $M2, %r13d
+5:      mov $0x2, %ecx
+        lea flush_in(%rip), %rdx
+        xor %r8d, %r8d
+        call *%rbx
+        dec %r13d
+        jnz 5b
+        report tag_F
+        timeref %r15                    # I
+        mov $M2, %r13d
+6:      mov $0x1000b, %ecx
+        mov $0xf3, %edx
+        mov $1, %r8d
+        call *%rbx
+        dec %r13d
+        jnz 6b
+        report tag_I
+        timeref %r15                    # X
+        mov $M2, %r13d
+7:      mov $0x10015, %ecx
+        mov $0xf3, %edx
+        mov $1, %r8d
+        call *%rbx
+        dec %r13d
+        jnz 7b
+        report tag_X
+        dec %r14d
+        jnz 1b
+        xor %eax, %eax
+        ret
+tag_F:  .asciz "F "
+tag_I:  .asciz "I "
+tag_X:  .asciz "X "
+        .p2align 3
+flush_in:
+        .quad 0, 0, 1                   # AddressSpace, Flags, ProcessorMask = VP 0
 pagecopy:
         lea fakepage(%rip), %rbx
 1:      mov $0x10008, %ecx

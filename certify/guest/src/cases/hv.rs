@@ -39,7 +39,7 @@ static mut OUTPUT: Page = Page([0; 4096]);
 fn page_gpa() -> u64 {
     (&raw const HYPERCALL_PAGE) as u64
 }
-fn input_gpa() -> u64 {
+pub(super) fn input_gpa() -> u64 {
     (&raw const INPUT) as u64
 }
 fn output_gpa() -> u64 {
@@ -53,12 +53,12 @@ fn guest_os_id(ctx: &Ctx) -> u64 {
         .unwrap_or(DEFAULT_GUEST_OS_ID)
 }
 
-fn status(rax: u64) -> u16 {
+pub(super) fn status(rax: u64) -> u16 {
     rax as u16
 }
 
 /// The Linux way: CPUID.1:ECX.hypervisor, then leaf 0x40000001 EAX == "Hv#1".
-fn hv_present() -> Result<u32, crate::ktap::Msg> {
+pub(super) fn hv_present() -> Result<u32, crate::ktap::Msg> {
     if sys::cpuid(1).ecx & (1 << 31) == 0 {
         return Err(crate::msg!("CPUID.1:ECX bit 31 (hypervisor present) clear"));
     }
@@ -71,7 +71,7 @@ fn hv_present() -> Result<u32, crate::ktap::Msg> {
 }
 
 /// GUEST_OS_ID, then the hypercall page enabled at our page. Returns the page address.
-fn enable_hypercalls(ctx: &Ctx) -> Result<u64, crate::ktap::Msg> {
+pub(super) fn enable_hypercalls(ctx: &Ctx) -> Result<u64, crate::ktap::Msg> {
     hv_present()?;
     let id = guest_os_id(ctx);
     sys::wrmsr(MSR_GUEST_OS_ID, id).map_err(|f| crate::msg!("wrmsr GUEST_OS_ID: fault {}", f.0))?;
@@ -97,7 +97,12 @@ macro_rules! setup {
     };
 }
 
-fn call(page: u64, input: u64, in_gpa: u64, out_gpa: u64) -> Result<u64, crate::ktap::Msg> {
+pub(super) fn call(
+    page: u64,
+    input: u64,
+    in_gpa: u64,
+    out_gpa: u64,
+) -> Result<u64, crate::ktap::Msg> {
     sys::hv_hypercall(page, input, in_gpa, out_gpa)
         .map_err(|Fault(v)| crate::msg!("hypercall {:#x} from CPL 0 raised vector {}", input, v))
 }

@@ -10,7 +10,7 @@ use crate::boot::UPCALL_VECTOR;
 use crate::ktap::{Msg, Outcome};
 use crate::port::outb;
 use crate::sys::{self, Fault, Page};
-use crate::{check, diag, fail, msg, Ctx};
+use crate::{check, diag, msg, Ctx};
 
 pub(super) const MSR_TIME_REF_COUNT: u32 = 0x4000_0020;
 pub(super) const MSR_TSC_FREQUENCY: u32 = 0x4000_0022;

@@ -5,6 +5,7 @@ use crate::{check, diag, Ctx};
 
 mod hv;
 mod hv_apic;
+mod hv_calls;
 mod hv_stimer;
 mod hv_synic;
 mod hv_synic_loop;
@@ -89,6 +90,24 @@ const CASES: &[(&str, Case)] = &[
     // Needs the hypervisor's SynicLoopback test hook (skips without it): not in a profile.
     ("hv_synic_event_flags", hv_synic_loop::event_flags),
     ("hv_apic_msrs_gate", hv_apic::apic_msrs_gate),
+    ("hv_call_ipi_self", hv_calls::ipi_self),
+    ("hv_call_ipi_ex", hv_calls::ipi_ex),
+    ("hv_call_flush_ex", hv_calls::flush_ex),
+    ("hv_call_flush_real", hv_calls::flush_real),
+    ("hv_call_flush_remote", hv_calls::flush_remote),
+    ("hv_call_xmm_fast", hv_calls::xmm_fast),
+    ("hv_call_xmm_off", hv_calls::xmm_off),
+    (
+        "hv_gate_calls_all_granted",
+        hv_calls::gate_calls_all_granted,
+    ),
+    ("hv_gate_cluster_ipi", hv_calls::gate_cluster_ipi),
+    (
+        "hv_gate_ex_processor_masks",
+        hv_calls::gate_ex_processor_masks,
+    ),
+    ("hv_gate_remote_flush_ex", hv_calls::gate_remote_flush_ex),
+    ("hv_gate_long_spin_wait", hv_calls::gate_long_spin_wait),
     ("smp_vp_index", smp_vp_index),
     (
         "storage_write_read_verify",
