@@ -119,7 +119,7 @@ fn crash_reason(reason: &str, regs: &str) -> String {
     }
 }
 
-/// run.json's `vm_end`: `"shutdown"`, `"timeout"`, `{"status": N}` or
+/// run.json's `vm_end`: `"shutdown"`, `"reset"`, `"timeout"`, `{"status": N}` or
 /// `{"crash": {"reason": "..."}}` (the reason with the first line of the register dump).
 fn serialize_vm_end<S: serde::Serializer>(end: &Option<VmEnd>, s: S) -> Result<S::Ok, S::Error> {
     let value = end.as_ref().map(|e| match e {
@@ -142,6 +142,7 @@ fn deserialize_vm_end<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<V
     let end = match &v {
         serde_json::Value::Null => return Ok(None),
         serde_json::Value::String(s) if s == "shutdown" => VmEnd::Shutdown,
+        serde_json::Value::String(s) if s == "reset" => VmEnd::Reset,
         serde_json::Value::String(s) if s == "timeout" => VmEnd::Timeout,
         _ => {
             if let Some(n) = v.get("status").and_then(|n| n.as_u64()) {
@@ -604,6 +605,39 @@ pub fn write_log(out: &Path, r: &mut CaseResult) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every way a VM can end survives run.json and the journal (`--resume` reads it back):
+    /// `"reset"` (Hyper-V RESET MSR) once did not, and a journal with `hv_msr_reset` in it
+    /// could not be resumed.
+    #[test]
+    fn every_vm_end_round_trips_through_json() {
+        #[derive(Serialize, Deserialize)]
+        struct W {
+            #[serde(
+                serialize_with = "serialize_vm_end",
+                deserialize_with = "deserialize_vm_end"
+            )]
+            e: Option<VmEnd>,
+        }
+        let ends = [
+            None,
+            Some(VmEnd::Status(7)),
+            Some(VmEnd::Shutdown),
+            Some(VmEnd::Reset),
+            Some(VmEnd::Timeout),
+            Some(VmEnd::Crash {
+                reason: "triple fault".into(),
+                regs: String::new(),
+            }),
+        ];
+        for e in ends {
+            let json = serde_json::to_string(&W { e: e.clone() }).unwrap();
+            let back: W = serde_json::from_str(&json)
+                .unwrap_or_else(|err| panic!("{json} does not read back: {err}"));
+            assert_eq!(serde_json::to_string(&back).unwrap(), json);
+            assert_eq!(format!("{:?}", back.e), format!("{e:?}"));
+        }
+    }
 
     fn case(id: &str) -> CaseSpec {
         CaseSpec {

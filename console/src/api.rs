@@ -2,19 +2,39 @@
 //! with a 4xx/5xx status.
 use serde::Serialize;
 
+use crate::api_lists::{list, page};
 use crate::http::{App, Req, Resp};
+use crate::store::{Page, Table};
 use crate::vms::VmSpec;
 use crate::ApiError;
 
-/// Most runs a list returns.
-pub const LIST_LIMIT: usize = 500;
+/// Most runs a page (host page, compare form) shows.
+pub const LIST_LIMIT: usize = crate::api_lists::MAX_LIMIT;
+
+/// The OpenAPI description of this API (hand-kept; `tests/api.rs` checks real answers
+/// against it).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+fn internal(e: crate::store::StoreError) -> ApiError {
+    ApiError::internal(e)
+}
 
 /// Routes one `/api/...` request.
 pub fn route(app: &App, req: &Req) -> Result<Resp, ApiError> {
     let parts: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(2).collect();
     let m = req.method.as_str();
     match (m, parts.as_slice()) {
-        ("GET", ["hosts"]) => ok(&app.store.hosts().map_err(ApiError::internal)?),
+        ("GET", ["openapi.json"]) => Ok(Resp::Full {
+            status: 200,
+            content_type: "application/json",
+            body: OPENAPI.as_bytes().to_vec(),
+        }),
+        ("GET", ["hosts"]) => {
+            let p = page(req)?;
+            let items = app.store.hosts(p).map_err(internal)?;
+            let total = app.store.count(Table::Hosts).map_err(internal)?;
+            ok(&list(req, p, total, items))
+        }
         ("GET", ["hosts", id]) => {
             let id = int(id)?;
             let (host, facts) = app
@@ -24,14 +44,115 @@ pub fn route(app: &App, req: &Req) -> Result<Resp, ApiError> {
                 .ok_or_else(|| not_found("host", id))?;
             let runs = app
                 .store
-                .runs(Some(id), LIST_LIMIT)
+                .runs(Some(id), Page::first(LIST_LIMIT))
                 .map_err(ApiError::internal)?;
             ok(&serde_json::json!({ "host": host, "facts": facts, "runs": runs }))
         }
-        ("GET", ["runs"]) => ok(&app
-            .store
-            .runs(None, LIST_LIMIT)
+        ("GET", ["runs"]) => {
+            let p = page(req)?;
+            let host = req.param("host").map(int).transpose()?;
+            let items = app.store.runs(host, p).map_err(internal)?;
+            let total = app.store.runs_count(host).map_err(internal)?;
+            ok(&list(req, p, total, items))
+        }
+        ("POST", ["import"]) => {
+            let ok_type = matches!(
+                req.content_type
+                    .as_deref()
+                    .and_then(|c| c.split(';').next()),
+                Some(
+                    "application/json"
+                        | "application/x-tar"
+                        | "application/gzip"
+                        | "application/octet-stream"
+                )
+            );
+            if !ok_type {
+                return Err(ApiError::new(
+                    415,
+                    "Content-Type: application/json (a report, probe or fleet document), \
+                     application/x-tar or application/gzip (a report folder or package)",
+                ));
+            }
+            let name = req.param("name").unwrap_or("upload");
+            let done = crate::imports::import_bytes(
+                &app.store,
+                app.certify.backend().ok().map(|b| &**b),
+                &app.data_dir.join("tmp"),
+                name,
+                req.body.clone(),
+                &format!("upload:{name}"),
+            )?;
+            Ok(Resp::json(201, &done))
+        }
+        ("GET", ["fleets"]) => {
+            let p = page(req)?;
+            let items = app.store.fleets(p).map_err(internal)?;
+            let total = app.store.count(Table::Fleets).map_err(internal)?;
+            ok(&list(req, p, total, items))
+        }
+        ("GET", ["fleets", id]) => {
+            let id = int(id)?;
+            let (fleet, report) = app
+                .store
+                .fleet(id)
+                .map_err(internal)?
+                .ok_or_else(|| not_found("fleet report", id))?;
+            ok(&serde_json::json!({ "fleet": fleet, "report": report }))
+        }
+        ("GET", ["packages"]) => {
+            let p = page(req)?;
+            let items = app.store.packages(p).map_err(internal)?;
+            let total = app.store.count(Table::Packages).map_err(internal)?;
+            ok(&list(req, p, total, items))
+        }
+        ("GET", ["packages", id]) => {
+            let id = int(id)?;
+            ok(&app
+                .store
+                .package(id)
+                .map_err(internal)?
+                .ok_or_else(|| not_found("package", id))?)
+        }
+        ("GET", ["packages", id, "archive"]) => {
+            let id = int(id)?;
+            let body = app
+                .store
+                .package_archive(id)
+                .map_err(internal)?
+                .ok_or_else(|| not_found("package", id))?;
+            Ok(Resp::Full {
+                status: 200,
+                content_type: "application/octet-stream",
+                body,
+            })
+        }
+        ("GET", ["profiles"]) => ok(&app
+            .certify
+            .backend()?
+            .profiles()
             .map_err(ApiError::internal)?),
+        ("POST", ["certify"]) => {
+            json_body(req)?;
+            let r: crate::backend::CertifyRequest = serde_json::from_slice(&req.body)
+                .map_err(|e| ApiError::new(400, format!("not a certify request: {e}")))?;
+            let id = app.certify.start(r)?;
+            Ok(Resp::json(202, &job(app, id)?))
+        }
+        ("GET", ["certify"]) => {
+            let p = page(req)?;
+            let items = app.store.jobs(p).map_err(internal)?;
+            let total = app.store.count(Table::CertifyJobs).map_err(internal)?;
+            ok(&list(req, p, total, items))
+        }
+        ("GET", ["certify", id]) => ok(&job(app, int(id)?)?),
+        ("GET", ["certify", id, "cases"]) => {
+            let id = int(id)?;
+            let j = job(app, id)?;
+            let p = page(req)?;
+            let items = app.store.job_cases(id, p).map_err(internal)?;
+            ok(&list(req, p, j.finished, items))
+        }
         ("POST", ["runs"]) => {
             let report = parse_report(req)?;
             let id = app.store.import(&report).map_err(ApiError::internal)?;
@@ -76,7 +197,12 @@ pub fn route(app: &App, req: &Req) -> Result<Resp, ApiError> {
             }
         }
         ("GET", ["compare"]) => ok(&compare(app, req)?),
-        ("GET", ["vms"]) => ok(&app.store.vms().map_err(ApiError::internal)?),
+        ("GET", ["vms"]) => {
+            let p = page(req)?;
+            let items = app.store.vms(p).map_err(internal)?;
+            let total = app.store.count(Table::Vms).map_err(internal)?;
+            ok(&list(req, p, total, items))
+        }
         ("POST", ["vms"]) => {
             json_body(req)?;
             let spec: VmSpec = serde_json::from_slice(&req.body)
@@ -116,7 +242,11 @@ pub fn route(app: &App, req: &Req) -> Result<Resp, ApiError> {
                 }),
             }))
         }
-        (_, ["hosts" | "runs" | "compare" | "vms", ..]) => Err(ApiError::new(
+        (
+            _,
+            ["hosts" | "runs" | "compare" | "vms" | "import" | "fleets" | "packages" | "profiles"
+            | "certify" | "openapi.json", ..],
+        ) => Err(ApiError::new(
             405,
             format!("{m} is not allowed on {}", req.path),
         )),
@@ -135,6 +265,15 @@ fn int(s: &str) -> Result<i64, ApiError> {
 
 fn not_found(what: &str, id: i64) -> ApiError {
     ApiError::new(404, format!("no {what} {id}"))
+}
+
+/// Certify run `id` with its progress, or 404.
+pub fn job(app: &App, id: i64) -> Result<crate::store_certify::CertifyJob, ApiError> {
+    app.store
+        .job(id)
+        .map_err(internal)?
+        .map(|(j, _)| j)
+        .ok_or_else(|| not_found("certify run", id))
 }
 
 fn vm(app: &App, id: i64) -> Result<crate::store::VmRow, ApiError> {

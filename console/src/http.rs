@@ -31,6 +31,12 @@ pub struct Config {
     pub runner: Option<Runner>,
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
+    /// The certify crate's side (profiles, certify runs, probe documents, packages);
+    /// `None`: those routes get 503.
+    pub backend: Option<Arc<dyn crate::backend::Backend>>,
+    /// Serve HTTPS with this configuration ([`crate::tls::server_config`]): TLS on `addr`,
+    /// the HTTP server itself on 127.0.0.1 only.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Everything a request handler needs.
@@ -39,6 +45,12 @@ pub struct App {
     pub store: Arc<Store>,
     /// The VMs.
     pub vms: VmManager,
+    /// Certify runs started here.
+    pub certify: crate::certruns::CertifyManager,
+    /// The data folder (the database, certify output, temporary uploads).
+    pub data_dir: PathBuf,
+    /// Whether clients reach this server through TLS (cookies are then `Secure`).
+    pub tls: bool,
     token: Option<String>,
     max_body: usize,
 }
@@ -127,6 +139,7 @@ pub struct Server {
     http: Arc<tiny_http::Server>,
     app: Arc<App>,
     accept: Option<JoinHandle<()>>,
+    tls: Option<crate::tls::TlsFront>,
 }
 
 /// Whether a non-loopback `addr` is allowed with `token` (the binding rule).
@@ -147,16 +160,37 @@ impl Server {
         std::fs::create_dir_all(&cfg.data_dir)?;
         let store = Arc::new(Store::open(&cfg.data_dir)?);
         store.reset_running_vms()?;
+        store.reset_running_jobs()?;
+        // With TLS, the HTTP server is reachable on loopback only, behind the TLS front.
+        let http_addr = match cfg.tls {
+            Some(_) => SocketAddr::from(([127, 0, 0, 1], 0)),
+            None => cfg.addr,
+        };
         let http = Arc::new(
-            tiny_http::Server::http(cfg.addr)
-                .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.addr))?,
+            tiny_http::Server::http(http_addr)
+                .map_err(|e| anyhow::anyhow!("cannot bind {http_addr}: {e}"))?,
         );
-        let addr = http
+        let plain = http
             .server_addr()
             .to_ip()
             .ok_or_else(|| anyhow::anyhow!("not an IP listener"))?;
+        let tls = match &cfg.tls {
+            Some(t) => Some(
+                crate::tls::TlsFront::start(cfg.addr, plain, t.clone())
+                    .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.addr))?,
+            ),
+            None => None,
+        };
+        let addr = tls.as_ref().map_or(plain, |t| t.addr());
         let app = Arc::new(App {
             vms: VmManager::new(store.clone(), cfg.runner),
+            certify: crate::certruns::CertifyManager::new(
+                store.clone(),
+                cfg.backend,
+                cfg.data_dir.clone(),
+            ),
+            data_dir: cfg.data_dir,
+            tls: cfg.tls.is_some(),
             store,
             token: cfg.token,
             max_body: cfg.max_body,
@@ -168,6 +202,7 @@ impl Server {
             http,
             app,
             accept: Some(accept),
+            tls,
         })
     }
 
@@ -194,11 +229,15 @@ impl Server {
     }
 
     fn stop(&mut self) {
+        if let Some(mut t) = self.tls.take() {
+            t.stop();
+        }
         self.http.unblock();
         if let Some(a) = self.accept.take() {
             let _ = a.join();
         }
         self.app.vms.stop_all();
+        self.app.certify.wait();
     }
 }
 
@@ -256,22 +295,32 @@ fn ct(v: &str) -> tiny_http::Header {
     tiny_http::Header::from_bytes(&b"Content-Type"[..], v.as_bytes()).expect("valid header")
 }
 
+/// `Server-Timing: app;dur=MS`: the time from the request's arrival to its answer's
+/// start (reading the body, the database, rendering), for clients and the figures.
+fn timing(t0: std::time::Instant) -> tiny_http::Header {
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    tiny_http::Header::from_bytes(&b"Server-Timing"[..], format!("app;dur={ms:.1}").as_bytes())
+        .expect("valid header")
+}
+
 /// Checks, reads and routes one request, and answers it.
 fn handle(app: &App, mut rq: tiny_http::Request) {
+    let t0 = std::time::Instant::now();
     match prepare(app, &mut rq) {
         Err(e) => {
-            let _ = rq.respond(error_response(&e));
+            let _ = rq.respond(error_response(&e).with_header(timing(t0)));
         }
         Ok(req) => match route(app, &req) {
             Err(e) if req.path.starts_with("/api/") => {
-                let _ = rq.respond(error_response(&e));
+                let _ = rq.respond(error_response(&e).with_header(timing(t0)));
             }
             Err(e) => {
                 let page = crate::pages::error_page(&e);
                 let _ = rq.respond(
                     tiny_http::Response::from_data(page)
                         .with_status_code(e.status)
-                        .with_header(ct("text/html; charset=utf-8")),
+                        .with_header(ct("text/html; charset=utf-8"))
+                        .with_header(timing(t0)),
                 );
             }
             Ok(Resp::Full {
@@ -283,6 +332,7 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
                     tiny_http::Response::from_data(body)
                         .with_status_code(status)
                         .with_header(ct(content_type))
+                        .with_header(timing(t0))
                         .with_header(
                             tiny_http::Header::from_bytes(
                                 &b"X-Content-Type-Options"[..],

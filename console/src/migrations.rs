@@ -64,6 +64,54 @@ pub const MIGRATIONS: &[&str] = &[
     // 2: the lookups the pages make.
     "CREATE INDEX runs_by_host ON runs(host_id, id);
      CREATE INDEX cases_by_case ON cases(case_id);",
+    // 3: certify runs started from the console (with their cases as they finish), fleet
+    // reports, packages, and where an imported run came from.
+    "CREATE TABLE certify_jobs (
+        id INTEGER PRIMARY KEY,
+        request TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created TEXT NOT NULL,
+        started TEXT,
+        ended TEXT,
+        planned INTEGER,
+        error TEXT,
+        run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+        out_dir TEXT NOT NULL
+    );
+    CREATE TABLE certify_job_cases (
+        job_id INTEGER NOT NULL REFERENCES certify_jobs(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        suite TEXT NOT NULL,
+        case_id TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        blocker INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        reason TEXT,
+        finished TEXT NOT NULL,
+        PRIMARY KEY (job_id, suite, case_id)
+    );
+    CREATE TABLE fleets (
+        id INTEGER PRIMARY KEY,
+        version TEXT NOT NULL,
+        date TEXT NOT NULL,
+        hosts INTEGER NOT NULL,
+        totals TEXT NOT NULL,
+        imported_at TEXT NOT NULL,
+        report TEXT NOT NULL
+    );
+    CREATE TABLE packages (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE,
+        bytes INTEGER NOT NULL,
+        files INTEGER NOT NULL,
+        signed_by TEXT,
+        problems TEXT NOT NULL,
+        imported_at TEXT NOT NULL,
+        archive BLOB NOT NULL
+    );
+    ALTER TABLE runs ADD COLUMN source TEXT;
+    ALTER TABLE runs ADD COLUMN package_id INTEGER REFERENCES packages(id) ON DELETE SET NULL;",
 ];
 
 /// Applies the migrations `conn` lacks; returns the schema version it is at afterwards.

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use crate::http::{App, Req, Resp};
+use crate::store::Page;
 use crate::ApiError;
 
 /// Escapes text for HTML content and quoted attributes.
@@ -28,7 +29,7 @@ nav{background:#1f2d3d;padding:.6em 1em}nav a{color:#fff;margin-right:1em;text-d
 main{padding:1em;max-width:70em}table{border-collapse:collapse;width:100%}\
 th,td{text-align:left;padding:.3em .5em;border-bottom:1px solid #ddd;vertical-align:top}\
 .b{display:inline-block;padding:.1em .5em;border-radius:.8em;font-size:.85em;color:#fff;background:#777}\
-.pass,.supported,.exited{background:#2e7d32}.warn,.untested,.stopped{background:#b26a00}\
+.pass,.supported,.certified,.compatible,.exited{background:#2e7d32}.warn,.untested,.stopped{background:#b26a00}\
 .fail,.unsupported,.failed{background:#c62828}.running{background:#1565c0}\
 .bar{display:inline-block;height:.8em;background:#2e7d32}.bar.f{background:#c62828}\
 pre{background:#111;color:#eee;padding:.6em;overflow:auto;max-height:30em;white-space:pre-wrap}\
@@ -38,20 +39,25 @@ pre{background:#111;color:#eee;padding:.6em;overflow:auto;max-height:30em;white-
 
 fn nav() -> &'static str {
     "<nav><a href=\"/hosts\">Hosts</a><a href=\"/runs\">Runs</a><a href=\"/vms\">VMs</a>\
-     <a href=\"/compare\">Compare</a></nav>"
+     <a href=\"/compare\">Compare</a><a href=\"/certify\">Certify</a></nav>"
 }
 
-fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
+    page_with_head(title, "", body)
+}
+
+/// A page with `head` (trusted markup) added to its head.
+pub(crate) fn page_with_head(title: &str, head: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">{head}\
          <title>{} · hvcert</title><style>{STYLE}</style></head><body>{}<main>{body}</main></body></html>",
         esc(title),
         nav()
     )
 }
 
-fn badge(slug: &str, words: &str) -> String {
+pub(crate) fn badge(slug: &str, words: &str) -> String {
     format!("<span class=\"b {}\">{}</span>", esc(slug), esc(words))
 }
 
@@ -89,11 +95,13 @@ pub fn route(app: &App, req: &Req) -> Result<Resp, ApiError> {
     let html = match parts.as_slice() {
         [] | [""] | ["hosts"] => hosts(app)?,
         ["hosts", h] => host(app, id(h)?)?,
-        ["runs"] => runs(app)?,
+        ["runs"] => runs(app, req)?,
         ["runs", r] => run(app, id(r)?)?,
         ["vms"] => vms(app)?,
         ["vms", v] => vm(app, id(v)?)?,
         ["compare"] => compare(app, req)?,
+        ["certify"] => crate::pages_certify::list(app)?,
+        ["certify", j] => crate::pages_certify::job(app, id(j)?)?,
         _ => return Err(ApiError::new(404, format!("no page {}", req.path))),
     };
     Ok(Resp::html(200, html))
@@ -124,8 +132,9 @@ fn login(app: &App, req: &Req) -> Result<Resp, ApiError> {
             Ok(Resp::Redirect {
                 location: "/hosts".into(),
                 set_cookie: Some(format!(
-                    "{}={token}; HttpOnly; SameSite=Strict; Path=/",
-                    crate::http::TOKEN_COOKIE
+                    "{}={token}; HttpOnly; SameSite=Strict; Path=/{}",
+                    crate::http::TOKEN_COOKIE,
+                    if app.tls { "; Secure" } else { "" }
                 )),
             })
         }
@@ -134,7 +143,10 @@ fn login(app: &App, req: &Req) -> Result<Resp, ApiError> {
 }
 
 fn hosts(app: &App) -> Result<String, ApiError> {
-    let hosts = app.store.hosts().map_err(ApiError::internal)?;
+    let hosts = app
+        .store
+        .hosts(Page::first(crate::api::LIST_LIMIT))
+        .map_err(ApiError::internal)?;
     let mut b = String::from("<h1>Hosts</h1>");
     if hosts.is_empty() {
         b.push_str("<p>No host yet: import a run (<code>hvcert serve --import run.json</code> or <code>POST /api/runs</code>).</p>");
@@ -154,6 +166,7 @@ fn hosts(app: &App) -> Result<String, ApiError> {
         );
     }
     b.push_str("</table></div>");
+    b.push_str(&crate::pages_imports::sections(app)?);
     Ok(page("Hosts", &b))
 }
 
@@ -193,7 +206,7 @@ fn host(app: &App, hid: i64) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::new(404, format!("no host {hid}")))?;
     let runs = app
         .store
-        .runs(Some(hid), crate::api::LIST_LIMIT)
+        .runs(Some(hid), Page::first(crate::api::LIST_LIMIT))
         .map_err(ApiError::internal)?;
     let facts = serde_json::to_string_pretty(&facts).unwrap_or_default();
     let b = format!(
@@ -207,11 +220,42 @@ fn host(app: &App, hid: i64) -> Result<String, ApiError> {
     Ok(page(&h.name, &b))
 }
 
-fn runs(app: &App) -> Result<String, ApiError> {
+/// Runs per page of the runs table.
+pub const RUNS_PER_PAGE: usize = 100;
+
+fn runs(app: &App, req: &Req) -> Result<String, ApiError> {
+    let n: usize = req
+        .param("page")
+        .map(|p| p.parse().map_err(|_| ApiError::new(400, "page: a number")))
+        .transpose()?
+        .unwrap_or(1)
+        .max(1);
+    let offset = (n - 1).saturating_mul(RUNS_PER_PAGE);
     let runs = app
         .store
-        .runs(None, crate::api::LIST_LIMIT)
+        .runs(
+            None,
+            Page {
+                limit: RUNS_PER_PAGE,
+                offset,
+            },
+        )
         .map_err(ApiError::internal)?;
+    let total = app.store.runs_count(None).map_err(ApiError::internal)? as usize;
+    let mut pager = String::from("<p class=\"pager\">");
+    if n > 1 {
+        let _ = write!(pager, "<a href=\"/runs?page={}\">newer</a> ", n - 1);
+    }
+    let _ = write!(
+        pager,
+        "runs {}–{} of {total}",
+        (offset + 1).min(total),
+        offset + runs.len()
+    );
+    if offset + runs.len() < total {
+        let _ = write!(pager, " <a href=\"/runs?page={}\">older</a>", n + 1);
+    }
+    pager.push_str("</p>");
     // The trend: oldest to newest, one column per run, pass green over failing red.
     let mut trend = String::from("<div class=\"trend\" aria-label=\"pass/fail trend\" style=\"display:flex;align-items:flex-end;gap:2px;height:3em\">");
     for r in runs.iter().rev() {
@@ -231,9 +275,22 @@ fn runs(app: &App) -> Result<String, ApiError> {
     trend.push_str("</div>");
     Ok(page(
         "Runs",
-        &format!("<h1>Runs</h1>{trend}{}", runs_table(&runs)),
+        &format!(
+            "<h1>Runs</h1>{trend}{pager}{}{IMPORT_FORM}",
+            runs_table(&runs)
+        ),
     ))
 }
+
+/// One upload imports a report, probe or fleet document, a package, or a report folder as
+/// a tar(.gz) archive (`POST /api/import`).
+const IMPORT_FORM: &str = "<h2>Import</h2><form id=\"import\"><input type=\"file\" name=\"file\" \
+     accept=\".json,.tar,.gz,.tgz\"> <button>Import</button> <span id=\"imsg\"></span></form>\
+     <script>document.getElementById('import').onsubmit=async e=>{e.preventDefault();\
+     const f=e.target.file.files[0],m=document.getElementById('imsg');if(!f)return;\
+     const t=f.name.endsWith('.json')?'application/json':'application/octet-stream';\
+     const r=await fetch('/api/import?name='+encodeURIComponent(f.name),{method:'POST',headers:{'Content-Type':t},body:f});\
+     const j=await r.json();if(r.ok){location.reload()}else{m.textContent=j.error}};</script>";
 
 /// The run page: the HTML report's own rendering, with the console's navigation.
 fn run(app: &App, rid: i64) -> Result<String, ApiError> {
@@ -257,7 +314,10 @@ fn run(app: &App, rid: i64) -> Result<String, ApiError> {
 }
 
 fn vms(app: &App) -> Result<String, ApiError> {
-    let vms = app.store.vms().map_err(ApiError::internal)?;
+    let vms = app
+        .store
+        .vms(Page::first(crate::api::LIST_LIMIT))
+        .map_err(ApiError::internal)?;
     let mut b = String::from(
         "<h1>VMs</h1><form id=\"create\"><label>Name <input name=\"name\" value=\"vm\"></label>\
          <label>Kernel <input name=\"kernel\" value=\"builtin\" size=\"30\"></label>\
@@ -329,7 +389,7 @@ fn vm(app: &App, vid: i64) -> Result<String, ApiError> {
 fn compare(app: &App, req: &Req) -> Result<String, ApiError> {
     let runs = app
         .store
-        .runs(None, crate::api::LIST_LIMIT)
+        .runs(None, Page::first(crate::api::LIST_LIMIT))
         .map_err(ApiError::internal)?;
     let options = |sel: Option<&str>| {
         runs.iter()

@@ -82,6 +82,10 @@ pub struct RunSummary {
     pub wall_ms: Option<i64>,
     /// When it was imported (RFC 3339).
     pub imported_at: String,
+    /// Where it came from: `upload`, `file:PATH`, `certify-job:N`, `package:N`, ...
+    pub source: Option<String>,
+    /// The package it was imported from, when it was.
+    pub package_id: Option<i64>,
 }
 
 /// One case of a stored run.
@@ -137,7 +141,7 @@ pub struct Store {
 
 const RUN_COLUMNS: &str = "r.id, r.host_id, h.name, r.command, r.version, r.git_revision, r.date, \
     r.verdict, r.verdict_words, r.total, r.pass, r.fail, r.skip, r.crash, r.timeout, r.not_run, \
-    r.blocker_failures, r.duration_ms, r.wall_ms, r.imported_at";
+    r.blocker_failures, r.duration_ms, r.wall_ms, r.imported_at, r.source, r.package_id";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     Ok(RunSummary {
@@ -161,6 +165,8 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
         duration_ms: r.get(17)?,
         wall_ms: r.get(18)?,
         imported_at: r.get(19)?,
+        source: r.get(20)?,
+        package_id: r.get(21)?,
     })
 }
 
@@ -199,7 +205,50 @@ fn host_facts(host: &serde_json::Value) -> (String, String, Option<String>, Opti
     (name, cpu, verdict, score)
 }
 
-fn now() -> String {
+/// A window of a list: at most `limit` rows from `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Most rows returned.
+    pub limit: usize,
+    /// Rows skipped first.
+    pub offset: usize,
+}
+
+impl Page {
+    /// The first `limit` rows.
+    pub fn first(limit: usize) -> Page {
+        Page { limit, offset: 0 }
+    }
+}
+
+/// The tables [`Store::count`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Hosts.
+    Hosts,
+    /// VM records.
+    Vms,
+    /// Fleet reports.
+    Fleets,
+    /// Packages.
+    Packages,
+    /// Certify runs started from the console.
+    CertifyJobs,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Hosts => "hosts",
+            Table::Vms => "vms",
+            Table::Fleets => "fleets",
+            Table::Packages => "packages",
+            Table::CertifyJobs => "certify_jobs",
+        }
+    }
+}
+
+pub(crate) fn now() -> String {
     reports::date::now_rfc3339()
 }
 
@@ -226,7 +275,7 @@ impl Store {
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a half-written transaction (rusqlite
         // rolls back on drop), so a poisoned lock is still usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
@@ -242,99 +291,42 @@ impl Store {
     /// Stores a report (its host, the run and every case) in one transaction; returns the
     /// new run's id.
     pub fn import(&self, report: &reports::Report) -> Result<i64, StoreError> {
-        let mut report = report.clone();
-        report.refresh_summary();
-        let json = serde_json::to_string(&report)?;
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let host_id = if report.identity.host.is_null() {
-            None
-        } else {
-            let (name, cpu, verdict, score) = host_facts(&report.identity.host);
-            let verdict = verdict.unwrap_or_else(|| report.summary.verdict.slug().to_string());
-            let facts = serde_json::to_string(&report.identity.host)?;
-            tx.execute(
-                "INSERT INTO hosts (name, cpu, facts, verdict, score, updated)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(name) DO UPDATE SET cpu = excluded.cpu, facts = excluded.facts,
-                   verdict = excluded.verdict, score = excluded.score, updated = excluded.updated",
-                params![name, cpu, facts, verdict, score, now()],
-            )?;
-            Some(
-                tx.query_row("SELECT id FROM hosts WHERE name = ?1", [&name], |r| {
-                    r.get::<_, i64>(0)
-                })?,
-            )
-        };
-        let s = &report.summary;
-        let id = &report.identity;
-        tx.execute(
-            "INSERT INTO runs (host_id, command, version, git_revision, date, verdict,
-               verdict_words, total, pass, fail, skip, crash, timeout, not_run,
-               blocker_failures, duration_ms, wall_ms, imported_at, report)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-               ?17, ?18, ?19)",
-            params![
-                host_id,
-                id.command,
-                id.version,
-                id.git_revision,
-                id.date,
-                s.verdict.slug(),
-                report.verdict_words(),
-                s.total as i64,
-                s.pass as i64,
-                s.fail as i64,
-                s.skip as i64,
-                s.crash as i64,
-                s.timeout as i64,
-                s.not_run as i64,
-                s.blocker_failures as i64,
-                s.duration_ms as i64,
-                report.wall_ms.map(|w| w as i64),
-                now(),
-                json,
-            ],
-        )?;
-        let run_id = tx.last_insert_rowid();
-        {
-            let mut ins = tx.prepare(
-                "INSERT INTO cases (run_id, suite, case_id, outcome, blocker, duration_ms,
-                   log_excerpt, hypercalls, measurements, reasons)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            for (suite, case) in report.cases() {
-                let hypercalls = case
-                    .measurement_named("hypercalls")
-                    .map(|m| m.value.round() as i64);
-                ins.execute(params![
-                    run_id,
-                    suite.name,
-                    case.id,
-                    case.outcome.as_str(),
-                    case.blocker,
-                    case.duration_ms as i64,
-                    case.log_excerpt,
-                    hypercalls,
-                    serde_json::to_string(&case.measurements)?,
-                    serde_json::to_string(&case.reasons)?,
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(run_id)
+        self.import_from(report, "upload")
     }
 
-    /// Every host, by name.
-    pub fn hosts(&self) -> Result<Vec<Host>, StoreError> {
+    /// [`Store::import`], recording where the report came from (`source`).
+    pub fn import_from(&self, report: &reports::Report, source: &str) -> Result<i64, StoreError> {
+        self.transaction(|tx| import_tx(tx, report, source, None))
+    }
+
+    /// Runs `f` in one transaction: committed when it returns `Ok`, rolled back otherwise.
+    pub fn transaction<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let v = f(&tx)?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    /// Hosts by name: `page.limit` of them from `page.offset`.
+    pub fn hosts(&self, page: Page) -> Result<Vec<Host>, StoreError> {
         let conn = self.conn();
         let mut q = conn.prepare(
             "SELECT h.id, h.name, h.cpu, h.verdict, h.score, h.updated,
                (SELECT COUNT(*) FROM runs r WHERE r.host_id = h.id)
-             FROM hosts h ORDER BY h.name",
+             FROM hosts h ORDER BY h.name LIMIT ?1 OFFSET ?2",
         )?;
-        let rows = q.query_map([], host_row)?;
+        let rows = q.query_map(params![page.limit as i64, page.offset as i64], host_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many rows `table` (`hosts`, `vms`, `fleets`, `packages`, `certify_jobs`) holds.
+    pub fn count(&self, table: Table) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COUNT(*) FROM {}", table.name());
+        Ok(self.conn().query_row(&sql, [], |r| r.get(0))?)
     }
 
     /// One host, with its facts (the probe JSON).
@@ -355,16 +347,29 @@ impl Store {
         }
     }
 
-    /// Runs, newest first; only `host`'s when given; at most `limit`.
-    pub fn runs(&self, host: Option<i64>, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
+    /// Runs, newest first; only `host`'s when given; `page.limit` of them from
+    /// `page.offset`.
+    pub fn runs(&self, host: Option<i64>, page: Page) -> Result<Vec<RunSummary>, StoreError> {
         let conn = self.conn();
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM runs r LEFT JOIN hosts h ON h.id = r.host_id
-             WHERE (?1 IS NULL OR r.host_id = ?1) ORDER BY r.id DESC LIMIT ?2"
+             WHERE (?1 IS NULL OR r.host_id = ?1) ORDER BY r.id DESC LIMIT ?2 OFFSET ?3"
         );
         let mut q = conn.prepare(&sql)?;
-        let rows = q.query_map(params![host, limit as i64], run_row)?;
+        let rows = q.query_map(
+            params![host, page.limit as i64, page.offset as i64],
+            run_row,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many runs there are (only `host`'s when given).
+    pub fn runs_count(&self, host: Option<i64>) -> Result<i64, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM runs WHERE (?1 IS NULL OR host_id = ?1)",
+            [host],
+            |r| r.get(0),
+        )?)
     }
 
     /// One run's summary.
@@ -444,11 +449,15 @@ impl Store {
         Ok(id)
     }
 
-    /// Every VM record, newest first.
-    pub fn vms(&self) -> Result<Vec<VmRow>, StoreError> {
+    /// VM records, newest first: `page.limit` of them from `page.offset`.
+    pub fn vms(&self, page: Page) -> Result<Vec<VmRow>, StoreError> {
         let conn = self.conn();
-        let mut q = conn.prepare(&format!("SELECT {VM_COLUMNS} FROM vms ORDER BY id DESC"))?;
-        let raw = q.query_map([], vm_row)?.collect::<Result<Vec<_>, _>>()?;
+        let mut q = conn.prepare(&format!(
+            "SELECT {VM_COLUMNS} FROM vms ORDER BY id DESC LIMIT ?1 OFFSET ?2"
+        ))?;
+        let raw = q
+            .query_map(params![page.limit as i64, page.offset as i64], vm_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         raw.into_iter().map(with_config).collect()
     }
 
@@ -516,6 +525,114 @@ impl Store {
     }
 }
 
+/// Upserts a host by name with its facts, verdict and score; returns its id.
+pub(crate) fn upsert_host(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    cpu: &str,
+    facts: &serde_json::Value,
+    verdict: &str,
+    score: Option<i64>,
+) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO hosts (name, cpu, facts, verdict, score, updated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(name) DO UPDATE SET cpu = excluded.cpu, facts = excluded.facts,
+           verdict = excluded.verdict, score = excluded.score, updated = excluded.updated",
+        params![
+            name,
+            cpu,
+            serde_json::to_string(facts)?,
+            verdict,
+            score,
+            now()
+        ],
+    )?;
+    Ok(tx.query_row("SELECT id FROM hosts WHERE name = ?1", [name], |r| r.get(0))?)
+}
+
+/// Stores a report (its host, the run and every case) inside `tx`; returns the run's id.
+pub(crate) fn import_tx(
+    tx: &rusqlite::Transaction<'_>,
+    report: &reports::Report,
+    source: &str,
+    package_id: Option<i64>,
+) -> Result<i64, StoreError> {
+    let mut report = report.clone();
+    report.refresh_summary();
+    let json = serde_json::to_string(&report)?;
+    let host_id = if report.identity.host.is_null() {
+        None
+    } else {
+        let (name, cpu, verdict, score) = host_facts(&report.identity.host);
+        let verdict = verdict.unwrap_or_else(|| report.summary.verdict.slug().to_string());
+        Some(upsert_host(
+            tx,
+            &name,
+            &cpu,
+            &report.identity.host,
+            &verdict,
+            score,
+        )?)
+    };
+    let s = &report.summary;
+    let id = &report.identity;
+    tx.execute(
+        "INSERT INTO runs (host_id, command, version, git_revision, date, verdict,
+           verdict_words, total, pass, fail, skip, crash, timeout, not_run,
+           blocker_failures, duration_ms, wall_ms, imported_at, report, source, package_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+           ?17, ?18, ?19, ?20, ?21)",
+        params![
+            host_id,
+            id.command,
+            id.version,
+            id.git_revision,
+            id.date,
+            s.verdict.slug(),
+            report.verdict_words(),
+            s.total as i64,
+            s.pass as i64,
+            s.fail as i64,
+            s.skip as i64,
+            s.crash as i64,
+            s.timeout as i64,
+            s.not_run as i64,
+            s.blocker_failures as i64,
+            s.duration_ms as i64,
+            report.wall_ms.map(|w| w as i64),
+            now(),
+            json,
+            source,
+            package_id,
+        ],
+    )?;
+    let run_id = tx.last_insert_rowid();
+    let mut ins = tx.prepare(
+        "INSERT INTO cases (run_id, suite, case_id, outcome, blocker, duration_ms,
+           log_excerpt, hypercalls, measurements, reasons)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (suite, case) in report.cases() {
+        let hypercalls = case
+            .measurement_named("hypercalls")
+            .map(|m| m.value.round() as i64);
+        ins.execute(params![
+            run_id,
+            suite.name,
+            case.id,
+            case.outcome.as_str(),
+            case.blocker,
+            case.duration_ms as i64,
+            case.log_excerpt,
+            hypercalls,
+            serde_json::to_string(&case.measurements)?,
+            serde_json::to_string(&case.reasons)?,
+        ])?;
+    }
+    Ok(run_id)
+}
+
 fn host_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Host> {
     Ok(Host {
         id: r.get(0)?,
@@ -542,12 +659,12 @@ mod tests {
     #[test]
     fn import_stores_host_run_and_cases() {
         let s = Store::in_memory().unwrap();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), 3);
         let id = s.import(&fixture("blocker-failure.json")).unwrap();
         let run = s.run(id).unwrap().unwrap();
         assert_eq!(run.verdict, "fail");
         assert_eq!(run.command, "certify");
-        let hosts = s.hosts().unwrap();
+        let hosts = s.hosts(super::Page::first(10)).unwrap();
         assert_eq!(hosts.len(), 1);
         assert_eq!(hosts[0].runs, 1);
         let report = s.report(id).unwrap().unwrap();
@@ -566,7 +683,7 @@ mod tests {
             s.import(&fixture("all-pass.json")).unwrap()
         };
         let s = Store::open(dir.path()).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), 3);
         assert_eq!(s.run(id).unwrap().unwrap().verdict, "pass");
     }
 }

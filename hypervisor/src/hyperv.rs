@@ -22,6 +22,11 @@
 //!   their input and go to the SynIC's registered [`HvConnections`] (VMBus); with none
 //!   registered they answer HV_STATUS_INVALID_CONNECTION_ID.
 //! - SynIC delivery (messages, event flags, SINT vectors) is [`synic`].
+//! - HvCallFlushVirtualAddressSpace/List and their Ex forms (`flush`, HV_VP_SET sets in
+//!   [`vpset`]) and HvCallSendSyntheticClusterIpi(Ex) (`ipi`) decode into an [`Action`]
+//!   that the caller carries out (`vp_requests`: a real guest-TLB flush of each target, a
+//!   fixed IPI through the LAPIC). Fast calls continue their input in XMM0-5 only with
+//!   XmmRegistersForFastHypercallAvailable ([`wants_xmm`], [`dispatch_xmm`]).
 //! - The hypercall page ([`HYPERCALL_PAGE_CODE`]): `out 0xf6, eax; ret`, the OUT standing in
 //!   for VMCALL (which does not reach user space on this host). The VMM checks each port
 //!   exit: RIP must translate into the enabled page, at its OUT, and CPL must be 0; otherwise
@@ -265,7 +270,7 @@ const XMM_INPUT_CALLS: &[u16] = &[
 ];
 
 /// Whether the hypercall with input value `input` reads XMM0-5: a fast call of one of
-/// [`XMM_INPUT_CALLS`] in a partition with XmmRegistersForFastHypercallAvailable. The caller
+/// `XMM_INPUT_CALLS` in a partition with XmmRegistersForFastHypercallAvailable. The caller
 /// then fetches the registers (an ioctl) and passes them to [`dispatch_xmm`].
 pub fn wants_xmm(input: u64, features: &HvFeatures) -> bool {
     input & INPUT_FAST != 0

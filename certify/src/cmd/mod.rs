@@ -10,3 +10,4 @@ pub mod real_guest;
 pub mod report;
 pub mod run;
 pub mod serve;
+pub mod serve_backend;

@@ -12,8 +12,10 @@ use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::abi::PAGE_SIZE;
 
-/// Most GPADLs (pending and established together) one guest may hold.
-pub const MAX_GPADLS: usize = 1024;
+/// Most GPADLs (pending and established together) one guest may hold. Linux needs one per
+/// channel ring plus netvsc's receive and send buffers; each holds at most 64 KiB of range
+/// data (`range_buflen` is 16 bits), so the table stays under 16 MiB whatever a guest does.
+pub const MAX_GPADLS: usize = 256;
 
 /// Why a GPADL was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! The host side of VMBus: channel management over SynIC messages, GPADLs, ring buffers in
-//! guest pages, and the devices on the bus ([`device::VmbusDevice`]).
+//! guest pages, and the devices on the bus ([`device::VmbusDevice`]): [`storvsc`] (SCSI)
+//! and [`netvsc`] (network, RNDIS in [`rndis`]).
 //!
 //! How it fits together:
 //! - The guest posts channel messages with HvCallPostMessage to connection 1 (or 4 from
@@ -24,6 +25,7 @@
 //! - GPADL teardown while a channel is open on it closes that channel, then answers
 //!   GPADL_TORNDOWN.
 pub mod attach;
+pub mod build;
 pub mod channel;
 pub mod device;
 pub mod gpadl;

@@ -96,6 +96,8 @@ const CASES: &[(&str, Case)] = &[
     ("hv_call_ipi_self", hv_calls::ipi_self),
     ("hv_call_ipi_ex", hv_calls::ipi_ex),
     ("hv_call_flush_ex", hv_calls::flush_ex),
+    ("hv_call_flush_real", hv_calls::flush_real),
+    ("hv_call_flush_remote", hv_calls::flush_remote),
     ("hv_call_xmm_fast", hv_calls::xmm_fast),
     ("hv_call_xmm_off", hv_calls::xmm_off),
     (
