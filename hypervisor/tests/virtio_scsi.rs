@@ -114,14 +114,25 @@ fn inquiry_capacity_report_luns() {
     // Allocation length shorter than the data: truncated.
     let resp = cmd(&mut r, lun0(), &[0x12, 0, 0, 0, 5, 0], &[], 96);
     assert_eq!(resp.used, RESP_LEN as u32 + 5);
-    // VPD: supported pages, serial number.
+    // VPD: supported pages, serial number, identification, block limits.
     cmd(&mut r, lun0(), &[0x12, 1, 0x00, 0, 64, 0], &[], 64);
-    assert_eq!(&data(&r, 6), &[0, 0, 0, 2, 0x00, 0x80]);
+    assert_eq!(&data(&r, 9), &[0, 0, 0, 5, 0x00, 0x80, 0x83, 0xb0, 0xb1]);
     cmd(&mut r, lun0(), &[0x12, 1, 0x80, 0, 64, 0], &[], 64);
     let d = data(&r, 8);
     assert_eq!(d[1], 0x80);
     assert_eq!(&d[4..7], b"hvc");
-    let resp = cmd(&mut r, lun0(), &[0x12, 1, 0xb0, 0, 64, 0], &[], 64);
+    cmd(&mut r, lun0(), &[0x12, 1, 0x83, 0, 64, 0], &[], 64);
+    let d = data(&r, 16);
+    assert_eq!((d[1], d[4], d[5]), (0x83, 0x02, 0x01));
+    assert_eq!(&d[8..14], b"HVCERT");
+    cmd(&mut r, lun0(), &[0x12, 1, 0xb0, 0, 64, 0], &[], 64);
+    let d = data(&r, 16);
+    assert_eq!(d[1], 0xb0);
+    assert_eq!(
+        u32::from_be_bytes(d[8..12].try_into().unwrap()),
+        MAX_SECTORS
+    );
+    let resp = cmd(&mut r, lun0(), &[0x12, 1, 0xb2, 0, 64, 0], &[], 64);
     assert_eq!(
         sense_key_asc(&resp),
         (ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB)

@@ -7,6 +7,9 @@
 
 pub mod hv;
 pub mod hv_synic;
+pub mod netvsc;
+pub mod rndis;
+pub mod storvsc;
 pub mod vmbus;
 pub mod xen;
 

@@ -120,3 +120,50 @@ pub trait VmbusDevice: Send {
     /// INITIATE_CONTACT): forget per-open protocol state. (Added by the channel layer.)
     fn on_close(&mut self) {}
 }
+
+// ---- Additions by the device side (additive only). ----
+
+/// Bytes in a VMBus page (GPA-direct ranges and GPADLs count in these).
+pub const HV_PAGE_SIZE: u64 = 4096;
+
+impl GpaRange {
+    /// The range as guest segments, physically contiguous pages merged; `None` if the range
+    /// is inconsistent (offset past the first page, more bytes than its pages hold, a page
+    /// number whose address overflows). Whether the pages are RAM is checked on access.
+    pub fn segments(&self) -> Option<Vec<crate::devices::virtio::chain::Seg>> {
+        use crate::devices::virtio::chain::Seg;
+        use vm_memory::GuestAddress;
+        let offset = u64::from(self.offset);
+        if offset >= HV_PAGE_SIZE {
+            return None;
+        }
+        let room = (self.pfns.len() as u64)
+            .checked_mul(HV_PAGE_SIZE)?
+            .checked_sub(offset)?;
+        if u64::from(self.len) > room {
+            return None;
+        }
+        let mut segs: Vec<Seg> = Vec::new();
+        let mut left = u64::from(self.len);
+        let mut skip = offset;
+        for &pfn in &self.pfns {
+            if left == 0 {
+                break;
+            }
+            let addr = pfn.checked_mul(HV_PAGE_SIZE)?.checked_add(skip)?;
+            let n = (HV_PAGE_SIZE - skip).min(left);
+            skip = 0;
+            left -= n;
+            match segs.last_mut() {
+                Some(last) if last.addr.0.checked_add(u64::from(last.len)) == Some(addr) => {
+                    last.len = last.len.checked_add(n as u32)?;
+                }
+                _ => segs.push(Seg {
+                    addr: GuestAddress(addr),
+                    len: n as u32,
+                }),
+            }
+        }
+        Some(segs)
+    }
+}

@@ -1,5 +1,6 @@
 //! The host side of VMBus: channel management over SynIC messages, GPADLs, ring buffers in
-//! guest pages, and the devices on the bus ([`device::VmbusDevice`]).
+//! guest pages, and the devices on the bus ([`device::VmbusDevice`]): [`storvsc`] (SCSI)
+//! and [`netvsc`] (network, RNDIS in [`rndis`]).
 //!
 //! How it fits together:
 //! - The guest posts channel messages with HvCallPostMessage to connection 1 (or 4 from
@@ -29,8 +30,11 @@ pub mod device;
 pub mod gpadl;
 pub mod host;
 pub mod msg;
+pub mod netvsc;
 pub mod packet;
 pub mod ring;
+pub mod rndis;
+pub mod storvsc;
 pub mod worker;
 
 #[cfg(test)]

@@ -3,10 +3,7 @@
 //! frames behind a zeroed `virtio_net_hdr_v1` (12 bytes with VIRTIO_F_VERSION_1).
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::unix::io::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -18,6 +15,8 @@ use super::block::copy_config;
 use super::chain::{self, Chain, Malformed};
 use super::mmio::{QueueHandler, Queues, VirtioDevice};
 use super::{Error, NetConfig};
+pub use crate::devices::net_backend::open_tap;
+use crate::devices::net_backend::{NetBackend, Sent};
 
 /// Index of the receive queue.
 pub const RX: usize = 0;
@@ -32,8 +31,6 @@ pub const NET_HDR_LEN: u64 = 12;
 pub const DEFAULT_MTU: u16 = 1500;
 /// Frames waiting for a receive buffer (loopback or TAP input); more are dropped.
 pub const MAX_PENDING: usize = 256;
-/// Largest frame read from a TAP device.
-const TAP_BUF: usize = 65536;
 /// Ethernet header + 802.1Q tag: a frame may be this much longer than the MTU.
 const L2_OVERHEAD: usize = 18;
 /// Shortest valid Ethernet frame header (dst, src, ethertype).
@@ -65,7 +62,7 @@ fn bump(c: &AtomicU64) {
 
 /// A virtio-net device model.
 pub struct Net {
-    tap: Option<File>,
+    backend: NetBackend,
     config: [u8; 12],
     mtu: u16,
     stats: Arc<NetStats>,
@@ -74,10 +71,7 @@ pub struct Net {
 impl Net {
     /// A NIC with MAC `mac` on the backend `cfg` names (loopback or a TAP device).
     pub fn new(cfg: &NetConfig, mac: [u8; 6]) -> Result<Self, Error> {
-        let tap = match cfg {
-            NetConfig::Loopback => None,
-            NetConfig::Tap(name) => Some(open_tap(name)?),
-        };
+        let backend = NetBackend::open(cfg)?;
         let mtu = DEFAULT_MTU;
         let mut config = [0u8; 12];
         config[0..6].copy_from_slice(&mac);
@@ -85,7 +79,7 @@ impl Net {
         config[8..10].copy_from_slice(&1u16.to_le_bytes()); // max_virtqueue_pairs
         config[10..12].copy_from_slice(&mtu.to_le_bytes());
         Ok(Net {
-            tap,
+            backend,
             config,
             mtu,
             stats: Arc::new(NetStats::default()),
@@ -99,55 +93,14 @@ impl Net {
 
     /// A handler for direct (synchronous) use, as the worker thread uses it.
     pub fn handler(&self) -> Result<NetHandler, Error> {
-        let backend = match &self.tap {
-            None => Backend::Loopback,
-            Some(f) => Backend::Tap(f.try_clone().map_err(|err| Error::Io {
-                what: "duplicating the TAP fd",
-                err,
-            })?),
-        };
         Ok(NetHandler {
-            backend,
+            backend: self.backend.try_clone()?,
             pending: VecDeque::new(),
             stats: self.stats.clone(),
             max_frame: usize::from(self.mtu) + L2_OVERHEAD,
             buf: Vec::new(),
         })
     }
-}
-
-/// Open (creating if needed) the TAP interface `name`, non-blocking, without packet info.
-pub fn open_tap(name: &str) -> Result<File, Error> {
-    let err = |err| Error::Tap {
-        name: name.to_string(),
-        err,
-    };
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
-        return Err(err(std::io::Error::from(std::io::ErrorKind::InvalidInput)));
-    }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open("/dev/net/tun")
-        .map_err(err)?;
-    let mut ifr_name = [0 as libc::c_char; libc::IFNAMSIZ];
-    for (d, s) in ifr_name.iter_mut().zip(name.bytes()) {
-        *d = s as libc::c_char;
-    }
-    let mut ifr = libc::ifreq {
-        ifr_name,
-        ifr_ifru: libc::__c_anonymous_ifr_ifru {
-            ifru_flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
-        },
-    };
-    // SAFETY: TUNSETIFF reads and writes one `struct ifreq`, which `ifr` is, for the
-    // duration of the call; the fd is an open /dev/net/tun owned by `file`.
-    let ret = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut ifr) };
-    if ret < 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
-    Ok(file)
 }
 
 impl VirtioDevice for Net {
@@ -171,14 +124,9 @@ impl VirtioDevice for Net {
     }
 }
 
-enum Backend {
-    Loopback,
-    Tap(File),
-}
-
 /// Host-side frame processing of an active virtio-net device.
 pub struct NetHandler {
-    backend: Backend,
+    backend: NetBackend,
     pending: VecDeque<Vec<u8>>,
     stats: Arc<NetStats>,
     max_frame: usize,
@@ -212,8 +160,8 @@ impl NetHandler {
             while let Some(c) = q.pop(TX)? {
                 match self.tx_frame(q.mem, &c) {
                     None => bump(&self.stats.tx_dropped),
-                    Some(frame) => match &mut self.backend {
-                        Backend::Loopback => {
+                    Some(frame) => match self.backend.send(frame) {
+                        Sent::Looped(frame) => {
                             bump(&self.stats.tx_frames);
                             if self.pending.len() >= MAX_PENDING {
                                 self.deliver_rx(q)?;
@@ -224,10 +172,8 @@ impl NetHandler {
                                 self.pending.push_back(frame);
                             }
                         }
-                        Backend::Tap(f) => match f.write(&frame) {
-                            Ok(n) if n == frame.len() => bump(&self.stats.tx_frames),
-                            _ => bump(&self.stats.tx_dropped),
-                        },
+                        Sent::Delivered => bump(&self.stats.tx_frames),
+                        Sent::Failed => bump(&self.stats.tx_dropped),
                     },
                 }
                 q.add_used(TX, c.head, 0)?;
@@ -280,21 +226,8 @@ impl NetHandler {
     }
 
     fn read_tap(&mut self) {
-        let Backend::Tap(f) = &mut self.backend else {
-            return;
-        };
-        if self.buf.len() < TAP_BUF {
-            self.buf = vec![0u8; TAP_BUF];
-        }
-        while self.pending.len() < MAX_PENDING {
-            match f.read(&mut self.buf) {
-                Ok(0) => break,
-                Ok(n) => self.pending.push_back(self.buf[..n].to_vec()),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                // EAGAIN: drained. Other errors (interface down): nothing to read.
-                Err(_) => break,
-            }
-        }
+        self.backend
+            .receive(&mut self.pending, MAX_PENDING, &mut self.buf);
     }
 }
 
@@ -306,10 +239,7 @@ impl QueueHandler for NetHandler {
         self.deliver_rx(q)
     }
     fn backend_fd(&self) -> Option<RawFd> {
-        match &self.backend {
-            Backend::Tap(f) => Some(f.as_raw_fd()),
-            Backend::Loopback => None,
-        }
+        self.backend.fd()
     }
     fn backend_wanted(&self) -> bool {
         self.pending.len() < MAX_PENDING
