@@ -25,6 +25,7 @@
 //! - GPADL teardown while a channel is open on it closes that channel, then answers
 //!   GPADL_TORNDOWN.
 pub mod attach;
+pub mod build;
 pub mod channel;
 pub mod device;
 pub mod gpadl;

@@ -12,6 +12,7 @@ use crate::abi::vmbus::*;
 mod messages;
 mod parsers;
 mod rings;
+mod storvsc;
 mod synic;
 mod worker;
 
@@ -303,6 +304,21 @@ pub struct Guest {
 }
 
 impl Guest {
+    /// A guest whose host offers `devices` (no echo devices).
+    pub fn with_devices(devices: Vec<Box<dyn VmbusDevice>>) -> Guest {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM_BYTES)]).unwrap();
+        let sink = Arc::new(Recorder::default());
+        let host = VmbusHost::new(mem.clone(), sink.clone(), devices).unwrap();
+        Guest {
+            mem,
+            host,
+            sink,
+            dev: Vec::new(),
+            next_pfn: 16,
+            next_gpadl: 0xe1e10,
+        }
+    }
+
     /// `n` echo devices: SCSI class first, then NIC class.
     pub fn new(n: usize) -> Guest {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM_BYTES)]).unwrap();
