@@ -113,6 +113,10 @@ pub struct CaseSpec {
     /// Attach a virtio-net NIC with the loopback backend.
     #[serde(default)]
     pub nic: bool,
+    /// Put this case's disk and NIC on the VMBus (storvsc, netvsc) instead of virtio
+    /// (needs the Hyper-V interface).
+    #[serde(default)]
+    pub vmbus: bool,
     /// TLFS names of Hyper-V privileges to withdraw for this case's VM (the gating sweep).
     #[serde(default)]
     pub hv_clear: Vec<toml::Spanned<String>>,
@@ -280,6 +284,19 @@ impl Profile {
             if c.disk && self.devices.max_disks == 0 || c.nic && self.devices.max_nics == 0 {
                 bail!(
                     "case {} needs a device the profile's limits (max_disks/max_nics) forbid",
+                    c.id
+                );
+            }
+            if c.vmbus && !self.interface.has_hyperv() {
+                bail!(
+                    "case {}: vmbus = true needs interface hyperv or both, not {:?}",
+                    c.id,
+                    self.interface
+                );
+            }
+            if c.vmbus && !c.disk && !c.nic {
+                bail!(
+                    "case {}: vmbus = true but the case has no disk or nic",
                     c.id
                 );
             }
@@ -558,6 +575,30 @@ blocker = true
         let never = MINI.replace("memory_mib = 64", "memory_mib = 64\ntimeout_secs = 0");
         let e = err(&never);
         assert!(e.contains("timeout_secs = 0: expected 1..=86400"), "{e}");
+    }
+
+    #[test]
+    fn vmbus_cases_need_hyperv_and_a_device() {
+        let err = |text: &str| {
+            format!(
+                "{:#}",
+                Profile::parse(text, Path::new("x.toml")).unwrap_err()
+            )
+        };
+        let ok = MINI.replace(
+            "blocker = true",
+            "blocker = true\ndisk = true\nvmbus = true",
+        );
+        let p = Profile::parse(&ok, Path::new("x.toml")).unwrap();
+        assert!(p.cases[0].vmbus && p.cases[0].disk);
+        let xen = ok.replace("interface = \"hyperv\"", "interface = \"xen\"");
+        let e = err(&xen);
+        assert!(
+            e.contains("case boot: vmbus = true needs interface hyperv"),
+            "{e}"
+        );
+        let bare = MINI.replace("blocker = true", "blocker = true\nvmbus = true");
+        assert!(err(&bare).contains("vmbus = true but the case has no disk or nic"));
     }
 }
 

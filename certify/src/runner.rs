@@ -38,6 +38,8 @@ pub struct Job {
     pub disk_bytes: u64,
     /// A virtio-net NIC with the loopback backend.
     pub nic: bool,
+    /// The disk and NIC sit on the VMBus (storvsc, netvsc) instead of virtio.
+    pub vmbus: bool,
 }
 
 /// What one VM run produced.
@@ -566,6 +568,7 @@ pub fn jobs_for(
             }),
             disk_bytes: u64::from(p.devices.disk_mib) << 20,
             nic: c.nic,
+            vmbus: c.vmbus,
         });
     }
     Ok(out)
@@ -648,6 +651,7 @@ mod tests {
             disk: false,
             check_image: false,
             nic: false,
+            vmbus: false,
             hv_clear: Vec::new(),
         }
     }
@@ -855,5 +859,34 @@ id = "d"
         assert_eq!(again[0].cmdline, jobs[0].cmdline);
         assert_ne!(other[0].cmdline, jobs[0].cmdline);
         assert_eq!(derive_seed(7, "p", "a"), jobs[0].seed);
+    }
+
+    #[test]
+    fn vmbus_cases_carry_the_bus_to_their_job() {
+        let text = r#"
+name = "v"
+description = "d"
+interface = "hyperv"
+memory_mib = 64
+[guest_os]
+name = "x"
+kernel = "2.6.32"
+[[cases]]
+id = "a"
+disk = true
+vmbus = true
+[[cases]]
+id = "b"
+disk = true
+"#;
+        let profile = crate::profile::Profile::parse(text, Path::new("v.toml")).unwrap();
+        let lp = Arc::new(LoadedProfile {
+            profile,
+            path: "v.toml".into(),
+            sha256: String::new(),
+        });
+        let jobs = jobs_for(lp, 1, &[], Path::new("/x")).unwrap();
+        assert!(jobs[0].vmbus && jobs[0].disk_image.is_some());
+        assert!(!jobs[1].vmbus && jobs[1].disk_image.is_some());
     }
 }

@@ -67,6 +67,10 @@ impl Executor for HypervisorExecutor {
             } else {
                 Vec::new()
             },
+            vmbus: hypervisor::vmbus::VmbusConfig {
+                disks: job.vmbus,
+                nics: job.vmbus,
+            },
             hyperv: job.profile.profile.hv_config(&job.case)?,
             #[cfg(test)]
             fault: self.fault,

@@ -72,6 +72,10 @@ pub struct AcpiConfig {
     pub cpus: u8,
     /// The virtio-mmio devices, in bus order.
     pub virtio: Vec<VirtioMmio>,
+    /// A VMBus device (`_HID` "VMBUS", empty `_CRS`): Linux's `hv_vmbus` binds to it and
+    /// only then connects (its `vmbus_acpi_add` walks the `_CRS`, which must exist; on x86
+    /// the VMBus interrupt is the SynIC's vector, so no IRQ resource is needed).
+    pub vmbus: bool,
 }
 
 /// The tables, each with the guest-physical address it goes to.
@@ -149,9 +153,27 @@ fn dsdt(cfg: &AcpiConfig) -> Result<Vec<u8>, AcpiError> {
         );
         body.extend(bytes(&dev));
     }
+    if cfg.vmbus {
+        body.extend(vmbus_device());
+    }
     let mut sdt = acpi_tables::sdt::Sdt::new(*b"DSDT", 36, 6, OEM_ID, OEM_TABLE_ID, OEM_REVISION);
     sdt.append_slice(&aml::Scope::raw("_SB_".into(), body));
     Ok(sdt.as_slice().to_vec())
+}
+
+/// `Device (VMBS) { _HID "VMBUS", _UID 0, _CRS {} }`.
+fn vmbus_device() -> Vec<u8> {
+    let crs = aml::ResourceTemplate::new(vec![]);
+    let (hid, uid): (&'static str, u32) = ("VMBUS", 0);
+    let names = [
+        aml::Name::new("_HID".into(), &hid),
+        aml::Name::new("_UID".into(), &uid),
+        aml::Name::new("_CRS".into(), &crs),
+    ];
+    bytes(&aml::Device::new(
+        "VMBS".into(),
+        names.iter().map(|n| n as &dyn Aml).collect(),
+    ))
 }
 
 /// Builds every table for `cfg` at its address (pure).
@@ -249,7 +271,31 @@ mod tests {
                     gsi: 5 + i as u32,
                 })
                 .collect(),
+            vmbus: false,
         }
+    }
+
+    #[test]
+    fn dsdt_has_a_vmbus_device_when_asked() {
+        let count = |c: &AcpiConfig| {
+            let t = build(c).unwrap();
+            let d = &t.blobs[5].1;
+            d.windows(6).filter(|w| *w == b"VMBUS\0").count()
+        };
+        let mut c = cfg(1, 1);
+        assert_eq!(count(&c), 0);
+        c.vmbus = true;
+        assert_eq!(count(&c), 1);
+        let t = build(&c).unwrap();
+        let d = &t.blobs[5].1;
+        // The empty _CRS: a buffer holding only the end tag (0x79, checksum 0).
+        assert!(d.windows(4).any(|w| w == b"_CRS"));
+        assert!(d.windows(4).any(|w| w == b"VMBS"));
+        assert_eq!(
+            d.iter().map(|&b| u32::from(b)).sum::<u32>() % 256,
+            0,
+            "checksum"
+        );
     }
 
     #[test]

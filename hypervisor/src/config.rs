@@ -108,6 +108,10 @@ pub struct VmConfig {
     pub disk_bus: DiskBus,
     /// virtio-net devices.
     pub nets: Vec<NetConfig>,
+    /// Which of `disks` and `nets` sit on the VMBus (storvsc, netvsc) instead of
+    /// virtio-mmio; needs the Hyper-V interface. The limits `max_disks`/`max_nics` count
+    /// them the same way.
+    pub vmbus: crate::vmbus::VmbusConfig,
     /// The Hyper-V vendor signature and privileges (with a Hyper-V interface).
     pub hyperv: crate::hv_config::HvConfig,
     /// Whether the VMM's own threads (vCPUs, device workers, console writer) run under their
@@ -139,6 +143,7 @@ impl Default for VmConfig {
             disks: Vec::new(),
             disk_bus: DiskBus::Blk,
             nets: Vec::new(),
+            vmbus: crate::vmbus::VmbusConfig::default(),
             hyperv: crate::hv_config::HvConfig::default(),
             seccomp: true,
             nested_fixes: false,
@@ -198,6 +203,11 @@ impl VmConfigBuilder {
     pub fn disk(mut self, disk: DiskConfig) -> Self {
         self.0.disks.push(disk);
         self.0.max_disks = self.0.max_disks.max(self.0.disks.len());
+        self
+    }
+    /// Which disks and NICs sit on the VMBus instead of virtio-mmio.
+    pub fn vmbus(mut self, vmbus: crate::vmbus::VmbusConfig) -> Self {
+        self.0.vmbus = vmbus;
         self
     }
     /// Whether disks are virtio-blk devices or virtio-scsi controllers.

@@ -338,8 +338,10 @@ fn msr_value(r: &mut Rng) -> u64 {
 
 fn hv_input(r: &mut Rng) -> u64 {
     let code = match r.below(8) {
+        // 0x5c, 0x5d: HvCallPostMessage, HvCallSignalEvent (the VMBus, when attached).
         0..=5 => r.pick(&[
-            0x0002u64, 0x0003, 0x0008, 0x000b, 0x0013, 0x0014, 0x0015, 0x0069, 0x006a,
+            0x0002u64, 0x0003, 0x0008, 0x000b, 0x0013, 0x0014, 0x0015, 0x0069, 0x006a, 0x005c,
+            0x005d,
         ]),
         6 => r.below(0x80),
         _ => r.below(0x1_0000),
@@ -1035,7 +1037,10 @@ impl Write for Capture {
 static VMM_PANICS: AtomicU64 = AtomicU64::new(0);
 
 fn is_vmm_thread(name: &str) -> bool {
-    name.starts_with("vcpu") || name.starts_with("virtio-") || name.starts_with("vm-teardown")
+    name.starts_with("vcpu")
+        || name.starts_with("virtio-")
+        || name.starts_with("vm-teardown")
+        || name == "vmbus"
 }
 
 fn install_panic_counter() {
@@ -1171,6 +1176,14 @@ fn run_case(env: &Env, what: &str, case: &Case, stats: &mut Stats) -> Result<(),
             read_only: case.cpus.is_multiple_of(2),
         }];
         cfg.nets = vec![NetConfig::Loopback];
+        // Every other Hyper-V case puts them on the VMBus (storvsc, netvsc): random
+        // HvCallPostMessage / HvCallSignalEvent reach the VMBus host and its worker.
+        if matches!(case.iface, Interface::HyperV | Interface::Both) && case.cpus % 2 == 1 {
+            cfg.vmbus = hypervisor::vmbus::VmbusConfig {
+                disks: true,
+                nics: true,
+            };
+        }
     }
     let what = format!(
         "{what} ({kind:?}{}, {} vCPU, {} MiB, interface {}, {} ops)",

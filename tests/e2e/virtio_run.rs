@@ -167,5 +167,68 @@ fn run_with_scsi_controller() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("`blk` or `scsi`"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`blk`, `scsi` or `vmbus`"));
+}
+
+#[test]
+fn run_with_vmbus_devices() {
+    if !common::kvm_available_or_skip("run_with_vmbus_devices") {
+        return;
+    }
+    let img = temp_image("vmbus", 1 << 20);
+    let guest = img.path.with_file_name("guest.elf");
+    let out = hvcert()
+        .arg("guest")
+        .arg("--out")
+        .arg(&guest)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // The disk and NIC leave virtio-mmio for the VMBus: the built-in guest's default cases
+    // (no virtio device to drive) pass, and the VMBus worker ends with the VM.
+    let out = hvcert()
+        .args([
+            "run",
+            "--disk-bus",
+            "vmbus",
+            "--nic",
+            "vmbus",
+            "--net",
+            "loopback",
+        ])
+        .arg("--kernel")
+        .arg(&guest)
+        .arg("--disk")
+        .arg(&img)
+        .output()
+        .unwrap();
+    common::assert_exit(&out, 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cases=boot,hv_cpuid,hv_hypercall_page\""),
+        "no virtio storage or NIC case chosen: {err}"
+    );
+    // The VMBus needs the SynIC of the Hyper-V interface (each flag on its own).
+    for flags in [
+        ["--disk-bus", "vmbus", "--disk"],
+        ["--nic", "vmbus", "--net"],
+    ] {
+        let mut cmd = hvcert();
+        cmd.args(["run", "--interface", "xen", "--kernel"])
+            .arg(&guest)
+            .args(&flags[..2])
+            .arg(flags[2]);
+        if flags[2] == "--disk" {
+            cmd.arg(&img);
+        } else {
+            cmd.arg("loopback");
+        }
+        let out = cmd.output().unwrap();
+        assert_ne!(out.status.code(), Some(0), "{flags:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("need the Hyper-V interface"),
+            "{flags:?}: {err}"
+        );
+    }
 }

@@ -17,6 +17,7 @@ mod crash;
 mod ktap;
 mod port;
 mod sys;
+mod vmbus;
 
 use ktap::Outcome;
 

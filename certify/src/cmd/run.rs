@@ -34,10 +34,15 @@ pub struct RunArgs {
     /// fail with IOERR). Repeatable up to --max-disks.
     #[arg(long = "disk", value_name = "FILE[,ro]")]
     pub disks: Vec<DiskConfig>,
-    /// Controller for the disks: `blk` (one virtio-blk device each) or `scsi` (one
-    /// virtio-scsi controller each, the disk as target 0 LUN 0).
-    #[arg(long, default_value = "blk", value_name = "blk|scsi")]
-    pub disk_bus: DiskBus,
+    /// Controller for the disks: `blk` (one virtio-blk device each), `scsi` (one
+    /// virtio-scsi controller each, the disk as target 0 LUN 0) or `vmbus` (one synthetic
+    /// SCSI controller (storvsc) each on the VMBus; needs `--interface hyperv` or `both`).
+    #[arg(long, default_value = "blk", value_name = "blk|scsi|vmbus")]
+    pub disk_bus: DiskBusArg,
+    /// Network adapters: `virtio` (virtio-net) or `vmbus` (synthetic network adapters
+    /// (netvsc) on the VMBus; needs `--interface hyperv` or `both`).
+    #[arg(long, default_value = "virtio", value_name = "virtio|vmbus")]
+    pub nic: NicArg,
     /// Network adapter (virtio-net) backend: `loopback` (every frame sent comes back) or
     /// `tap:NAME` (a host TAP interface). Repeatable up to --max-nics.
     #[arg(long = "net", value_name = "loopback|tap:NAME")]
@@ -73,6 +78,37 @@ pub struct RunArgs {
     pub no_seccomp: bool,
 }
 
+/// `--disk-bus`: a virtio controller, or the VMBus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskBusArg {
+    /// A virtio controller.
+    Virtio(DiskBus),
+    /// storvsc on the VMBus.
+    Vmbus,
+}
+
+impl std::str::FromStr for DiskBusArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "vmbus" | "storvsc" => Ok(DiskBusArg::Vmbus),
+            _ => s
+                .parse::<DiskBus>()
+                .map(DiskBusArg::Virtio)
+                .map_err(|_| format!("--disk-bus {s}: expected `blk`, `scsi` or `vmbus`")),
+        }
+    }
+}
+
+/// `--nic`: virtio-net or netvsc on the VMBus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NicArg {
+    /// virtio-net.
+    Virtio,
+    /// netvsc on the VMBus.
+    Vmbus,
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let Ok(timeout) = Duration::try_from_secs_f64(args.timeout) else {
         anyhow::bail!(
@@ -86,11 +122,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let builtin = std::fs::read(&args.kernel)
                 .is_ok_and(|bytes| certify::guest::is_builtin_guest(&bytes));
             if builtin {
-                let c = certify::guest::default_cmdline(
-                    args.interface,
-                    args.disks.len(),
-                    args.nets.len(),
-                );
+                // The built-in guest's default cases drive virtio devices only.
+                let virtio_disks = match args.disk_bus {
+                    DiskBusArg::Virtio(_) => args.disks.len(),
+                    DiskBusArg::Vmbus => 0,
+                };
+                let virtio_nets = match args.nic {
+                    NicArg::Virtio => args.nets.len(),
+                    NicArg::Vmbus => 0,
+                };
+                let c = certify::guest::default_cmdline(args.interface, virtio_disks, virtio_nets);
                 eprintln!("hvcert: built-in guest, no --cmdline: using \"{c}\"");
                 c
             } else {
@@ -107,8 +148,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         interface: args.interface,
         timeout,
         disks: args.disks,
-        disk_bus: args.disk_bus,
+        disk_bus: match args.disk_bus {
+            DiskBusArg::Virtio(b) => b,
+            DiskBusArg::Vmbus => DiskBus::default(),
+        },
         nets: args.nets,
+        vmbus: hypervisor::vmbus::VmbusConfig {
+            disks: args.disk_bus == DiskBusArg::Vmbus,
+            nics: args.nic == NicArg::Vmbus,
+        },
         max_disks: args.max_disks,
         ..Default::default()
     };

@@ -10,6 +10,7 @@ pub mod hv_synic;
 pub mod netvsc;
 pub mod rndis;
 pub mod storvsc;
+pub mod vmbus;
 pub mod xen;
 
 /// The synthetic-MSR range that KVM's user-space MSR filter sends to the VMM: the Hyper-V

@@ -10,7 +10,8 @@
 //!   rather than trap).
 //! - console writer: write/writev to the run's output, close.
 //! - device worker: its epoll loop, eventfd read/write, disk I/O (preadv/pwritev, pread/
-//!   pwrite, lseek, fdatasync/fsync, fallocate), TAP read/write, close.
+//!   pwrite, lseek, fdatasync/fsync, fallocate), TAP read/write, close; ioctl KVM_SIGNAL_MSI only
+//!   (the vmbus worker raises a channel interrupt after writing an unmasked inbound ring).
 //! - vCPU: ioctl restricted to the vCPU requests the exit handlers use (KVM_RUN, register
 //!   and event get/set, MP state), eventfds (irqfd, device activation: eventfd2, fcntl
 //!   F_DUPFD_CLOEXEC), and starting the worker and console threads (clone/clone3,
@@ -160,7 +161,16 @@ pub(super) fn rules(kind: ThreadKind) -> BTreeMap<i64, Vec<SeccompRule>> {
     allow(&mut m, &[libc::SYS_open, libc::SYS_openat]);
     match kind {
         ThreadKind::Console => allow(&mut m, CONSOLE),
-        ThreadKind::Worker => allow(&mut m, WORKER),
+        ThreadKind::Worker => {
+            allow(&mut m, WORKER);
+            // The `vmbus` worker raises the guest's channel interrupt (SynIC event flag +
+            // SINT vector) after it writes an inbound ring the guest left unmasked; that one
+            // ioctl only (any other request number stays SIGSYS).
+            m.insert(
+                libc::SYS_ioctl,
+                vec![eq(1, u64::from(KVM_SIGNAL_MSI() as u32))],
+            );
+        }
         ThreadKind::Vcpu => {
             allow(&mut m, VCPU);
             allow(&mut m, SPAWN);
@@ -251,7 +261,14 @@ mod tests {
                 );
             }
         }
-        assert!(!rules(ThreadKind::Worker).contains_key(&libc::SYS_ioctl));
+        // A worker's only ioctl is KVM_SIGNAL_MSI (the vmbus worker's channel interrupt).
+        assert_eq!(
+            rules(ThreadKind::Worker)
+                .get(&libc::SYS_ioctl)
+                .map(Vec::len),
+            Some(1)
+        );
+        assert!(!rules(ThreadKind::Console).contains_key(&libc::SYS_ioctl));
         assert!(!vcpu.contains_key(&libc::SYS_socket));
         assert!(!vcpu.contains_key(&libc::SYS_execve));
         assert!(

@@ -116,6 +116,9 @@ pub trait VmbusDevice: Send {
     fn poll(&mut self, _ctx: &mut dyn ChannelCtx) -> Result<(), DeviceError> {
         Ok(())
     }
+    /// The channel was closed (CLOSECHANNEL, its ring GPADL torn down, UNLOAD, a new
+    /// INITIATE_CONTACT): forget per-open protocol state. (Added by the channel layer.)
+    fn on_close(&mut self) {}
 }
 
 // ---- Additions by the device side (additive only). ----

@@ -137,7 +137,17 @@ impl Vm {
             .and_then(Option::as_ref)
             .map(measure_tsc)
             .unwrap_or_default();
+        let vmbus_devices = crate::vmbus::build::build_devices(cfg.vmbus, &cfg.disks, &cfg.nets)?;
         let shared = Arc::new(shared_state(&cfg, mem, guest.memory_map, devices, &vm, tsc));
+        if cfg.vmbus.enabled() {
+            // The SynIC owns the runtime (its worker stops when the VM's state is dropped).
+            crate::vmbus::attach::attach(
+                &shared.paravirt.synic,
+                &shared.mem,
+                vmbus_devices,
+                cfg.seccomp,
+            )?;
+        }
         let blocking: Option<Vec<BlockingStat>> =
             vcpus.iter().flatten().map(BlockingStat::open).collect();
         lock(&threads.gate.st).vcpus = vcpus;
@@ -187,6 +197,12 @@ fn check_config(cfg: &VmConfig) -> Result<&'static System, Error> {
         return Err(Error::Config(format!(
             "{} vCPUs requested, KVM allows {max}",
             cfg.cpus
+        )));
+    }
+    if cfg.vmbus.enabled() && !matches!(cfg.interface, Interface::HyperV | Interface::Both) {
+        return Err(Error::Config(format!(
+            "VMBus devices need the Hyper-V interface (its SynIC), not --interface {}",
+            cfg.interface
         )));
     }
     if !sys.sync_regs {
@@ -262,13 +278,22 @@ fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), Error> {
 /// command line (see [`crate::devices::virtio::attach`]).
 fn attach_virtio(vm: &VmFd, mem: &GuestMemoryMmap, cfg: &VmConfig) -> Result<MmioBus, Error> {
     let mut mmio = MmioBus::new();
+    // The limits count every disk and NIC, whichever bus it is on.
+    crate::devices::virtio::check_device_limits(
+        &cfg.disks,
+        &cfg.nets,
+        cfg.max_disks,
+        cfg.max_nics,
+    )?;
+    let disks: &[_] = if cfg.vmbus.disks { &[] } else { &cfg.disks };
+    let nets: &[_] = if cfg.vmbus.nics { &[] } else { &cfg.nets };
     let device_info = crate::devices::virtio::attach(
         vm,
         mem,
         &mut mmio,
-        &cfg.disks,
+        disks,
         cfg.disk_bus,
-        &cfg.nets,
+        nets,
         cfg.max_disks,
         cfg.max_nics,
     )?;
@@ -321,6 +346,7 @@ fn write_acpi(mem: &GuestMemoryMmap, cfg: &VmConfig, mmio: &MmioBus) -> Result<u
             .into_iter()
             .map(|(base, size, gsi)| crate::acpi::VirtioMmio { base, size, gsi })
             .collect(),
+        vmbus: cfg.vmbus.enabled(),
     };
     crate::acpi::build(&acpi_cfg)
         .and_then(|t| crate::acpi::write(mem, &t))

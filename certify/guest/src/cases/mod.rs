@@ -10,6 +10,9 @@ mod hv_stimer;
 mod hv_synic;
 mod hv_synic_loop;
 mod virtio;
+mod vmbus;
+mod vmbus_net;
+mod vmbus_storage;
 mod xen;
 mod xen_pvhvm;
 mod xen_smp;
@@ -147,6 +150,21 @@ const CASES: &[(&str, Case)] = &[
     ("xen_pvclock_refresh", xen_smp::pvclock_refresh),
     ("xen_physdev_privileged", xen_smp::physdev_privileged),
     ("xen_vcpu_up_down", xen_smp::vcpu_up_down),
+    ("vmbus_version", vmbus::negotiate),
+    ("vmbus_offers", vmbus::offers),
+    ("vmbus_gpadl", vmbus::gpadl),
+    ("vmbus_open_close", vmbus::open_close),
+    ("vmbus_ring_signal", vmbus::ring_signal),
+    ("vmbus_storage_inquiry", vmbus_storage::inquiry),
+    (
+        "vmbus_storage_write_read_verify",
+        vmbus_storage::write_read_verify_case,
+    ),
+    ("vmbus_storage_flush", vmbus_storage::flush),
+    ("vmbus_storage_out_of_range", vmbus_storage::out_of_range),
+    ("vmbus_nic_frame_round_trip", vmbus_net::frame_round_trip),
+    ("vmbus_nic_link_status", vmbus_net::link_status),
+    ("vmbus_nic_mtu", vmbus_net::mtu),
 ];
 
 pub fn find(name: &str) -> Option<Case> {
