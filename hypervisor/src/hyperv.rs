@@ -323,7 +323,15 @@ pub fn dispatch_full(
 ) -> Outcome {
     let code = (call.input & INPUT_CODE_MASK) as u16;
     let Some(info) = CALLS.iter().find(|c| c.code == code) else {
-        let status = if opts.wrong_invalid_code_status {
+        // An extended call without EnableExtendedHypercalls is denied (KVM's
+        // hyperv_features stage 19); none is implemented, so with it they are unknown.
+        let extended = (EXT_CALL_FIRST..=EXT_CALL_LAST).contains(&code)
+            && !opts
+                .features
+                .has(FeatureReg::PrivEbx, PRIV_ENABLE_EXTENDED_HYPERCALLS);
+        let status = if extended {
+            HV_STATUS_ACCESS_DENIED
+        } else if opts.wrong_invalid_code_status {
             HV_STATUS_INVALID_PARAMETER
         } else {
             HV_STATUS_INVALID_HYPERCALL_CODE

@@ -151,7 +151,7 @@ static mut TSS: Tss = Tss {
 /// Where the AP start-up code is copied (below 1 MiB, page-aligned, free in the PVH layout).
 pub const AP_TRAMPOLINE: u64 = 0x1_0000;
 /// Written by each AP once in long mode, 4 words at slot (its APIC ID): VP_INDEX,
-/// initial APIC ID, done flag.
+/// initial APIC ID, done flag, TIME_REF_COUNT (low 32 bits, Hyper-V only).
 #[no_mangle]
 pub static mut AP_MAILBOX: [u32; 4 * MAX_CPUS] = [0; 4 * MAX_CPUS];
 /// vCPUs the SMP case can start (APIC IDs 0..16).
@@ -419,6 +419,20 @@ ap_long:
     add rdi, rcx
     mov dword ptr [rdi], eax
     mov dword ptr [rdi + 4], r8d
+    /* TIME_REF_COUNT (low half) in word 3, before the done flag, on Hyper-V ("Hv#1") with
+       AccessPartitionReferenceCounter; hv_time_ref_count_smp orders it against the BSP. */
+    mov eax, 0x40000001
+    cpuid
+    cmp eax, 0x31237648
+    jne 34f
+    mov eax, 0x40000003
+    cpuid
+    test al, 2
+    jz 34f
+    mov ecx, 0x40000020
+    rdmsr
+    mov dword ptr [rdi + 12], eax
+34:
     mov dword ptr [rdi + 8], 1
 33:
     cli

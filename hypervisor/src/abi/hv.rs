@@ -486,6 +486,13 @@ pub const POST_MESSAGE_PAYLOAD_OFFSET: usize = 16;
 pub const CALL_POST_DEBUG_DATA: u16 = 0x0069;
 /// HvCallRetrieveDebugData.
 pub const CALL_RETRIEVE_DEBUG_DATA: u16 = 0x006A;
+/// Extended hypercalls (TLFS "Extended Hypercall Interface"): HvExtCallQueryCapabilities
+/// is the first; KVM takes the 64 codes after it as the range.
+pub const EXT_CALL_FIRST: u16 = 0x8001;
+/// Last extended hypercall code (KVM's HV_EXT_CALL_MAX).
+pub const EXT_CALL_LAST: u16 = 0x8041;
+/// Leaf 0x40000003 EBX bit: EnableExtendedHypercalls (never granted: none implemented).
+pub const PRIV_ENABLE_EXTENDED_HYPERCALLS: u32 = 1 << 20;
 
 /// Input value: call code, bits 15:0.
 pub const INPUT_CODE_MASK: u64 = 0xffff;

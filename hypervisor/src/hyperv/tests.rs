@@ -87,6 +87,22 @@ fn unknown_code_and_fault_injection() {
 }
 
 #[test]
+fn extended_calls_denied_without_their_privilege() {
+    let m = mem();
+    // HvExtCallQueryCapabilities and the last extended code: denied (hyperv_features 19).
+    for code in [0x8001u64, 0x8041] {
+        let o = dispatch(&m, call(code | 1 << 16, 0, 0), OPTS);
+        assert_eq!(status(&o), 6, "{code:#x}");
+    }
+    // Past the range, and with the privilege (none implemented): unknown call.
+    assert_eq!(status(&dispatch(&m, call(0x8042, 0, 0), OPTS)), 2);
+    let mut features = HvFeatures::ALL;
+    features.set("EnableExtendedHypercalls", true).unwrap();
+    let o = dispatch(&m, call(0x8001, 0, 0), DispatchOptions { features, ..OPTS });
+    assert_eq!(status(&o), 2);
+}
+
+#[test]
 fn notify_long_spin_wait() {
     let m = mem();
     assert_eq!(status(&dispatch(&m, call(0x8, 0x1000, 0x2000), OPTS)), 0);

@@ -6,6 +6,7 @@ use crate::{check, diag, Ctx};
 mod hv;
 mod hv_apic;
 mod hv_calls;
+mod hv_more;
 mod hv_stimer;
 mod hv_synic;
 mod hv_synic_loop;
@@ -112,6 +113,8 @@ const CASES: &[(&str, Case)] = &[
     ),
     ("hv_gate_remote_flush_ex", hv_calls::gate_remote_flush_ex),
     ("hv_gate_long_spin_wait", hv_calls::gate_long_spin_wait),
+    ("hv_time_ref_count_smp", hv_more::time_ref_count_smp),
+    ("hv_unoffered", hv_more::unoffered),
     ("smp_vp_index", smp_vp_index),
     (
         "storage_write_read_verify",
