@@ -77,6 +77,12 @@ pub struct HyperV {
     /// everything implemented).
     #[serde(default)]
     pub privileges: Option<Vec<toml::Spanned<String>>>,
+    /// Leaf 0x40000005 EAX: maximum virtual processors (default 255).
+    #[serde(default)]
+    pub max_virtual_processors: Option<u32>,
+    /// Leaf 0x40000005 EBX: maximum logical processors (default 255).
+    #[serde(default)]
+    pub max_logical_processors: Option<u32>,
 }
 
 /// One case of a profile: a guest case and what the host expects of it.
@@ -207,6 +213,15 @@ impl Profile {
             hypervisor::hv_config::parse_vendor(v)
                 .map_err(|e| anyhow::anyhow!("{}: [hyperv] {e}", origin.display()))?;
         }
+        for (what, n) in [
+            ("max_virtual_processors", p.hyperv.max_virtual_processors),
+            ("max_logical_processors", p.hyperv.max_logical_processors),
+        ] {
+            if let Some(n) = n {
+                hypervisor::hv_config::check_limit(what, n)
+                    .map_err(|e| anyhow::anyhow!("{}: [hyperv] {e}", origin.display()))?;
+            }
+        }
         Ok(p)
     }
 
@@ -221,6 +236,12 @@ impl Profile {
             let names: Vec<&str> = names.iter().map(|n| n.get_ref().as_str()).collect();
             cfg.features =
                 hypervisor::HvFeatures::from_names(&names).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(n) = self.hyperv.max_virtual_processors {
+            cfg.limits.0 = n;
+        }
+        if let Some(n) = self.hyperv.max_logical_processors {
+            cfg.limits.1 = n;
         }
         for n in &case.hv_clear {
             cfg.features
@@ -505,6 +526,35 @@ blocker = true
             Profile::parse(&dup, Path::new("x.toml")).unwrap_err()
         );
         assert!(e.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn hyperv_limits_from_the_profile() {
+        let with = |extra: &str| {
+            MINI.replace(
+                "[[cases]]\nid = \"boot\"\nblocker = true",
+                &format!("[hyperv]\n{extra}\n[[cases]]\nid = \"boot\"\nblocker = true"),
+            )
+        };
+        let p = Profile::parse(
+            &with("max_virtual_processors = 4\nmax_logical_processors = 8"),
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(p.hv_config(&p.cases[0]).unwrap().limits, (4, 8));
+        let p = Profile::parse(&with("max_logical_processors = 2"), Path::new("t.toml")).unwrap();
+        assert_eq!(
+            p.hv_config(&p.cases[0]).unwrap().limits,
+            (hypervisor::abi::hv::MAX_PROCESSORS, 2)
+        );
+        let e = format!(
+            "{:#}",
+            Profile::parse(&with("max_virtual_processors = 0"), Path::new("z.toml")).unwrap_err()
+        );
+        assert!(
+            e.contains("z.toml") && e.contains("max_virtual_processors = 0"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -122,13 +122,7 @@ pub fn hypervisor_leaves(iface: Interface, cfg: &HvConfig) -> Vec<kvm_cpuid_entr
             0,
         ));
         // Limits: virtual processors, logical processors.
-        v.push(leaf(
-            hv::CPUID_LIMITS,
-            hv::MAX_PROCESSORS,
-            hv::MAX_PROCESSORS,
-            0,
-            0,
-        ));
+        v.push(leaf(hv::CPUID_LIMITS, cfg.limits.0, cfg.limits.1, 0, 0));
         for f in hv::CPUID_FIRST_ZERO_LEAF..=hv::CPUID_MAX_LEAF {
             v.push(leaf(f, 0, 0, 0, 0));
         }
@@ -245,6 +239,22 @@ mod tests {
             "another vendor is not Hyper-V to Linux"
         );
         assert_eq!(sig(b"hvcertHyperV").0, find(&v, 0x4000_0000).unwrap().ebx);
+        let limited = HvConfig {
+            limits: (4, 8),
+            ..HvConfig::default()
+        };
+        let l5 = find(
+            &build(&host(), Interface::HyperV, &limited, 0, 1),
+            0x4000_0005,
+        )
+        .unwrap();
+        assert_eq!(
+            (l5.eax, l5.ebx),
+            (4, 8),
+            "leaf 0x40000005 from the configuration"
+        );
+        let l5 = find(&v, 0x4000_0005).unwrap();
+        assert_eq!((l5.eax, l5.ebx), (hv::MAX_PROCESSORS, hv::MAX_PROCESSORS));
         let mut no_vp = HvConfig::default();
         no_vp.features.set("AccessVpIndex", false).unwrap();
         let v = build(&host(), Interface::HyperV, &no_vp, 0, 1);

@@ -110,6 +110,9 @@ pub struct HvConfig {
     pub vendor: [u8; 12],
     /// Privileges, features and recommendations.
     pub features: HvFeatures,
+    /// Implementation limits in leaf 0x40000005: (maximum virtual processors, maximum
+    /// logical processors).
+    pub limits: (u32, u32),
 }
 
 impl Default for HvConfig {
@@ -117,8 +120,18 @@ impl Default for HvConfig {
         HvConfig {
             vendor: *hv::VENDOR,
             features: HvFeatures::default(),
+            limits: (hv::MAX_PROCESSORS, hv::MAX_PROCESSORS),
         }
     }
+}
+
+/// A leaf 0x40000005 limit as a profile or `hvcert run` gives it: at least 1 (Linux takes
+/// the maximum virtual processors as the partition's bound on CPUs it may bring up).
+pub fn check_limit(what: &str, n: u32) -> Result<u32, String> {
+    if n == 0 {
+        return Err(format!("{what} = 0: expected at least 1"));
+    }
+    Ok(n)
 }
 
 /// A vendor string as leaf 0x40000000 carries it: printable ASCII, at most 12 bytes,

@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// implemented.
     #[arg(long, value_name = "LIST")]
     pub hv_features: Option<String>,
+    /// Hyper-V implementation limits in CPUID leaf 0x40000005: maximum virtual processors
+    /// and maximum logical processors, as `VPS,LPS` (default 255,255).
+    #[arg(long, value_name = "VPS,LPS")]
+    pub hv_limits: Option<String>,
     /// Stock-kernel fixes for a nested, software-assisted KVM host (`hypervisor::platform`:
     /// a command-line fragment hiding CPU features this host's emulator cannot run, and VMM
     /// emulation of the few instructions no option hides). `auto`: applied to a stock Linux
@@ -169,6 +173,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("--hv-features: {e}"))?,
             None => hypervisor::HvFeatures::default(),
         },
+        limits: match &args.hv_limits {
+            Some(s) => parse_limits(s).map_err(|e| anyhow::anyhow!("--hv-limits {s:?}: {e}"))?,
+            None => hypervisor::HvConfig::default().limits,
+        },
     };
     cfg.seccomp = !args.no_seccomp;
     cfg.nested_fixes = certify::nested::resolve(args.nested_fixes, &cfg.kernel);
@@ -192,4 +200,35 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(outcome.end.exit_code()))
+}
+
+/// `VPS,LPS` for `--hv-limits`.
+fn parse_limits(s: &str) -> Result<(u32, u32), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or("expected two numbers VPS,LPS (e.g. 64,64)")?;
+    let n = |what: &str, t: &str| {
+        t.trim()
+            .parse::<u32>()
+            .map_err(|e| format!("{what} {t:?}: {e}"))
+            .and_then(|n| hypervisor::hv_config::check_limit(what, n))
+    };
+    Ok((
+        n("maximum virtual processors", a)?,
+        n("maximum logical processors", b)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_limits;
+
+    #[test]
+    fn hv_limits_parse_and_refuse() {
+        assert_eq!(parse_limits("4,8"), Ok((4, 8)));
+        assert_eq!(parse_limits(" 64 , 64 "), Ok((64, 64)));
+        assert!(parse_limits("4").unwrap_err().contains("VPS,LPS"));
+        assert!(parse_limits("0,4").unwrap_err().contains("at least 1"));
+        assert!(parse_limits("4,x").unwrap_err().contains("logical"));
+    }
 }

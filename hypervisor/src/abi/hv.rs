@@ -344,7 +344,7 @@ pub const CALL_GATES: &[(u16, FeatureReg, u32)] = &[
 ];
 /// Spin-wait retries before HvCallNotifyLongSpinWait (leaf 0x40000004 EBX).
 pub const SPIN_RETRIES: u32 = 0x1000;
-/// Virtual and logical processors we report in leaf 0x40000005 (EAX, EBX).
+/// Virtual and logical processors reported in leaf 0x40000005 (EAX, EBX) by default.
 pub const MAX_PROCESSORS: u32 = 255;
 
 /// First synthetic MSR.
