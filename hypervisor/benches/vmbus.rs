@@ -309,6 +309,20 @@ fn bench_netvsc(frames: u64) -> Duration {
     d
 }
 
+/// storvsc ran last in each round: after the writes the image's last MiB holds the guest's
+/// pattern; after the reads the guest buffer (zeroed before them) holds the image's last MiB.
+fn check_data(g: &Guest, img: &std::path::Path, mib: u64, write: bool, pattern: &[u8]) {
+    let file = std::fs::read(img).unwrap();
+    let last = &file[((mib - 1) * MIB) as usize..(mib * MIB) as usize];
+    let mut buf = vec![0u8; MIB as usize];
+    g.mem.read_slice(&mut buf, GuestAddress(DATA)).unwrap();
+    if write {
+        assert_eq!(last, pattern, "storvsc wrote the guest's bytes");
+    } else {
+        assert_eq!(buf, last, "storvsc read the image's bytes");
+    }
+}
+
 fn main() {
     let mib: u64 = std::env::var("HVCERT_BENCH_MIB")
         .ok()
@@ -323,9 +337,8 @@ fn main() {
         .set_len(mib * MIB)
         .unwrap();
     let (g, c) = storvsc_guest(&img.0);
-    g.mem
-        .write_slice(&vec![0x5a; MIB as usize], GuestAddress(DATA))
-        .unwrap();
+    let pattern: Vec<u8> = (0..MIB).map(|i| (i * 7 + 3) as u8).collect();
+    g.mem.write_slice(&pattern, GuestAddress(DATA)).unwrap();
     println!(
         "{mib} MiB image in {}, sequential 1 MiB requests (page cache), best of 3 rounds:",
         std::env::temp_dir().display()
@@ -333,6 +346,11 @@ fn main() {
     bench_host(&img.0, mib, true);
     for write in [true, false] {
         let what = if write { "write" } else { "read " };
+        if !write {
+            g.mem
+                .write_slice(&vec![0u8; MIB as usize], GuestAddress(DATA))
+                .unwrap();
+        }
         let mut best = [0f64; 3];
         for _ in 0..3 {
             let host = mbps(mib * MIB, bench_host(&img.0, mib, write));
@@ -342,6 +360,7 @@ fn main() {
                 *b = b.max(v);
             }
         }
+        check_data(&g, &img.0, mib, write, &pattern);
         println!(
             "  {what}: host pread/pwrite {:6.0} MiB/s | virtio-blk handler {:6.0} MiB/s ({:5.1}%) | storvsc through rings {:6.0} MiB/s ({:5.1}%)",
             best[0], best[1], 100.0 * best[1] / best[0], best[2], 100.0 * best[2] / best[0]
