@@ -7,6 +7,7 @@ mod hv;
 mod hv_apic;
 mod hv_calls;
 mod hv_more;
+mod hv_percpu;
 mod hv_stimer;
 mod hv_synic;
 mod hv_synic_loop;
@@ -115,6 +116,7 @@ const CASES: &[(&str, Case)] = &[
     ("hv_gate_long_spin_wait", hv_calls::gate_long_spin_wait),
     ("hv_time_ref_count_smp", hv_more::time_ref_count_smp),
     ("hv_unoffered", hv_more::unoffered),
+    ("hv_synic_percpu", hv_percpu::synic_percpu),
     ("smp_vp_index", smp_vp_index),
     (
         "storage_write_read_verify",
