@@ -11,6 +11,7 @@ mod hv_percpu;
 mod hv_stimer;
 mod hv_synic;
 mod hv_synic_loop;
+mod hv_tsc_unreliable;
 mod virtio;
 mod vmbus;
 mod vmbus_net;
@@ -117,6 +118,10 @@ const CASES: &[(&str, Case)] = &[
     ("hv_time_ref_count_smp", hv_more::time_ref_count_smp),
     ("hv_unoffered", hv_more::unoffered),
     ("hv_synic_percpu", hv_percpu::synic_percpu),
+    (
+        "hv_reference_tsc_unreliable",
+        hv_tsc_unreliable::reference_tsc_unreliable,
+    ),
     ("smp_vp_index", smp_vp_index),
     (
         "storage_write_read_verify",
