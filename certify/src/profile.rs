@@ -83,6 +83,10 @@ pub struct HyperV {
     /// Leaf 0x40000005 EBX: maximum logical processors (default 255).
     #[serde(default)]
     pub max_logical_processors: Option<u32>,
+    /// `false`: treat the host TSC as unreliable, so the reference TSC page says "invalid"
+    /// (sequence 0) and the guest must use TIME_REF_COUNT (default: as the host TSC is).
+    #[serde(default)]
+    pub reference_tsc_reliable: Option<bool>,
 }
 
 /// One case of a profile: a guest case and what the host expects of it.
@@ -126,6 +130,9 @@ pub struct CaseSpec {
     /// TLFS names of Hyper-V privileges to withdraw for this case's VM (the gating sweep).
     #[serde(default)]
     pub hv_clear: Vec<toml::Spanned<String>>,
+    /// Overrides `[hyperv] reference_tsc_reliable` for this case's VM.
+    #[serde(default)]
+    pub reference_tsc_reliable: Option<bool>,
 }
 
 /// A guest profile (one `fixtures/guests/*.toml`).
@@ -242,6 +249,12 @@ impl Profile {
         }
         if let Some(n) = self.hyperv.max_logical_processors {
             cfg.limits.1 = n;
+        }
+        if let Some(r) = case
+            .reference_tsc_reliable
+            .or(self.hyperv.reference_tsc_reliable)
+        {
+            cfg.reference_tsc_reliable = r;
         }
         for n in &case.hv_clear {
             cfg.features
@@ -555,6 +568,27 @@ blocker = true
             e.contains("z.toml") && e.contains("max_virtual_processors = 0"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn reference_tsc_reliable_from_the_profile_and_the_case() {
+        let with = |table: &str, case: &str| {
+            MINI.replace(
+                "[[cases]]\nid = \"boot\"\nblocker = true",
+                &format!("[hyperv]\n{table}\n[[cases]]\nid = \"boot\"\nblocker = true\n{case}"),
+            )
+        };
+        let reliable = |text: &str| {
+            let p = Profile::parse(text, Path::new("t.toml")).unwrap();
+            p.hv_config(&p.cases[0]).unwrap().reference_tsc_reliable
+        };
+        assert!(reliable(MINI), "default: as the host TSC is");
+        assert!(!reliable(&with("reference_tsc_reliable = false", "")));
+        assert!(!reliable(&with("", "reference_tsc_reliable = false")));
+        assert!(reliable(&with(
+            "reference_tsc_reliable = false",
+            "reference_tsc_reliable = true"
+        )));
     }
 
     #[test]

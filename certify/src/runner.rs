@@ -653,6 +653,7 @@ mod tests {
             nic: false,
             vmbus: false,
             hv_clear: Vec::new(),
+            reference_tsc_reliable: None,
         }
     }
 

@@ -113,6 +113,10 @@ pub struct HvConfig {
     /// Implementation limits in leaf 0x40000005: (maximum virtual processors, maximum
     /// logical processors).
     pub limits: (u32, u32),
+    /// Whether the reference TSC page may be valid: `false` treats the host TSC as
+    /// unreliable, so the page carries sequence 0 ("use TIME_REF_COUNT") even on an
+    /// invariant host TSC. `true` (the default) leaves it to the host TSC.
+    pub reference_tsc_reliable: bool,
 }
 
 impl Default for HvConfig {
@@ -121,6 +125,7 @@ impl Default for HvConfig {
             vendor: *hv::VENDOR,
             features: HvFeatures::default(),
             limits: (hv::MAX_PROCESSORS, hv::MAX_PROCESSORS),
+            reference_tsc_reliable: true,
         }
     }
 }

@@ -177,6 +177,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Some(s) => parse_limits(s).map_err(|e| anyhow::anyhow!("--hv-limits {s:?}: {e}"))?,
             None => hypervisor::HvConfig::default().limits,
         },
+        ..hypervisor::HvConfig::default()
     };
     cfg.seccomp = !args.no_seccomp;
     cfg.nested_fixes = certify::nested::resolve(args.nested_fixes, &cfg.kernel);

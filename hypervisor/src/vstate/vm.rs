@@ -136,6 +136,11 @@ impl Vm {
             .first()
             .and_then(Option::as_ref)
             .map(measure_tsc)
+            .map(|t| hyperv::TscInfo {
+                // Configuration can only withdraw reliability, never claim it.
+                reliable: t.reliable && cfg.hyperv.reference_tsc_reliable,
+                ..t
+            })
             .unwrap_or_default();
         let vmbus_devices = crate::vmbus::build::build_devices(cfg.vmbus, &cfg.disks, &cfg.nets)?;
         let shared = Arc::new(shared_state(&cfg, mem, guest.memory_map, devices, &vm, tsc));

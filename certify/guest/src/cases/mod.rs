@@ -7,9 +7,11 @@ mod hv;
 mod hv_apic;
 mod hv_calls;
 mod hv_more;
+mod hv_percpu;
 mod hv_stimer;
 mod hv_synic;
 mod hv_synic_loop;
+mod hv_tsc_unreliable;
 mod virtio;
 mod vmbus;
 mod vmbus_net;
@@ -115,6 +117,11 @@ const CASES: &[(&str, Case)] = &[
     ("hv_gate_long_spin_wait", hv_calls::gate_long_spin_wait),
     ("hv_time_ref_count_smp", hv_more::time_ref_count_smp),
     ("hv_unoffered", hv_more::unoffered),
+    ("hv_synic_percpu", hv_percpu::synic_percpu),
+    (
+        "hv_reference_tsc_unreliable",
+        hv_tsc_unreliable::reference_tsc_unreliable,
+    ),
     ("smp_vp_index", smp_vp_index),
     (
         "storage_write_read_verify",
