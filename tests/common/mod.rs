@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 mod kvm;
+pub mod serve;
 #[allow(unused_imports)] // Not every test target needs KVM.
 pub use kvm::kvm_available_or_skip;
 #[allow(unused_imports)]

@@ -7,21 +7,10 @@ mod client;
 mod common;
 
 use std::io::BufRead;
-use std::net::SocketAddr;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
 /// A running `hvcert serve`, killed on drop.
-struct Serve {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::serve::Serve;
 
 fn serve(data: &std::path::Path, extra: &[&str]) -> Serve {
     let fixture = common::workspace_root().join("fixtures/reports/all-pass.json");
@@ -32,25 +21,9 @@ fn serve(data: &std::path::Path, extra: &[&str]) -> Serve {
 
 /// `hvcert serve` on an empty store (nothing imported at start).
 fn serve_bare(data: &std::path::Path, extra: &[&str]) -> Serve {
-    let mut child = common::hvcert()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hvcert serve starts");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    Serve { child, addr }
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    common::serve::serve(data, &args)
 }
 
 #[test]

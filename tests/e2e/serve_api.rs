@@ -9,50 +9,16 @@ mod common;
 #[path = "../../console/tests/common/openapi.rs"]
 mod openapi;
 
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+
 use std::time::{Duration, Instant};
 
 use client::Response;
 use openapi::OpenApi;
 
 /// A running `hvcert serve`, killed on drop.
-struct Serve {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(data: &Path, args: &[&str]) -> Serve {
-    let mut child = common::hvcert()
-        .arg("serve")
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hvcert serve starts");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    Serve { child, addr }
-}
+use common::serve::serve;
 
 fn fixture(name: &str) -> PathBuf {
     common::workspace_root().join("fixtures/reports").join(name)
